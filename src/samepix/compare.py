@@ -1,0 +1,488 @@
+"""Compare two images: the ladder from cheap to exact, ending in an explained verdict.
+
+1. identical bytes (SHA-256 of the encoded files) → ``identical``, nothing decoded;
+2. identical decoded pixels after normalisation (and alpha) → ``identical``;
+3. size alignment (resize the larger to the smaller when the aspect ratios agree);
+4. metrics: SSIM per channel and on luma, its worst region, MS-SSIM, NRMSE, PSNR, a colour
+   shift, perceptual-hash distances;
+5. the :class:`~samepix.policy.Policy` turns them into a verdict with reasons.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+
+from .align import Alignment, align
+from .decode import Decoded, ImageInfo, decode_array, decode_blob, decode_pil, draft_grey, grey_pil
+from .decode import read_info as read_header_info
+from .hashes import HashSet, hash_image
+from .limits import DEFAULT_LIMITS, Limits
+from .policy import DEFAULT_POLICY, Policy
+from .sources import Blob, read_source
+from .verdict import Evidence, Verdict, decide
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = ["Comparison", "ImageSource", "Metrics", "PreparedImage", "compare", "load"]
+
+ImageSource = Union[
+    str, "os.PathLike[str]", bytes, bytearray, memoryview, np.ndarray, "PILImage.Image", "PreparedImage"
+]
+
+
+class PreparedImage:
+    """An image read once and compared many times: bytes, normalised pixels, hashes, luma.
+
+    Decoding and hashing happen on first use and are kept, so comparing one image against many
+    pays for it once (as dssim does). Create one with :func:`load`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        blob: Blob | None = None,
+        decoded: Decoded | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        if blob is None and decoded is None:
+            raise ValueError("PreparedImage needs encoded bytes or decoded pixels")
+        self.name = name
+        self.blob = blob
+        self.limits = limits
+        if decoded is not None:
+            self.__dict__["decoded"] = decoded
+
+    def __repr__(self) -> str:
+        return f"<PreparedImage {self.name!r}>"
+
+    @cached_property
+    def decoded(self) -> Decoded:
+        assert self.blob is not None
+        return decode_blob(self.blob, limits=self.limits)
+
+    @property
+    def info(self) -> ImageInfo:
+        return self.decoded.info
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return self.decoded.pixels
+
+    @cached_property
+    def hashes(self) -> HashSet:
+        """Perceptual hashes; from a DCT-scaled decode when only the bytes are at hand."""
+        if "decoded" not in self.__dict__ and self.blob is not None:
+            return hash_image(draft_grey(self.blob, limits=self.limits))
+        return hash_image(grey_pil(self.decoded))
+
+    @cached_property
+    def sha256(self) -> str | None:
+        if self.blob is None:
+            return None
+        import hashlib
+
+        return hashlib.sha256(self.blob.data).hexdigest()
+
+
+def load(source: ImageSource, *, limits: Limits = DEFAULT_LIMITS, lazy: bool = False) -> PreparedImage:
+    """Read and prepare an image: a path, ``http(s)://``/``file://``/``data:`` URL, ``-``,
+    bytes, a PIL image or a numpy array.
+
+    With ``lazy=False`` (the default) the image is decoded now, so a bad file raises here.
+
+    Raises
+    ------
+    SourceError, FetchError, DecodeError, LimitExceeded
+        Each with a one-line message naming the source.
+    """
+    if isinstance(source, PreparedImage):
+        return source
+    if isinstance(source, np.ndarray):
+        return PreparedImage("<array>", decoded=decode_array(source), limits=limits)
+    if _is_pil_image(source):
+        name = getattr(source, "filename", "") or "<PIL image>"
+        return PreparedImage(name, decoded=decode_pil(source, name=name), limits=limits)
+    blob = read_source(source, limits=limits)  # type: ignore[arg-type]
+    prepared = PreparedImage(blob.name, blob=blob, limits=limits)
+    if not lazy:
+        prepared.decoded  # noqa: B018 - decode now so errors surface at load time
+    return prepared
+
+
+def _is_pil_image(obj: object) -> bool:
+    module = type(obj).__module__
+    if not module.startswith("PIL."):
+        return False
+    from PIL import Image
+
+    return isinstance(obj, Image.Image)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Everything measured for one pair (None where a measure did not apply or was not needed).
+
+    ``ssim`` is on luma (BT.601), ``ssim_channels`` per R, G, B (and A when either image has
+    alpha), ``ssim_min_channel`` their minimum (the classic per-band rule); ``nrmse`` is
+    1 − RMSE/(max − min) of the lowest band; ``colour_shift`` is the mean CIE76 ΔE between
+    small thumbnails; ``worst_region`` is (x, y, width, height) in ``compared_size`` pixels.
+    """
+
+    ssim: float | None = None
+    ssim_channels: tuple[float, ...] | None = None
+    ssim_min_channel: float | None = None
+    ms_ssim: float | None = None
+    nrmse: float | None = None
+    psnr: float | None = None
+    worst_region_ssim: float | None = None
+    worst_region: tuple[int, int, int, int] | None = None
+    colour_shift: float | None = None
+    hash_distances: Mapping[str, int] = field(default_factory=dict)
+    compared_size: tuple[int, int] | None = None  # (width, height) after alignment
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The result of :func:`compare`: a verdict, the reasons for it, and what was measured."""
+
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    metrics: Metrics
+    a: ImageInfo
+    b: ImageInfo
+    rung: str  # where the ladder stopped: "bytes", "pixels" or "metrics"
+    transferred: int = 0  # bytes downloaded for this comparison
+    ssim_map: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_match(self) -> bool:
+        """True when the verdict is ``identical`` or ``same``."""
+        return self.verdict.is_match
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the ``--json`` schema documented in the README)."""
+        metrics = asdict(self.metrics)
+        metrics["hash_distances"] = dict(self.metrics.hash_distances)
+        for key in ("ssim_channels", "worst_region", "compared_size"):
+            if metrics[key] is not None:
+                metrics[key] = list(metrics[key])
+        if metrics["psnr"] is not None and metrics["psnr"] == float("inf"):
+            metrics["psnr"] = "inf"  # JSON has no infinity
+        return {
+            "verdict": self.verdict.value,
+            "match": self.is_match,
+            "reasons": list(self.reasons),
+            "rung": self.rung,
+            "metrics": metrics,
+            "a": _info_dict(self.a),
+            "b": _info_dict(self.b),
+            "transferred": self.transferred,
+        }
+
+
+def _info_dict(info: ImageInfo) -> dict[str, Any]:
+    out = asdict(info)
+    out["metadata"] = sorted(info.metadata)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def compare(
+    a: ImageSource,
+    b: ImageSource,
+    *,
+    policy: Policy = DEFAULT_POLICY,
+    limits: Limits = DEFAULT_LIMITS,
+    keep_map: bool = False,
+) -> Comparison:
+    """Decide whether ``a`` and ``b`` show the same picture, and explain why.
+
+    Parameters
+    ----------
+    a, b
+        Anything :func:`load` reads, or a :class:`PreparedImage` from it.
+    policy
+        The thresholds (:class:`~samepix.policy.Policy`).
+    limits
+        Safety limits for reading and decoding.
+    keep_map
+        Keep the luma SSIM map in the result (for a difference heatmap).
+
+    Returns
+    -------
+    Comparison
+        ``verdict``, ``reasons``, ``metrics`` and both images' :class:`ImageInfo`.
+    """
+    pa = load(a, limits=limits, lazy=True)
+    pb = load(b, limits=limits, lazy=True)
+    transferred = sum(p.blob.transferred for p in (pa, pb) if p.blob is not None)
+
+    # Rung 1: identical bytes — nothing to decode.
+    if (
+        pa.blob is not None
+        and pb.blob is not None
+        and len(pa.blob.data) == len(pb.blob.data)
+        and pa.sha256 == pb.sha256
+    ):
+        info_a = read_header_info(pa.blob, limits=limits)
+        info_b = read_header_info(pb.blob, limits=limits)
+        digest = pa.sha256 or ""
+        return Comparison(
+            Verdict.IDENTICAL,
+            (f"identical bytes (sha256 {digest[:12]}…)",),
+            Metrics(ssim=1.0, nrmse=1.0, psnr=float("inf")),
+            info_a,
+            info_b,
+            rung="bytes",
+            transferred=transferred,
+        )
+
+    da, db = pa.decoded, pb.decoded
+    facts = _describe_changes(da.info, db.info)
+    pixels_a, pixels_b = da.pixels, db.pixels
+    if pixels_a.ndim != pixels_b.ndim:  # grey vs colour: a colour image may be grey in fact
+        pixels_a, pixels_b = _collapse_grey(pixels_a), _collapse_grey(pixels_b)
+    grey_vs_colour = pixels_a.ndim != pixels_b.ndim
+
+    # Rung 2: identical decoded pixels (and alpha).
+    if not grey_vs_colour and _same_pixels(pixels_a, pixels_b, da.alpha, db.alpha):
+        return Comparison(
+            Verdict.IDENTICAL,
+            ("same pixels, different file", *facts),
+            Metrics(
+                ssim=1.0,
+                nrmse=1.0,
+                psnr=float("inf"),
+                compared_size=(pixels_a.shape[1], pixels_a.shape[0]),
+            ),
+            da.info,
+            db.info,
+            rung="pixels",
+            transferred=transferred,
+        )
+
+    # Rung 3: size alignment.
+    if grey_vs_colour:  # compare structure on luma; the policy decides what greyscale means
+        pixels_a, pixels_b = _luma(pixels_a), _luma(pixels_b)
+    al = align(pixels_a, pixels_b, da.alpha, db.alpha, max_aspect_change=policy.max_aspect_change)
+    if al.resized is not None and al.from_size and al.to_size:
+        side = "a" if al.resized == "a" else "b"
+        facts.append(
+            f"resized {al.from_size[0]}×{al.from_size[1]} → {al.to_size[0]}×{al.to_size[1]} ({side})"
+        )
+
+    # Rung 4: metrics; rung 5: verdict.
+    hash_distances = pa.hashes.distances(pb.hashes)
+    metrics, ssim_map = _measure(al, policy, hash_distances, keep_map=keep_map)
+    evidence = Evidence(
+        aligned=al.aligned,
+        aspect_change=al.aspect_change,
+        grey_vs_colour=grey_vs_colour,
+        ssim=metrics.ssim,
+        ssim_min_channel=metrics.ssim_min_channel,
+        worst_region_ssim=metrics.worst_region_ssim,
+        colour_shift=metrics.colour_shift,
+        nrmse=metrics.nrmse,
+        hash_distances=hash_distances,
+    )
+    verdict, why = decide(evidence, policy)
+    return Comparison(
+        verdict,
+        tuple(facts + why),
+        metrics,
+        da.info,
+        db.info,
+        rung="metrics",
+        transferred=transferred,
+        ssim_map=ssim_map if keep_map else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixels
+
+
+def _collapse_grey(pixels: np.ndarray) -> np.ndarray:
+    """An RGB array whose three channels are equal, as H×W; anything else unchanged."""
+    if pixels.ndim == 3 and np.array_equal(pixels[:, :, 0], pixels[:, :, 1]) and np.array_equal(
+        pixels[:, :, 1], pixels[:, :, 2]
+    ):
+        return np.ascontiguousarray(pixels[:, :, 0])
+    return pixels
+
+
+def _same_pixels(
+    a: np.ndarray, b: np.ndarray, alpha_a: np.ndarray | None, alpha_b: np.ndarray | None
+) -> bool:
+    if a.shape != b.shape:
+        return False
+    if alpha_a is None and alpha_b is None:
+        return bool(np.array_equal(a, b))
+    if alpha_a is None or alpha_b is None or not np.array_equal(alpha_a, alpha_b):
+        return False
+    visible = alpha_a > 0  # colour under fully transparent pixels is not part of the picture
+    return bool(np.array_equal(a[visible], b[visible]))
+
+
+def _luma(pixels: np.ndarray) -> np.ndarray:
+    """BT.601 luma as 8-bit (the weights Pillow's convert('L') uses)."""
+    if pixels.ndim == 2:
+        return pixels
+    import cv2
+
+    out: np.ndarray = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
+    return out
+
+
+def _premultiply(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    if alpha is None:
+        return pixels
+    a = alpha.astype(np.uint16)
+    if pixels.ndim == 3:
+        a = a[:, :, None]
+    return ((pixels.astype(np.uint16) * a + 127) // 255).astype(np.uint8)
+
+
+def _channels(al: Alignment) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The planes compared per channel: colour premultiplied by alpha, then alpha itself."""
+    has_alpha = al.a_alpha is not None or al.b_alpha is not None
+    a = _premultiply(al.a, al.a_alpha)
+    b = _premultiply(al.b, al.b_alpha)
+    planes_a = [a] if a.ndim == 2 else [a[:, :, i] for i in range(a.shape[2])]
+    planes_b = [b] if b.ndim == 2 else [b[:, :, i] for i in range(b.shape[2])]
+    if has_alpha:
+        opaque = np.full(al.a.shape[:2], 255, np.uint8)
+        planes_a.append(al.a_alpha if al.a_alpha is not None else opaque)
+        planes_b.append(al.b_alpha if al.b_alpha is not None else opaque)
+    return planes_a, planes_b
+
+
+def _measure(
+    al: Alignment, policy: Policy, hash_distances: Mapping[str, int], *, keep_map: bool
+) -> tuple[Metrics, np.ndarray | None]:
+    from . import metrics as m
+
+    if not al.aligned:  # a crop or another picture: only the hashes still make sense
+        return Metrics(hash_distances=dict(hash_distances)), None
+    planes_a, planes_b = _channels(al)
+    height, width = planes_a[0].shape
+    psnr = m.psnr(al.a, al.b)
+    nrmse = min(m.nrmse(pa, pb) for pa, pb in zip(planes_a, planes_b))
+    base = {
+        "nrmse": nrmse,
+        "psnr": psnr,
+        "hash_distances": dict(hash_distances),
+        "compared_size": (width, height),
+    }
+    if min(height, width) < m.SSIM_WINDOW:
+        return Metrics(**base), None  # type: ignore[arg-type]
+
+    luma_a = _luma(_premultiply(al.a, al.a_alpha))
+    luma_b = _luma(_premultiply(al.b, al.b_alpha))
+    luma = m.ssim(luma_a, luma_b, return_map=True)
+    assert luma.map is not None
+    if len(planes_a) == 1:
+        channels: tuple[float, ...] = (luma.mean,)
+    else:
+        channels = tuple(m.ssim(pa, pb).mean for pa, pb in zip(planes_a, planes_b))
+    tile = max(8, round(min(luma.map.shape) * policy.region_fraction))
+    grid = m.region_means(luma.map, tile)
+    row, col = np.unravel_index(int(np.argmin(grid)), grid.shape)
+    border = m.SSIM_BORDER
+    region = (
+        int(col) * tile + border,
+        int(row) * tile + border,
+        min(tile, luma.map.shape[1] - int(col) * tile),
+        min(tile, luma.map.shape[0] - int(row) * tile),
+    )
+    ms = m.ms_ssim(luma_a, luma_b) if min(height, width) >= m.MS_SSIM_MIN_SIDE else None
+    colour = _colour_shift(al) if al.a.ndim == 3 else None
+    metrics = Metrics(
+        ssim=luma.mean,
+        ssim_channels=channels,
+        ssim_min_channel=min(channels),
+        ms_ssim=ms,
+        worst_region_ssim=float(grid.min()),
+        worst_region=region,
+        colour_shift=colour,
+        **base,  # type: ignore[arg-type]
+    )
+    return metrics, (luma.map if keep_map else None)
+
+
+_THUMB_SIDE = 64  # colour is compared on thumbnails: robust to misalignment and JPEG chroma loss
+
+
+def _colour_shift(al: Alignment) -> float:
+    """Mean CIE76 ΔE between area-averaged thumbnails (alpha composited over white)."""
+    import cv2
+
+    from .align import resize_area
+
+    h, w = al.a.shape[:2]
+    scale = min(1.0, _THUMB_SIDE / min(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+
+    def lab(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+        rgb = resize_area(pixels, size).astype(np.float32) / 255.0
+        if alpha is not None:
+            a = resize_area(alpha, size).astype(np.float32)[:, :, None] / 255.0
+            rgb = rgb * a + (1.0 - a)
+        out: np.ndarray = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+        return out
+
+    diff = lab(al.a, al.a_alpha) - lab(al.b, al.b_alpha)
+    return float(np.sqrt((diff * diff).sum(axis=2)).mean())
+
+
+# ---------------------------------------------------------------------------------------------
+# What changed between the two files, in words
+
+
+def _describe_changes(a: ImageInfo, b: ImageInfo) -> list[str]:
+    facts: list[str] = []
+    fa, fb = a.format or "pixels", b.format or "pixels"
+    if fa != fb:
+        facts.append(f"{_format_name(a)} vs {_format_name(b)}")
+    elif fa == "JPEG":
+        facts.append(f"JPEG re-encode ({_format_name(a)} vs {_format_name(b)})")
+    elif a.format is not None:
+        facts.append(f"both {fa}, different files")
+    if a.orientation != b.orientation:
+        facts.append(f"EXIF orientation {a.orientation} vs {b.orientation} (applied)")
+    if a.metadata != b.metadata:
+        only_a = sorted(a.metadata - b.metadata)
+        only_b = sorted(b.metadata - a.metadata)
+        bits = [f"{', '.join(only_a)} only in a"] if only_a else []
+        bits += [f"{', '.join(only_b)} only in b"] if only_b else []
+        facts.append("metadata differs: " + "; ".join(bits))
+    if a.icc_profile != b.icc_profile:
+        facts.append(
+            f"colour profile {a.icc_profile or 'sRGB/none'} vs {b.icc_profile or 'sRGB/none'} "
+            "(converted to sRGB)"
+        )
+    if a.frames != b.frames:
+        facts.append(f"{a.frames} vs {b.frames} frames (first frame compared)")
+    elif a.frames > 1:
+        facts.append(f"animated ({a.frames} frames; first frame compared)")
+    if a.has_alpha != b.has_alpha:
+        facts.append("transparency only in " + ("a" if a.has_alpha else "b"))
+    return facts
+
+
+def _format_name(info: ImageInfo) -> str:
+    if info.format == "JPEG" and info.jpeg_quality is not None:
+        return f"JPEG q≈{info.jpeg_quality}"
+    if info.format == "WEBP" and info.lossless is not None:
+        return "WebP lossless" if info.lossless else "WebP lossy"
+    return info.format or "pixels"

@@ -1,0 +1,620 @@
+"""Bytes (or a PIL image, or an array) → normalised pixels, the one pipeline every image takes.
+
+Normalisation, so that two copies of one picture become comparable arrays:
+
+* the EXIF orientation is applied (width and height are as a viewer shows them);
+* every Pillow mode becomes 8-bit grey (H×W) or 8-bit RGB (H×W×3): palettes are expanded,
+  1-bit is scaled to 0/255, 16/32-bit integer images are scaled from 0–65535, float images are
+  taken on Pillow's 0–255 scale and clipped, CMYK/YCbCr/LAB become RGB;
+* an embedded ICC profile other than sRGB is converted to sRGB (littlecms, via ImageCms);
+* alpha is kept apart, as an H×W array, and only when some pixel is not fully opaque, so a fully
+  opaque RGBA image equals its RGB copy;
+* animated images: the first frame, with the frame count recorded.
+
+JPEG without a foreign ICC profile is decoded by libjpeg-turbo straight into numpy (simplejpeg),
+about 2.5× faster than Pillow followed by ``np.asarray`` (which copies); everything else by Pillow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import DecodeError, LimitExceeded
+from .formats import SNIFF_BYTES, describe_non_image, sniff_format
+from .limits import DEFAULT_LIMITS, Limits
+from .sources import Blob
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = [
+    "Decoded",
+    "ImageInfo",
+    "decode_array",
+    "decode_blob",
+    "decode_pil",
+    "draft_grey",
+    "grey_pil",
+    "read_info",
+]
+
+_EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image is, independent of its pixels (reported for both sides of a comparison)."""
+
+    source: str
+    format: str | None  # Pillow's format name; None for arrays and PIL images made in memory
+    width: int  # after EXIF orientation
+    height: int
+    mode: str  # the mode it was stored in ("P", "RGBA", "I;16", ...)
+    bytes: int | None  # encoded size
+    frames: int = 1
+    orientation: int = 1  # EXIF orientation that was applied (1 = none)
+    icc_profile: str | None = None  # description of a non-sRGB profile converted to sRGB
+    has_alpha: bool = False  # some pixel is not fully opaque
+    metadata: frozenset[str] = field(default_factory=frozenset)  # exif, icc, xmp, comment, ...
+    lossless: bool | None = None  # None when unknown (WebP may be either)
+    jpeg_quality: int | None = None  # estimated from the quantisation tables
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True, eq=False)
+class Decoded:
+    """Normalised pixels: ``pixels`` is H×W (grey) or H×W×3 (RGB) uint8 sRGB, read-only."""
+
+    info: ImageInfo
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None  # H×W uint8, only when some pixel is not opaque
+    sha256: str | None = None  # of the encoded bytes, when there were any
+
+    @property
+    def is_grey(self) -> bool:
+        return self.pixels.ndim == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def decode_blob(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> Decoded:
+    """Decode and normalise encoded image bytes.
+
+    Raises
+    ------
+    DecodeError
+        Empty, not an image (HTML, text, ...), truncated or corrupt data.
+    LimitExceeded
+        More than ``limits.max_pixels`` pixels, judged from the header before decoding.
+    """
+    data = blob.data
+    head = data[:SNIFF_BYTES]
+    fmt = sniff_format(head)
+    if fmt is None:
+        raise DecodeError(f"{blob.name}: {describe_non_image(head)}")
+    im = _open(data, blob.name, limits)
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        if im.format == "JPEG" and _jpeg_fast_path_ok(im):
+            return _decode_jpeg_fast(im, data, blob.name, digest)
+        return decode_pil(im, name=blob.name, encoded_bytes=len(data), sha256=digest)
+    except DecodeError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise DecodeError(f"{blob.name}: {_describe_decode_failure(exc, im.format)}") from exc
+
+
+def read_info(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> ImageInfo:
+    """What the header says (format, oriented size, mode, frames, metadata), decoding no pixels.
+
+    ``has_alpha`` here means the mode has an alpha channel (whether any pixel is transparent
+    needs the pixels).
+    """
+    head = blob.data[:SNIFF_BYTES]
+    if sniff_format(head) is None:
+        raise DecodeError(f"{blob.name}: {describe_non_image(head)}")
+    im = _open(blob.data, blob.name, limits)
+    orientation = _orientation(im)
+    w, h = im.size
+    if orientation in (5, 6, 7, 8):
+        w, h = h, w
+    return ImageInfo(
+        source=blob.name,
+        format=im.format,
+        width=w,
+        height=h,
+        mode=im.mode,
+        bytes=len(blob.data),
+        frames=int(getattr(im, "n_frames", 1) or 1),
+        orientation=orientation,
+        icc_profile=_icc_description(im.info["icc_profile"]) if im.info.get("icc_profile") else None,
+        has_alpha=im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info,
+        metadata=_metadata(im),
+        lossless=_is_lossless(im),
+        jpeg_quality=_jpeg_quality(im),
+    )
+
+
+def decode_pil(
+    im: PILImage.Image,
+    *,
+    name: str = "<PIL image>",
+    encoded_bytes: int | None = None,
+    sha256: str | None = None,
+) -> Decoded:
+    """Normalise a PIL image (first frame, EXIF orientation, mode, ICC profile, alpha)."""
+    frames = int(getattr(im, "n_frames", 1) or 1)
+    if frames > 1:
+        im.seek(0)
+    orientation = _orientation(im)
+    metadata = _metadata(im)
+    stored_mode = im.mode
+    try:
+        im.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise DecodeError(f"{name}: {_describe_decode_failure(exc, im.format)}") from exc
+    icc_name: str | None = None
+    icc = im.info.get("icc_profile")
+    colour, alpha = _split_alpha(_to_standard_mode(im))
+    if icc and colour.mode in ("RGB", "CMYK"):
+        colour, icc_name = _to_srgb(colour, icc, name)
+    if colour.mode == "CMYK":  # no profile: Pillow's naive conversion is all we have
+        colour = colour.convert("RGB")
+    pixels = _as_uint8_array(colour)
+    alpha_arr = None
+    if alpha is not None:
+        alpha_arr = np.asarray(alpha)
+        if alpha_arr.min() == 255:  # fully opaque: the same picture as without alpha
+            alpha_arr = None
+    pixels, alpha_arr = _orient(pixels, orientation), _orient_opt(alpha_arr, orientation)
+    info = ImageInfo(
+        source=name,
+        format=im.format,
+        width=pixels.shape[1],
+        height=pixels.shape[0],
+        mode=stored_mode,
+        bytes=encoded_bytes,
+        frames=frames,
+        orientation=orientation,
+        icc_profile=icc_name,
+        has_alpha=alpha_arr is not None,
+        metadata=metadata,
+        lossless=_is_lossless(im),
+        jpeg_quality=_jpeg_quality(im),
+    )
+    return Decoded(info=info, pixels=_readonly(pixels), alpha=_readonly_opt(alpha_arr), sha256=sha256)
+
+
+def decode_array(array: np.ndarray, *, name: str = "<array>") -> Decoded:
+    """Normalise a numpy image: H×W, H×W×1, H×W×3 (RGB) or H×W×4 (RGBA).
+
+    uint8 is taken as is; uint16 is scaled from 0–65535; floats are taken on a 0–1 scale when
+    every value is within [0, 1], else on 0–255, and clipped.
+    """
+    arr = np.asarray(array)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise DecodeError(f"{name}: expected an H×W, H×W×3 or H×W×4 array, got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise DecodeError(f"{name}: empty array of shape {arr.shape}")
+    arr = _array_to_uint8(arr, name)
+    alpha = None
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        alpha = np.ascontiguousarray(arr[:, :, 3])
+        arr = np.ascontiguousarray(arr[:, :, :3])
+        if alpha.min() == 255:
+            alpha = None
+    info = ImageInfo(
+        source=name,
+        format=None,
+        width=arr.shape[1],
+        height=arr.shape[0],
+        mode="L" if arr.ndim == 2 else ("RGBA" if alpha is not None else "RGB"),
+        bytes=None,
+        has_alpha=alpha is not None,
+    )
+    return Decoded(info=info, pixels=_readonly(arr), alpha=_readonly_opt(alpha))
+
+
+def draft_grey(blob: Blob, *, min_side: int = 256, limits: Limits = DEFAULT_LIMITS) -> PILImage.Image:
+    """A greyscale PIL image for hashing, decoded as cheaply as the format allows.
+
+    JPEG is decoded with DCT scaling (Pillow ``draft``) to the smallest size whose shorter side is
+    still at least ``min_side`` — up to 8× fewer pixels per side, and hashes then match the full
+    decode (REFERENCES.md). EXIF orientation is applied. Other formats are decoded fully.
+    """
+    from PIL import Image
+
+    if sniff_format(blob.data[:SNIFF_BYTES]) is None:
+        raise DecodeError(f"{blob.name}: {describe_non_image(blob.data[:SNIFF_BYTES])}")
+    im = _open(blob.data, blob.name, limits)
+    try:
+        orientation = _orientation(im)
+        if im.format == "JPEG" and im.mode in ("RGB", "L", "YCbCr"):
+            w, h = im.size
+            scale = max(1 / 8, min(1.0, min_side / min(w, h)))
+            im.draft("L", (max(1, int(w * scale)), max(1, int(h * scale))))
+            grey = im.convert("L")
+        else:
+            decoded = decode_pil(im, name=blob.name)
+            return grey_pil(decoded)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise DecodeError(f"{blob.name}: {_describe_decode_failure(exc, im.format)}") from exc
+    transpose = _pil_transpose(orientation)
+    return grey.transpose(transpose) if transpose is not None else grey
+
+
+def grey_pil(decoded: Decoded) -> PILImage.Image:
+    """The grey PIL image hashes are computed from; transparent areas composited over white."""
+    from PIL import Image
+
+    pixels = decoded.pixels
+    if decoded.alpha is not None:
+        a = decoded.alpha.astype(np.uint16)
+        if pixels.ndim == 3:
+            a = a[:, :, None]
+        pixels = ((pixels.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+    im = Image.fromarray(pixels)
+    return im if im.mode == "L" else im.convert("L")
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening, with the pixel limit checked before any pixel is decoded
+
+_bomb_lock = threading.Lock()
+
+
+def _open(data: bytes, name: str, limits: Limits) -> PILImage.Image:
+    from PIL import Image, UnidentifiedImageError
+
+    def open_checked() -> PILImage.Image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+
+    try:
+        try:
+            im = open_checked()
+        except Image.DecompressionBombError:
+            # Pillow's own global limit is lower than ours: open once more with it lifted; our
+            # limit is checked below from the header, still before anything is decoded.
+            with _bomb_lock:
+                saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+                try:
+                    im = open_checked()
+                finally:
+                    Image.MAX_IMAGE_PIXELS = saved
+    except UnidentifiedImageError as exc:
+        fmt = sniff_format(data[:SNIFF_BYTES])
+        raise DecodeError(f"{name}: {fmt} data that cannot be read (corrupt header?)") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise DecodeError(f"{name}: {_describe_decode_failure(exc, None)}") from exc
+    w, h = im.size
+    if w * h > limits.max_pixels:
+        raise LimitExceeded(
+            f"{name}: {w}×{h} = {w * h:,} pixels exceeds the limit of {limits.max_pixels:,} "
+            "(a decompression bomb?); raise it with --max-pixels"
+        )
+    if w == 0 or h == 0:
+        raise DecodeError(f"{name}: image has no pixels ({w}×{h})")
+    return im
+
+
+def _describe_decode_failure(exc: BaseException, fmt: str | None) -> str:
+    text = str(exc)
+    what = f"{fmt} " if fmt else ""
+    if "truncated" in text or "premature end" in text.lower() or isinstance(exc, EOFError):
+        return f"truncated {what}file (the data ends early)"
+    return f"corrupt {what}data ({text or type(exc).__name__})"
+
+
+# ---------------------------------------------------------------------------------------------
+# JPEG fast path
+
+
+def _jpeg_fast_path_ok(im: PILImage.Image) -> bool:
+    if im.mode not in ("RGB", "L"):
+        return False  # CMYK / YCCK: Pillow handles Adobe inversion and profiles
+    icc = im.info.get("icc_profile")
+    if icc and im.mode == "RGB" and _icc_description(icc) is not None:
+        return False  # a non-sRGB profile to convert
+    try:
+        import simplejpeg  # noqa: F401
+    except ImportError:  # optional speed-up; Pillow does the same job
+        return False
+    return True
+
+
+def _decode_jpeg_fast(im: PILImage.Image, data: bytes, name: str, digest: str) -> Decoded:
+    import simplejpeg
+
+    grey = im.mode == "L"
+    try:
+        pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY" if grey else "RGB")
+    except ValueError as exc:
+        raise DecodeError(f"{name}: {_describe_decode_failure(exc, 'JPEG')}") from exc
+    if grey and pixels.ndim == 3:
+        pixels = pixels[:, :, 0]
+    orientation = _orientation(im)
+    pixels = _orient(pixels, orientation)
+    info = ImageInfo(
+        source=name,
+        format="JPEG",
+        width=pixels.shape[1],
+        height=pixels.shape[0],
+        mode=im.mode,
+        bytes=len(data),
+        orientation=orientation,
+        metadata=_metadata(im),
+        lossless=False,
+        jpeg_quality=_jpeg_quality(im),
+    )
+    return Decoded(info=info, pixels=_readonly(pixels), sha256=digest)
+
+
+# ---------------------------------------------------------------------------------------------
+# Modes, alpha, colour profiles
+
+
+def _to_standard_mode(im: PILImage.Image) -> PILImage.Image:
+    """Convert to one of L, LA, RGB, RGBA, CMYK (or I/F kept for our own scaling)."""
+    mode = im.mode
+    if mode in ("L", "LA", "RGB", "RGBA", "CMYK"):
+        return im
+    if mode == "P":
+        return im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if mode == "PA":
+        return im.convert("RGBA")
+    if mode == "1":
+        return im.convert("L")
+    if mode == "La":
+        return im.convert("LA")
+    if mode in ("RGBa", "RGBX"):
+        return im.convert("RGBA" if mode == "RGBa" else "RGB")
+    if mode.startswith("I") or mode == "F":
+        return im  # scaled to 8 bits by _as_uint8_array
+    try:
+        return im.convert("RGB")  # YCbCr, LAB, HSV
+    except (ValueError, OSError) as exc:
+        raise DecodeError(f"image mode {mode} cannot be converted to RGB") from exc
+
+
+def _split_alpha(im: PILImage.Image) -> tuple[PILImage.Image, PILImage.Image | None]:
+    if im.mode == "RGBA":
+        return im.convert("RGB"), im.getchannel("A")
+    if im.mode == "LA":
+        return im.getchannel("L"), im.getchannel("A")
+    return im, None
+
+
+def _as_uint8_array(im: PILImage.Image) -> np.ndarray:
+    if im.mode in ("L", "RGB"):
+        return np.asarray(im)
+    if im.mode.startswith("I"):
+        # 16-bit PNG/TIFF arrive as I;16 (or I): scale 0–65535 to 0–255 rather than clipping,
+        # which is what Pillow's convert("L") would do.
+        return _array_to_uint8(np.asarray(im).astype(np.int64, copy=False), "", integer_max=65535)
+    if im.mode == "F":
+        return _array_to_uint8(np.asarray(im), "", float_scale=255.0)
+    return np.asarray(im.convert("RGB"))
+
+
+def _array_to_uint8(
+    arr: np.ndarray, name: str, *, integer_max: int | None = None, float_scale: float | None = None
+) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.integer):
+        top = integer_max if integer_max is not None else (255 if arr.dtype.itemsize == 1 else 65535)
+        scaled = (np.clip(arr, 0, top).astype(np.float64) * (255.0 / top)).round()
+        return scaled.astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise DecodeError(f"{name}: image contains NaN or infinite values")
+        scale = float_scale
+        if scale is None:
+            scale = 255.0 if arr.min() >= 0.0 and arr.max() <= 1.0 else 1.0
+        else:
+            scale = 1.0  # Pillow's F mode is already on the 0–255 scale
+        return np.clip(arr * scale, 0, 255).round().astype(np.uint8)
+    raise DecodeError(f"{name}: unsupported array dtype {arr.dtype}")
+
+
+@lru_cache(maxsize=64)
+def _icc_description(icc: bytes) -> str | None:
+    """Description of an ICC profile, or None when it is sRGB (or unreadable: then we keep pixels)."""
+    try:
+        from PIL import ImageCms
+
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        description = (ImageCms.getProfileDescription(profile) or "").strip()
+    except (OSError, ImportError, ValueError):
+        return None
+    if not description or "srgb" in description.lower().replace(" ", "").replace("-", ""):
+        return None
+    return description
+
+
+@lru_cache(maxsize=16)
+def _srgb_transform(icc: bytes, in_mode: str) -> Any:
+    from PIL import ImageCms
+
+    source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    return ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), in_mode, "RGB")
+
+
+def _to_srgb(im: PILImage.Image, icc: bytes, name: str) -> tuple[PILImage.Image, str | None]:
+    description = _icc_description(icc)
+    if description is None and im.mode == "RGB":
+        return im, None
+    try:
+        from PIL import ImageCms
+
+        converted = ImageCms.applyTransform(im, _srgb_transform(icc, im.mode))
+    except (OSError, ValueError, ImportError) as exc:
+        if im.mode == "CMYK":
+            return im.convert("RGB"), None
+        raise DecodeError(f"{name}: embedded ICC profile cannot be applied ({exc})") from exc
+    assert converted is not None
+    return converted, description or "CMYK profile"
+
+
+# ---------------------------------------------------------------------------------------------
+# Orientation and metadata
+
+
+def _orientation(im: PILImage.Image) -> int:
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except (OSError, ValueError, SyntaxError, TypeError, KeyError):
+        return 1  # unreadable EXIF: show the pixels as stored
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation to an H×W(×C) array (same result as ImageOps.exif_transpose)."""
+    if orientation == 2:
+        out = arr[:, ::-1]
+    elif orientation == 3:
+        out = arr[::-1, ::-1]
+    elif orientation == 4:
+        out = arr[::-1]
+    elif orientation == 5:
+        out = arr.swapaxes(0, 1)
+    elif orientation == 6:
+        out = np.rot90(arr, k=-1)
+    elif orientation == 7:
+        out = arr[::-1, ::-1].swapaxes(0, 1)
+    elif orientation == 8:
+        out = np.rot90(arr, k=1)
+    else:
+        return arr
+    return np.ascontiguousarray(out)
+
+
+def _orient_opt(arr: np.ndarray | None, orientation: int) -> np.ndarray | None:
+    return None if arr is None else _orient(arr, orientation)
+
+
+@lru_cache(maxsize=None)
+def _pil_transpose(orientation: int) -> Any:
+    """The PIL transpose that applies an EXIF orientation, or None for 1 (as stored)."""
+    from PIL import Image
+
+    t = Image.Transpose
+    return {
+        2: t.FLIP_LEFT_RIGHT,
+        3: t.ROTATE_180,
+        4: t.FLIP_TOP_BOTTOM,
+        5: t.TRANSPOSE,
+        6: t.ROTATE_270,
+        7: t.TRANSVERSE,
+        8: t.ROTATE_90,
+    }.get(orientation)
+
+
+def _metadata(im: PILImage.Image) -> frozenset[str]:
+    found = set()
+    info = im.info
+    if info.get("exif"):
+        found.add("exif")
+    if info.get("icc_profile"):
+        found.add("icc")
+    if info.get("xmp") or info.get("XML:com.adobe.xmp"):
+        found.add("xmp")
+    if info.get("comment"):
+        found.add("comment")
+    if any(k in info for k in ("dpi", "jfif_density", "aspect")):
+        found.add("density")
+    if im.format == "PNG" and any(k not in _PNG_STRUCTURAL for k in info):
+        found.add("text")
+    return frozenset(found)
+
+
+# PNG info keys that describe pixels; any other key is a text chunk (tEXt/iTXt/zTXt).
+_PNG_STRUCTURAL = frozenset(
+    {"dpi", "gamma", "transparency", "icc_profile", "exif", "aspect", "srgb", "chromaticity"}
+    | {"xmp", "XML:com.adobe.xmp"}
+)
+
+
+def _is_lossless(im: PILImage.Image) -> bool | None:
+    fmt = im.format
+    if fmt in ("PNG", "GIF", "BMP", "TIFF", "PPM", "QOI", "ICO"):
+        return fmt != "TIFF" or im.info.get("compression") not in ("jpeg", "tiff_jpeg")
+    if fmt == "JPEG":
+        return False
+    if fmt == "WEBP":
+        # Pillow does not say; the bitstream does: 'VP8L' is lossless, 'VP8 ' lossy.
+        fp = getattr(im, "fp", None)
+        return None if fp is None else _webp_is_lossless(fp)
+    return None
+
+
+def _webp_is_lossless(fp: Any) -> bool | None:
+    try:
+        pos = fp.tell()
+        fp.seek(0)
+        head = fp.read(64)
+        fp.seek(pos)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if b"VP8L" in head:
+        return True
+    if b"VP8 " in head:
+        return False
+    return None
+
+
+def _jpeg_quality(im: PILImage.Image) -> int | None:
+    """Estimate the JPEG quality (1–100) from the luminance quantisation table, IJG scaling."""
+    tables = getattr(im, "quantization", None)
+    if im.format != "JPEG" or not tables or 0 not in tables:
+        return None
+    table = np.asarray(tables[0], dtype=np.float64)
+    scale = float(np.mean(table / _IJG_LUMA)) * 100.0
+    quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+    return int(min(100, max(1, round(quality))))
+
+
+# The IJG standard luminance table (Annex K of ITU-T T.81), natural order as Pillow reports it.
+_IJG_LUMA = np.array(
+    [16, 11, 10, 16, 24, 40, 51, 61,
+     12, 12, 14, 19, 26, 58, 60, 55,
+     14, 13, 16, 24, 40, 57, 69, 56,
+     14, 17, 22, 29, 51, 87, 80, 62,
+     18, 22, 37, 56, 68, 109, 103, 77,
+     24, 35, 55, 64, 81, 104, 113, 92,
+     49, 64, 78, 87, 103, 121, 120, 101,
+     72, 92, 95, 98, 112, 100, 103, 99],
+    dtype=np.float64,
+)  # fmt: skip
+
+
+def _readonly(arr: np.ndarray) -> np.ndarray:
+    if arr.flags.writeable and arr.flags.owndata:
+        arr.flags.writeable = False
+    elif arr.flags.writeable:
+        arr = arr.view()
+        arr.flags.writeable = False
+    return arr
+
+
+def _readonly_opt(arr: np.ndarray | None) -> np.ndarray | None:
+    return None if arr is None else _readonly(arr)

@@ -1,0 +1,48 @@
+"""Shared test fixtures: where the real photographs live, and small images made in the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# ../shared/data beside the project root (see shared/data/README.md); never copied into the repo.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_file(*parts: str) -> Path:
+    """Path of a file under ../shared/data, or skip the test with a clear message."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared test data absent: {path} (expected ../shared/data beside the repo)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kodak_dir() -> Path:
+    return shared_file("kodak")
+
+
+@pytest.fixture(scope="session")
+def photos_dir() -> Path:
+    return shared_file("photos")
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    return shared_file("reference")
+
+
+@pytest.fixture(scope="session")
+def camera() -> np.ndarray:
+    """scikit-image's 512×512 grey `camera` (shipped in its wheel; REFERENCES.md fixture 1)."""
+    skimage_data = pytest.importorskip("skimage.data")
+    return np.asarray(skimage_data.camera())
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's 512×512 RGB `astronaut` (shipped in its wheel)."""
+    skimage_data = pytest.importorskip("skimage.data")
+    return np.asarray(skimage_data.astronaut())
