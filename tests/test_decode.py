@@ -1,0 +1,280 @@
+"""decode: every mode and format normalised; orientation, ICC, alpha, animation; bad data."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageOps
+
+from samepix.decode import decode_array, decode_blob, decode_pil, draft_grey, read_info
+from samepix.errors import DecodeError, LimitExceeded
+from samepix.limits import Limits
+from samepix.sources import Blob
+
+from .helpers import encode, rgb_icc_profile
+
+
+def blob(data: bytes, name: str = "test-image") -> Blob:
+    return Blob(data=data, name=name)
+
+
+@pytest.fixture(scope="module")
+def rgb() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 256, (8, 12, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(base).resize((96, 64), Image.BICUBIC))
+
+
+# --- lossless formats give back exactly the pixels ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [("PNG", {}), ("BMP", {}), ("TIFF", {}), ("WEBP", {"lossless": True}), ("PPM", {})],
+    ids=["png", "bmp", "tiff", "webp-lossless", "ppm"],
+)
+def test_lossless_formats_round_trip(rgb: np.ndarray, fmt: str, options: dict) -> None:
+    decoded = decode_blob(blob(encode(rgb, fmt, **options)))
+    assert decoded.info.format == (fmt if fmt != "PPM" else "PPM")
+    assert decoded.pixels.shape == rgb.shape
+    assert np.array_equal(decoded.pixels, rgb)
+    assert decoded.info.lossless is True
+    assert not decoded.pixels.flags.writeable
+
+
+def test_jpeg_fast_path_matches_pillow(rgb: np.ndarray) -> None:
+    data = encode(rgb, "JPEG", quality=85)
+    decoded = decode_blob(blob(data))
+    assert np.array_equal(decoded.pixels, np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    assert decoded.info.jpeg_quality == 85
+    assert decoded.info.lossless is False
+
+
+def test_webp_lossy_is_reported(rgb: np.ndarray) -> None:
+    decoded = decode_blob(blob(encode(rgb, "WEBP", quality=70)))
+    assert decoded.info.format == "WEBP"
+    assert decoded.info.lossless is False
+
+
+def test_grey_jpeg_stays_grey(rgb: np.ndarray) -> None:
+    grey = np.asarray(Image.fromarray(rgb).convert("L"))
+    decoded = decode_blob(blob(encode(grey, "JPEG", quality=90)))
+    assert decoded.is_grey and decoded.pixels.shape == grey.shape
+
+
+# --- every Pillow mode --------------------------------------------------------------------
+
+
+def test_mode_1_scales_to_0_255() -> None:
+    im = Image.fromarray(np.array([[0, 255], [255, 0]], np.uint8)).convert("1")
+    decoded = decode_pil(im)
+    assert decoded.info.mode == "1"
+    assert decoded.pixels.tolist() == [[0, 255], [255, 0]]
+
+
+def test_palette_without_transparency_becomes_rgb(rgb: np.ndarray) -> None:
+    pal = Image.fromarray(rgb).quantize(64)
+    decoded = decode_blob(blob(encode(pal, "PNG")))
+    assert decoded.info.mode == "P" and decoded.alpha is None
+    assert np.array_equal(decoded.pixels, np.asarray(pal.convert("RGB")))
+
+
+def test_palette_with_transparency_keeps_alpha(rgb: np.ndarray) -> None:
+    pal = Image.fromarray(rgb).quantize(16)
+    index = np.asarray(pal)[0, 0]
+    decoded = decode_blob(blob(encode(pal, "PNG", transparency=int(index))))
+    assert decoded.alpha is not None and decoded.info.has_alpha
+    assert decoded.alpha[0, 0] == 0
+
+
+def test_opaque_rgba_equals_rgb(rgb: np.ndarray) -> None:
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    decoded = decode_blob(blob(encode(rgba, "PNG")))
+    assert decoded.alpha is None and not decoded.info.has_alpha
+    assert np.array_equal(decoded.pixels, rgb)
+
+
+def test_translucent_rgba_and_la(rgb: np.ndarray) -> None:
+    alpha = np.tile(np.linspace(0, 255, rgb.shape[1]).astype(np.uint8), (rgb.shape[0], 1))
+    decoded = decode_blob(blob(encode(np.dstack([rgb, alpha]), "PNG")))
+    assert decoded.alpha is not None and np.array_equal(decoded.alpha, alpha)
+    grey = rgb[:, :, 0]
+    la = Image.fromarray(np.dstack([grey, alpha]), "LA")
+    decoded_la = decode_blob(blob(encode(la, "PNG")))
+    assert decoded_la.is_grey and np.array_equal(decoded_la.alpha, alpha)
+
+
+def test_cmyk_jpeg_becomes_rgb(rgb: np.ndarray) -> None:
+    cmyk = Image.fromarray(rgb).convert("CMYK")
+    decoded = decode_blob(blob(encode(cmyk, "JPEG", quality=95)))
+    assert decoded.info.mode == "CMYK"
+    assert decoded.pixels.shape == rgb.shape
+    # Pillow's naive CMYK round trip is lossy but close.
+    assert np.abs(decoded.pixels.astype(int) - rgb).mean() < 6
+
+
+def test_16_bit_png_scales_instead_of_clipping() -> None:
+    values = np.array([[0, 257, 32896], [65535, 1000, 50000]], np.uint16)
+    decoded = decode_blob(blob(encode(Image.fromarray(values), "PNG")))
+    assert decoded.info.mode.startswith("I")
+    assert decoded.pixels.tolist() == [[0, 1, 128], [255, 4, 195]]
+
+
+def test_float_mode_uses_0_255_scale() -> None:
+    values = np.array([[-5.0, 0.4], [128.6, 300.0]], np.float32)
+    decoded = decode_pil(Image.fromarray(values, "F"))
+    assert decoded.pixels.tolist() == [[0, 0], [129, 255]]
+
+
+@pytest.mark.parametrize(
+    ("array", "expected"),
+    [
+        (np.array([[0.0, 0.5], [1.0, 0.25]]), [[0, 128], [255, 64]]),
+        (np.array([[0, 65535], [257, 0]], np.uint16), [[0, 255], [1, 0]]),
+        (np.array([[True, False]]), [[255, 0]]),
+    ],
+    ids=["float-0-1", "uint16", "bool"],
+)
+def test_decode_array_scales(array: np.ndarray, expected: list) -> None:
+    assert decode_array(array).pixels.tolist() == expected
+
+
+def test_decode_array_rejects_bad_shapes() -> None:
+    with pytest.raises(DecodeError, match="shape"):
+        decode_array(np.zeros((4, 4, 2), np.uint8), name="weird")
+    with pytest.raises(DecodeError, match="NaN"):
+        decode_array(np.array([[np.nan, 1.0]]))
+
+
+# --- orientation, profiles, animation, metadata ---------------------------------------------
+
+
+@pytest.mark.parametrize("orientation", range(1, 9), ids=lambda o: f"exif{o}")
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_exif_orientation_matches_exif_transpose(rgb: np.ndarray, orientation: int, fmt: str) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    options: dict = {"exif": exif.tobytes()}
+    if fmt == "WEBP":
+        options["lossless"] = True
+    data = encode(rgb, fmt, **options)
+    decoded = decode_blob(blob(data))
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    assert decoded.info.orientation == orientation
+    assert np.array_equal(decoded.pixels, expected)
+    info = read_info(blob(data))
+    assert (info.width, info.height) == (decoded.info.width, decoded.info.height)
+
+
+def test_icc_profile_is_converted_to_srgb(rgb: np.ndarray) -> None:
+    icc = rgb_icc_profile("Adobe RGB (1998) test")
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    data = encode(rgb, "PNG", icc_profile=icc)
+    decoded = decode_blob(blob(data))
+    expected = ImageCms.profileToProfile(
+        Image.fromarray(rgb), profile, ImageCms.createProfile("sRGB"), outputMode="RGB"
+    )
+    assert decoded.info.icc_profile == "Adobe RGB (1998) test"
+    assert not np.array_equal(decoded.pixels, rgb)  # a wider gamut: colours change
+    assert np.array_equal(decoded.pixels, np.asarray(expected))
+    assert "icc" in decoded.info.metadata
+
+
+def test_srgb_profile_is_left_alone(rgb: np.ndarray) -> None:
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for fmt in ("PNG", "JPEG"):
+        data = encode(rgb, fmt, icc_profile=srgb)
+        decoded = decode_blob(blob(data))
+        assert decoded.info.icc_profile is None
+        plain = decode_blob(blob(encode(rgb, fmt)))
+        assert np.array_equal(decoded.pixels, plain.pixels)
+
+
+def test_animated_gif_first_frame_and_count(rgb: np.ndarray) -> None:
+    frames = [Image.fromarray(np.roll(rgb, 10 * i, axis=1)).quantize(64) for i in range(3)]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=50)
+    decoded = decode_blob(blob(out.getvalue()))
+    assert decoded.info.frames == 3
+    assert np.array_equal(decoded.pixels, np.asarray(frames[0].convert("RGB")))
+
+
+def test_metadata_is_listed(rgb: np.ndarray) -> None:
+    exif = Image.Exif()
+    exif[0x010E] = "a description"
+    decoded = decode_blob(blob(encode(rgb, "JPEG", exif=exif.tobytes(), comment=b"hi")))
+    assert {"exif", "comment"} <= decoded.info.metadata
+
+
+# --- bad data ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"<!DOCTYPE html><html><body>404</body></html>", "HTML page"),
+        (b'{"error": "nope"}', "JSON"),
+        (b"just some text\n", "text"),
+        (b"\x00\x01\x02\x03garbage", "not a known image format"),
+    ],
+    ids=["empty", "html", "json", "text", "binary"],
+)
+def test_not_an_image(data: bytes, message: str) -> None:
+    with pytest.raises(DecodeError, match=message) as info:
+        decode_blob(blob(data, "http://host/x.jpg"))
+    assert "http://host/x.jpg" in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_files(rgb: np.ndarray, fmt: str) -> None:
+    data = encode(rgb, fmt)
+    with pytest.raises(DecodeError, match="truncated|corrupt") as info:
+        decode_blob(blob(data[: len(data) // 2], "cut." + fmt.lower()))
+    assert "cut." in str(info.value)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    def png_chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+    # A valid header and an almost empty IDAT: opening it costs nothing, decoding would be huge.
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def test_decompression_bomb_refused_from_header() -> None:
+    with pytest.raises(LimitExceeded, match="100000×100000"):
+        decode_blob(blob(_png_header_only(100_000, 100_000), "bomb.png"))
+
+
+def test_pixel_limit_is_configurable(rgb: np.ndarray) -> None:
+    data = encode(rgb, "PNG")
+    with pytest.raises(LimitExceeded, match="limit of 1,000"):
+        decode_blob(blob(data), limits=Limits(max_pixels=1000))
+    # Above Pillow's own global limit but within ours: opened (header only here).
+    big = _png_header_only(15_000, 13_000)  # 195 MP > Pillow's 179 MP, < our 200 MP
+    with pytest.raises(DecodeError):  # no pixel data: fails at decode, not at the limit
+        decode_blob(blob(big))
+
+
+# --- hashing input --------------------------------------------------------------------------
+
+
+def test_draft_grey_is_small_and_oriented(rgb: np.ndarray) -> None:
+    big = np.asarray(Image.fromarray(rgb).resize((2400, 1600)))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    grey = draft_grey(blob(encode(big, "JPEG", quality=90, exif=exif.tobytes())))
+    assert grey.mode == "L"
+    assert grey.size == (400, 600)  # 1/4 scale keeps the short side >= 256; rotated by the tag
