@@ -51,7 +51,8 @@ def in_mode(rgb: Image.Image, mode: str) -> Image.Image:
 @functools.cache
 def load_rgb_image(path: Path) -> Image.Image:
     with Image.open(path) as im:
-        return im.convert("RGB")
+        rgb: Image.Image = im.convert("RGB")
+    return rgb
 
 
 @functools.cache
@@ -126,7 +127,8 @@ def _block() -> np.ndarray:
 
 def _disc() -> np.ndarray:
     yy, xx = np.indices((256, 256))
-    return (np.hypot(yy - 127.5, xx - 127.5) < 60) * 255
+    inside: np.ndarray = np.hypot(yy - 127.5, xx - 127.5) < 60
+    return inside.astype(np.uint8) * 255
 
 
 def _icon() -> np.ndarray:
@@ -307,7 +309,7 @@ def test_hamming_distances_keep_shape_and_dtype() -> None:
     assert out.shape == (3, 4)
     assert out.dtype == np.uint8
     assert out[2, 3] == 3  # 11 = 0b1011
-    assert hamming_distances(0, values[:, ::2]).tolist() == [[0, 1], [1, 1], [1, 2]]
+    assert hamming_distances(0, values[:, ::2]).tolist() == [[0, 1], [1, 2], [1, 2]]  # 0,2 4,6 8,10
 
 
 def test_hash_set_distances_and_hex(kodak_dir: Path) -> None:
