@@ -110,7 +110,7 @@ def decode_blob(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     try:
         if im.format == "JPEG" and _jpeg_fast_path_ok(im):
             return _decode_jpeg_fast(im, data, blob.name, digest)
-        return decode_pil(im, name=blob.name, encoded_bytes=len(data), sha256=digest)
+        return decode_pil(im, name=blob.name, data=data, sha256=digest)
     except DecodeError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -143,7 +143,7 @@ def read_info(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> ImageInfo:
         icc_profile=_icc_description(im.info["icc_profile"]) if im.info.get("icc_profile") else None,
         has_alpha=im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info,
         metadata=_metadata(im),
-        lossless=_is_lossless(im),
+        lossless=_is_lossless(im, blob.data),
         jpeg_quality=_jpeg_quality(im),
     )
 
@@ -152,7 +152,7 @@ def decode_pil(
     im: PILImage.Image,
     *,
     name: str = "<PIL image>",
-    encoded_bytes: int | None = None,
+    data: bytes | None = None,
     sha256: str | None = None,
 ) -> Decoded:
     """Normalise a PIL image (first frame, EXIF orientation, mode, ICC profile, alpha)."""
@@ -186,13 +186,13 @@ def decode_pil(
         width=pixels.shape[1],
         height=pixels.shape[0],
         mode=stored_mode,
-        bytes=encoded_bytes,
+        bytes=None if data is None else len(data),
         frames=frames,
         orientation=orientation,
         icc_profile=icc_name,
         has_alpha=alpha_arr is not None,
         metadata=metadata,
-        lossless=_is_lossless(im),
+        lossless=_is_lossless(im, data),
         jpeg_quality=_jpeg_quality(im),
     )
     return Decoded(info=info, pixels=_readonly(pixels), alpha=_readonly_opt(alpha_arr), sha256=sha256)
@@ -554,31 +554,30 @@ _PNG_STRUCTURAL = frozenset(
 )
 
 
-def _is_lossless(im: PILImage.Image) -> bool | None:
+def _is_lossless(im: PILImage.Image, data: bytes | None) -> bool | None:
     fmt = im.format
-    if fmt in ("PNG", "GIF", "BMP", "TIFF", "PPM", "QOI", "ICO"):
-        return fmt != "TIFF" or im.info.get("compression") not in ("jpeg", "tiff_jpeg")
+    if fmt in ("PNG", "GIF", "BMP", "PPM", "QOI", "ICO"):
+        return True
+    if fmt == "TIFF":
+        return im.info.get("compression") not in ("jpeg", "tiff_jpeg")
     if fmt == "JPEG":
         return False
-    if fmt == "WEBP":
-        # Pillow does not say; the bitstream does: 'VP8L' is lossless, 'VP8 ' lossy.
-        fp = getattr(im, "fp", None)
-        return None if fp is None else _webp_is_lossless(fp)
+    if fmt == "WEBP" and data is not None:
+        return _webp_is_lossless(data)
     return None
 
 
-def _webp_is_lossless(fp: Any) -> bool | None:
-    try:
-        pos = fp.tell()
-        fp.seek(0)
-        head = fp.read(64)
-        fp.seek(pos)
-    except (OSError, ValueError, AttributeError):
-        return None
-    if b"VP8L" in head:
-        return True
-    if b"VP8 " in head:
-        return False
+def _webp_is_lossless(data: bytes) -> bool | None:
+    """Pillow does not say; the bitstream chunk does: 'VP8L' is lossless, 'VP8 ' lossy."""
+    pos = 12  # after "RIFF" size "WEBP"; chunks are fourcc, little-endian size, padded payload
+    while pos + 8 <= len(data):
+        fourcc = data[pos : pos + 4]
+        if fourcc == b"VP8L":
+            return True
+        if fourcc == b"VP8 ":
+            return False
+        size = int.from_bytes(data[pos + 4 : pos + 8], "little")
+        pos += 8 + size + (size & 1)
     return None
 
 
