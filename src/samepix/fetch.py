@@ -1043,11 +1043,14 @@ class Fetcher:
                     if len(head) >= SNIFF_BYTES:
                         self._sniff(url, head, response)
                 info = read_header(bytes(head))
-                whole = (size is not None and len(head) >= size) or (ended and not ranged)
+                if ranged:  # a 206 carries what was asked; less means the file ended
+                    whole = (size is not None and len(head) >= size) or len(head) < want
+                else:
+                    whole = ended
                 if info is not None or whole or len(head) >= self.max_header_bytes:
                     break
                 want = min(want * 4, self.max_header_bytes)
-                if not (ranged and ended):
+                if not ranged:
                     continue  # a plain GET: read further down the same stream
                 more = {"Range": f"bytes={len(head)}-{want - 1}", "Accept-Encoding": "identity"}
                 etag = first.headers.get("etag")

@@ -271,8 +271,12 @@ class FetchState:
         self.remember_many((record,))
 
     def remember_many(self, records: Iterable[UrlRecord]) -> None:
-        """Store many records in one transaction: all of them are saved, or none."""
-        rows = [
+        """Store many records in one transaction: all of them are saved, or none.
+
+        ``records`` may be a generator; it is consumed inside the transaction, so a crash while
+        it runs leaves none of its records behind.
+        """
+        rows = (
             (
                 r.url,
                 r.etag,
@@ -285,9 +289,7 @@ class FetchState:
                 r.checked_at,
             )
             for r in records
-        ]
-        if not rows:
-            return
+        )
         with self._use(write=True) as con:
             con.executemany(
                 "INSERT OR REPLACE INTO urls (url, etag, last_modified, size, sha256, "
