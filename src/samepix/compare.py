@@ -293,6 +293,7 @@ def compare(
         worst_region_ssim=metrics.worst_region_ssim,
         colour_shift=metrics.colour_shift,
         nrmse=metrics.nrmse,
+        psnr=metrics.psnr,
         hash_distances=hash_distances,
     )
     verdict, why = decide(evidence, policy)
@@ -455,7 +456,8 @@ def _describe_changes(a: ImageInfo, b: ImageInfo) -> list[str]:
     if fa != fb:
         facts.append(f"{_format_name(a)} vs {_format_name(b)}")
     elif fa == "JPEG":
-        facts.append(f"JPEG re-encode ({_format_name(a)} vs {_format_name(b)})")
+        qa, qb = _format_name(a), _format_name(b)
+        facts.append(f"JPEG re-encode ({qa} vs {qb})" if qa != qb else f"JPEG re-encode ({qa})")
     elif a.format is not None:
         facts.append(f"both {fa}, different files")
     if a.orientation != b.orientation:

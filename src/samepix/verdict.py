@@ -51,6 +51,7 @@ class Evidence:
     worst_region_ssim: float | None
     colour_shift: float | None
     nrmse: float | None
+    psnr: float | None
     hash_distances: Mapping[str, int]
 
 
@@ -74,6 +75,8 @@ def decide(ev: Evidence, policy: Policy) -> tuple[Verdict, list[str]]:
     failures: list[str] = []
     if ev.ssim < policy.min_ssim:
         failures.append(f"SSIM {ev.ssim:.3f} < {policy.min_ssim}")
+    if ev.psnr is not None and ev.psnr < policy.min_psnr:
+        failures.append(f"PSNR {ev.psnr:.1f} dB < {policy.min_psnr:g} dB")
     if ev.ssim_min_channel is not None and ev.ssim_min_channel < policy.min_ssim_channel:
         failures.append(
             f"worst channel SSIM {ev.ssim_min_channel:.3f} < {policy.min_ssim_channel}"
