@@ -78,7 +78,9 @@ class Policy:
             if not -1.0 <= value <= 1.0:
                 raise UsageError(f"policy {name} must be within [-1, 1], got {value}")
         if not 0.0 < self.region_fraction <= 1.0:
-            raise UsageError(f"policy region_fraction must be in (0, 1], got {self.region_fraction}")
+            raise UsageError(
+                f"policy region_fraction must be in (0, 1], got {self.region_fraction}"
+            )
         if self.min_psnr < 0:
             raise UsageError(f"policy min_psnr must be >= 0 dB, got {self.min_psnr}")
         if self.max_colour_shift < 0 or self.max_aspect_change < 0:
