@@ -67,11 +67,13 @@ class Resource:
         if if_none_match is not None and self.etag:
             if self.etag in [tag.strip() for tag in if_none_match.split(",")]:
                 return Response(304, b"", validators)
-        elif if_modified_since is not None and self.last_modified:
-            if parsedate_to_datetime(if_modified_since) >= parsedate_to_datetime(
-                self.last_modified
-            ):
-                return Response(304, b"", validators)
+        elif (
+            if_modified_since is not None
+            and self.last_modified
+            and parsedate_to_datetime(if_modified_since)
+            >= parsedate_to_datetime(self.last_modified)
+        ):
+            return Response(304, b"", validators)
         headers = {"Content-Type": self.content_type, **validators}
         wanted = request.get("Range")
         if_range = request.get("If-Range")
@@ -158,7 +160,7 @@ def http_server(
         protocol_version = "HTTP/1.1"
         in_body = False
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def setup(self) -> None:
@@ -175,7 +177,7 @@ def http_server(
             super().end_headers()
             self.in_body = True
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        def do_GET(self) -> None:
             self.in_body = False
             path = self.path.split("?", 1)[0]
             with lock:
@@ -183,7 +185,9 @@ def http_server(
                 state.requests.append((path, {k.lower(): v for k, v in self.headers.items()}))
             route = state.routes.get(path)
             if route is None:
-                response: Response | None = Response(404, b"not found", {"Content-Type": "text/plain"})
+                response: Response | None = Response(
+                    404, b"not found", {"Content-Type": "text/plain"}
+                )
             elif callable(route):
                 response = route(self)
             else:
@@ -229,7 +233,15 @@ def rgb_icc_profile(description: str = "Adobe RGB (1998) test", gamma: float = 2
         return b"XYZ " + b"\0" * 4 + s15(x) + s15(y) + s15(z)
 
     text = description.encode("ascii") + b"\0"
-    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0" * 3 + b"\0" * 67
+    desc = (
+        b"desc"
+        + b"\0" * 4
+        + struct.pack(">I", len(text))
+        + text
+        + b"\0" * 8
+        + b"\0" * 3
+        + b"\0" * 67
+    )
     curv = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
     tags = [
         (b"desc", desc),
@@ -249,9 +261,18 @@ def rgb_icc_profile(description: str = "Adobe RGB (1998) test", gamma: float = 2
         body += data
     size = offset + len(body)
     header = (
-        struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-        + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
-        + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48
+        struct.pack(">I", size)
+        + b"\0" * 4
+        + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + b"\0" * 24
+        + struct.pack(">I", 0)
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + b"\0" * 48
     )
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + body

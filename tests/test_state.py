@@ -55,7 +55,11 @@ def test_round_trip_and_lazy_creation(tmp_path: Path) -> None:
         state.confirm(record(3).url, etag='"new"', checked_at=9.0)
         confirmed = state.get(record(3).url)
         assert confirmed is not None
-        assert (confirmed.etag, confirmed.checked_at, confirmed.sha256) == ('"new"', 9.0, record(3).sha256)
+        assert (confirmed.etag, confirmed.checked_at, confirmed.sha256) == (
+            '"new"',
+            9.0,
+            record(3).sha256,
+        )
         state.forget(record(0).url)
         assert len(state) == 4
     with FetchState(path) as reopened:  # a second process would see the same
@@ -146,10 +150,9 @@ def test_damaged_pages_are_reported_too(tmp_path: Path) -> None:
     page = 4096
     data[page * 2 : page * 6] = b"\x07" * (page * 4)  # scribble over table pages
     path.write_bytes(bytes(data))
-    with pytest.raises(StateError, match="corrupted"):
-        with FetchState(path) as state:
-            for i in range(2000):
-                state.get(record(i).url)
+    with pytest.raises(StateError, match="corrupted"), FetchState(path) as state:
+        for i in range(2000):
+            state.get(record(i).url)
 
 
 def test_another_sqlite_database_is_not_ours(tmp_path: Path) -> None:
@@ -187,7 +190,8 @@ import sys, time
 from samepix.state import FetchState, UrlRecord
 
 def rec(i):
-    return UrlRecord(f"https://example.com/{i}", f'"{i}"', None, i, f"{i:064x}", None, None, 1.0, 1.0)
+    url = f"https://example.com/{i}"
+    return UrlRecord(url, f'"{i}"', None, i, f"{i:064x}", None, None, 1.0, 1.0)
 
 state = FetchState(sys.argv[1])
 state.remember_many(rec(i) for i in range(100))  # committed

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -137,7 +137,9 @@ def read_info(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> ImageInfo:
         bytes=len(blob.data),
         frames=int(getattr(im, "n_frames", 1) or 1),
         orientation=orientation,
-        icc_profile=_icc_description(im.info["icc_profile"]) if im.info.get("icc_profile") else None,
+        icc_profile=_icc_description(im.info["icc_profile"])
+        if im.info.get("icc_profile")
+        else None,
         has_alpha=im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info,
         metadata=_metadata(im),
         lossless=_is_lossless(im, blob.data),
@@ -192,7 +194,9 @@ def decode_pil(
         lossless=_is_lossless(im, data),
         jpeg_quality=_jpeg_quality(im),
     )
-    return Decoded(info=info, pixels=_readonly(pixels), alpha=_readonly_opt(alpha_arr), sha256=sha256)
+    return Decoded(
+        info=info, pixels=_readonly(pixels), alpha=_readonly_opt(alpha_arr), sha256=sha256
+    )
 
 
 def decode_array(array: np.ndarray, *, name: str = "<array>") -> Decoded:
@@ -227,14 +231,15 @@ def decode_array(array: np.ndarray, *, name: str = "<array>") -> Decoded:
     return Decoded(info=info, pixels=_readonly(arr), alpha=_readonly_opt(alpha))
 
 
-def draft_grey(blob: Blob, *, min_side: int = 256, limits: Limits = DEFAULT_LIMITS) -> PILImage.Image:
+def draft_grey(
+    blob: Blob, *, min_side: int = 256, limits: Limits = DEFAULT_LIMITS
+) -> PILImage.Image:
     """A greyscale PIL image for hashing, decoded as cheaply as the format allows.
 
     JPEG is decoded with DCT scaling (Pillow ``draft``) to the smallest size whose shorter side is
     still at least ``min_side`` — up to 8× fewer pixels per side, and hashes then match the full
     decode (REFERENCES.md). EXIF orientation is applied. Other formats are decoded fully.
     """
-    from PIL import Image
 
     if sniff_format(blob.data[:SNIFF_BYTES]) is None:
         raise DecodeError(f"{blob.name}: {describe_non_image(blob.data[:SNIFF_BYTES])}")
@@ -384,36 +389,36 @@ def _as_uint8_array(im: PILImage.Image) -> np.ndarray:
         # which is what Pillow's convert("L") would do.
         return _array_to_uint8(np.asarray(im).astype(np.int64, copy=False), "", integer_max=65535)
     if im.mode == "F":
-        return _array_to_uint8(np.asarray(im), "", float_scale=255.0)
+        return _array_to_uint8(np.asarray(im), "", float_max=255.0)  # Pillow's F is on 0–255
     return np.asarray(im.convert("RGB"))
 
 
 def _array_to_uint8(
-    arr: np.ndarray, name: str, *, integer_max: int | None = None, float_scale: float | None = None
+    arr: np.ndarray, name: str, *, integer_max: int | None = None, float_max: float | None = None
 ) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8) * 255
     if np.issubdtype(arr.dtype, np.integer):
-        top = integer_max if integer_max is not None else (255 if arr.dtype.itemsize == 1 else 65535)
-        scaled = (np.clip(arr, 0, top).astype(np.float64) * (255.0 / top)).round()
+        int_top = integer_max or (255 if arr.dtype.itemsize == 1 else 65535)
+        clipped = np.clip(arr, 0, int_top).astype(np.float64)
+        scaled: np.ndarray = (clipped * (255.0 / int_top)).round()
         return scaled.astype(np.uint8)
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
             raise DecodeError(f"{name}: image contains NaN or infinite values")
-        scale = float_scale
-        if scale is None:
-            scale = 255.0 if arr.min() >= 0.0 and arr.max() <= 1.0 else 1.0
-        else:
-            scale = 1.0  # Pillow's F mode is already on the 0–255 scale
-        return np.clip(arr * scale, 0, 255).round().astype(np.uint8)
+        top = float_max
+        if top is None:  # a numpy float image: 0–1 when it fits, else already 0–255
+            top = 1.0 if arr.min() >= 0.0 and arr.max() <= 1.0 else 255.0
+        out: np.ndarray = np.clip(arr * (255.0 / top), 0, 255).round().astype(np.uint8)
+        return out
     raise DecodeError(f"{name}: unsupported array dtype {arr.dtype}")
 
 
 @lru_cache(maxsize=64)
 def _icc_description(icc: bytes) -> str | None:
-    """Description of an ICC profile, or None when it is sRGB (or unreadable: then we keep pixels)."""
+    """Description of an ICC profile; None when it is sRGB, or unreadable (pixels kept as is)."""
     try:
         from PIL import ImageCms
 
@@ -479,7 +484,7 @@ def _orient_opt(arr: np.ndarray | None, orientation: int) -> np.ndarray | None:
     return None if arr is None else _orient(arr, orientation)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pil_transpose(orientation: int) -> Any:
     """The PIL transpose that applies an EXIF orientation, or None for 1 (as stored)."""
     from PIL import Image

@@ -12,7 +12,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from .errors import SourceError
@@ -26,7 +26,7 @@ __all__ = ["Blob", "SourceSpec", "blob_from_download", "is_url", "read_source"]
 # "ftp://x", "s3://x": a URL we do not read. A Windows drive ("C:\\x") has no "//".
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
-SourceSpec = Union[str, os.PathLike[str], bytes, bytearray, memoryview]
+SourceSpec = str | os.PathLike[str] | bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
