@@ -277,6 +277,7 @@ def grey_pil(decoded: Decoded) -> PILImage.Image:
 # ---------------------------------------------------------------------------------------------
 # Opening, with the pixel limit checked before any pixel is decoded
 
+
 def _open(data: bytes, name: str, limits: Limits) -> PILImage.Image:
     from PIL import UnidentifiedImageError
 
