@@ -29,6 +29,12 @@ _EXPORTS = {
     "DEFAULT_POLICY": "policy",
     "Verdict": "verdict",
     "Limits": "limits",
+    "Fetcher": "fetch",
+    "Retry": "fetch",
+    "Download": "fetch",
+    "Probe": "fetch",
+    "probe": "fetch",
+    "FetchState": "state",
     "ImageInfo": "decode",
     "ImageHash": "hashes",
     "HashSet": "hashes",
@@ -46,7 +52,10 @@ __all__ = [
     "DEFAULT_POLICY",
     "Comparison",
     "DecodeError",
+    "Download",
     "FetchError",
+    "FetchState",
+    "Fetcher",
     "HashSet",
     "ImageHash",
     "ImageInfo",
@@ -56,6 +65,8 @@ __all__ = [
     "Metrics",
     "Policy",
     "PreparedImage",
+    "Probe",
+    "Retry",
     "SamepixError",
     "SourceError",
     "StateError",
@@ -64,6 +75,7 @@ __all__ = [
     "__version__",
     "compare",
     "load",
+    "probe",
 ]
 
 if TYPE_CHECKING:
@@ -79,9 +91,11 @@ if TYPE_CHECKING:
         StateError,
         UsageError,
     )
+    from .fetch import Download, Fetcher, Probe, Retry, probe
     from .hashes import HashSet, ImageHash
     from .limits import Limits
     from .policy import DEFAULT_POLICY, Policy
+    from .state import FetchState
     from .verdict import Verdict
 
 
