@@ -158,6 +158,9 @@ def http_server(
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes: without TCP_NODELAY the body waits
+        # for the client's delayed ACK (40 ms a request on Linux).
+        disable_nagle_algorithm = True
         in_body = False
 
         def log_message(self, format: str, *args: object) -> None:

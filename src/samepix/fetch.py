@@ -58,6 +58,8 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Where a header check is tried while a body streams in: cheap (a Pillow header parse) and
 # geometric, so a JPEG whose SOF follows a big EXIF block costs a handful of tries.
 _FIRST_HEADER_TRY = 512
+# Most bytes read from a body we do not need just to keep its connection alive.
+_DRAIN_BYTES = 64 * 1024
 _T = TypeVar("_T")
 
 
@@ -848,14 +850,31 @@ class Fetcher:
                     raise FetchError(f"{url}: redirect loop ({loop})", url=url, status=status)
                 chain.append(target)
                 current = target
+                yield from self._drain(response)
                 continue
             if status == 304 or 200 <= status < 300:
                 return response, current, tuple(chain)
+            yield from self._drain(response)
             self._status_failure(url, current, response)
         raise FetchError(
             f"{url}: more than {self.limits.max_redirects} redirects ({' → '.join([url, *chain])})",
             url=url,
         )
+
+    def _drain(self, response: httpx.Response) -> _Steps[None]:
+        """Read a small body nobody needs (a redirect's, a 304's, an error page), so the
+        connection goes back to the pool for the next request instead of being closed."""
+        import httpx
+
+        left = _DRAIN_BYTES
+        while left > 0:
+            try:
+                chunk: bytes = yield _READ
+            except httpx.HTTPError:
+                return  # the connection is dropped; nothing else is lost
+            if not chunk:
+                return
+            left -= len(chunk)
 
     def _status_failure(self, url: str, current: str, response: httpx.Response) -> NoReturn:
         status = response.status_code
@@ -934,6 +953,7 @@ class Fetcher:
             if response.status_code == 304:
                 if not headers or previous is None:
                     raise FetchError(f"{url}: HTTP 304 to a request that was not conditional")
+                yield from self._drain(response)
                 return Download(
                     url=url,
                     final_url=final,
