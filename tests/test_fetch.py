@@ -449,6 +449,28 @@ def test_data_and_file_urls_still_work(tmp_path: Path) -> None:
             read_source("file://" + str(target), fetcher=guarded)
 
 
+# --- proxies --------------------------------------------------------------------------------
+
+
+def test_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "http://images.example.invalid/a.png"  # .invalid never resolves: only a proxy helps
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with http_server({url: Response(200, PNG, {"Content-Type": "image/png"})}) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.base)
+        with Fetcher() as fetcher:
+            assert fetcher.get(url).data == PNG
+        assert proxy.hits[url] == 1  # the proxy got the absolute URL, as proxies do
+        # --no-private connects directly, to checked addresses only: no proxy, and a name
+        # that does not resolve fails at once (not retried).
+        with (
+            Fetcher(allow_private=False, retry=FAST) as guarded,
+            pytest.raises(FetchError, match="no such host"),
+        ):
+            guarded.get(url)
+        assert proxy.hits[url] == 1
+
+
 # --- private addresses ------------------------------------------------------------------------
 
 

@@ -60,6 +60,9 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _FIRST_HEADER_TRY = 512
 # Most bytes read from a body we do not need just to keep its connection alive.
 _DRAIN_BYTES = 64 * 1024
+# getaddrinfo's "this name does not exist" (Linux/glibc, macOS/BSD): trying again cannot help,
+# unlike "Temporary failure in name resolution".
+_NO_SUCH_HOST = ("Name or service not known", "nodename nor servname", "No address associated")
 _T = TypeVar("_T")
 
 
@@ -908,6 +911,8 @@ class Fetcher:
             text = str(exc) or type(exc).__name__
             if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
                 return FetchError(f"{url}: TLS failure ({text})", url=url)
+            if any(marker in text for marker in _NO_SUCH_HOST):
+                return FetchError(f"{url}: cannot connect: no such host ({text})", url=url)
             return _Transient(f"cannot connect ({text})")
         if isinstance(exc, httpx.RemoteProtocolError):
             if received is not None and announced is not None:
