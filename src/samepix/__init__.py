@@ -40,6 +40,13 @@ _EXPORTS = {
     "UsageError": "errors",
     "StateError": "errors",
     "IndexCorrupt": "errors",
+    "Library": "library",
+    "FindResult": "library",
+    "Match": "library",
+    "DuplicateGroup": "library",
+    "DuplicateCopy": "library",
+    "IndexSummary": "index",
+    "Unreadable": "index",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -58,6 +65,8 @@ if TYPE_CHECKING:
         UsageError,
     )
     from .hashes import HashSet, ImageHash
+    from .index import IndexSummary, Unreadable
+    from .library import DuplicateCopy, DuplicateGroup, FindResult, Library, Match
     from .limits import Limits
     from .policy import DEFAULT_POLICY, Policy
     from .verdict import Verdict

@@ -584,8 +584,8 @@ class Index:
         rows = self._query(f"SELECT {_ENTRY_COLUMNS} FROM files WHERE path = ?", (path,))
         return IndexEntry.from_row(rows[0]) if rows else None
 
-    def by_ids(self, ids: Iterable[int]) -> list[IndexEntry]:
-        """Entries for row ids, in the order given (ids no longer present are left out)."""
+    def by_ids(self, ids: Iterable[int]) -> dict[int, IndexEntry]:
+        """Entries by row id (ids no longer present are left out)."""
         wanted = [int(i) for i in ids]
         found: dict[int, IndexEntry] = {}
         for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
@@ -595,7 +595,7 @@ class Index:
                 f"SELECT id, {_ENTRY_COLUMNS} FROM files WHERE id IN ({marks})", chunk
             ):
                 found[row[0]] = IndexEntry.from_row(row[1:])
-        return [found[i] for i in wanted if i in found]
+        return found
 
     def by_sha256(self, digest: str) -> list[IndexEntry]:
         rows = self._query(
