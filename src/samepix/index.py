@@ -699,14 +699,17 @@ def _walk(root: Path, skip: set[Path]) -> _Walk:
 
     Directories are identified by (device, inode): a symlink back to an ancestor, or two links to
     one folder, is entered once. Files too: a hard link or symlink to a file already seen is the
-    same file, not a copy, and is listed once (under its first path in sorted order).
+    same file, not a copy, and is listed once. Real paths win over paths through a symbolic
+    link (every real folder is walked before any linked one), then name order decides.
     """
     out = _Walk()
     seen_dirs: set[tuple[int, int]] = set()
-    seen_files: set[tuple[int, int]] = set()
-    stack: list[tuple[Path, str]] = [(root, "")]
-    while stack:
-        folder, rel = stack.pop()
+    found: list[tuple[bool, str, os.stat_result]] = []  # (through a link, rel path, stat)
+    real: list[tuple[Path, str]] = [(root, "")]
+    linked: list[tuple[Path, str]] = []
+    while real or linked:
+        via_link = not real
+        folder, rel = real.pop() if real else linked.pop()
         try:
             st = folder.stat()
         except OSError as exc:
@@ -723,6 +726,7 @@ def _walk(root: Path, skip: set[Path]) -> _Walk:
             out.problems[rel or "."] = f"cannot list folder ({exc.strerror or exc})"
             continue
         subdirs: list[tuple[Path, str]] = []
+        sublinks: list[tuple[Path, str]] = []
         for item in items:
             child_rel = f"{rel}/{item.name}" if rel else item.name
             try:
@@ -732,28 +736,32 @@ def _walk(root: Path, skip: set[Path]) -> _Walk:
             if is_dir:
                 if item.name == STATE_DIR or Path(item.path) in skip:
                     continue
-                subdirs.append((Path(item.path), child_rel))
+                if via_link or item.is_symlink():
+                    sublinks.append((Path(item.path), child_rel))
+                else:
+                    subdirs.append((Path(item.path), child_rel))
                 continue
             if os.path.splitext(item.name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
             try:
                 fst = os.stat(item.path)  # follows a symlink to its file
             except OSError as exc:
-                reason = (
+                out.problems[child_rel] = (
                     "broken symbolic link"
                     if item.is_symlink()
                     else f"cannot stat ({exc.strerror or exc})"
                 )
-                out.problems[child_rel] = reason
                 continue
-            if not stat_module.S_ISREG(fst.st_mode):
-                continue
-            fkey = (fst.st_dev, fst.st_ino)
-            if fkey in seen_files:
-                continue
+            if stat_module.S_ISREG(fst.st_mode):
+                found.append((via_link or item.is_symlink(), child_rel, fst))
+        real.extend(reversed(subdirs))  # depth first, in name order
+        linked.extend(reversed(sublinks))
+    seen_files: set[tuple[int, int]] = set()
+    for _, rel, fst in sorted(found, key=lambda f: (f[0], f[1])):
+        fkey = (fst.st_dev, fst.st_ino)
+        if fkey not in seen_files:
             seen_files.add(fkey)
-            out.files[child_rel] = fst
-        stack.extend(reversed(subdirs))  # depth first, in name order
+            out.files[rel] = fst
     return out
 
 
