@@ -254,9 +254,8 @@ def test_damaged_pages_are_a_clear_error(folder: Path) -> None:
     with db.open("r+b") as handle:  # overwrite everything after the first page with junk
         handle.seek(4096)
         handle.write(bytes(range(256)) * ((size - 4096) // 256 + 1))
-    with pytest.raises(IndexCorrupt) as info:
-        with Index(folder) as index:
-            update_index(index, workers=1)
+    with pytest.raises(IndexCorrupt) as info, Index(folder) as index:
+        update_index(index, workers=1)
     assert str(db) in str(info.value) and "--rebuild" in str(info.value)
 
 
@@ -371,10 +370,9 @@ def test_entries_round_trip_through_a_real_database(
     entries: list[IndexEntry], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     root = tmp_path_factory.mktemp("rt")
-    with Index(root) as index:
-        with index.transaction() as conn:
-            for entry in entries:
-                index.put(conn, entry)
+    with Index(root) as index, index.transaction() as conn:
+        for entry in entries:
+            index.put(conn, entry)
     with Index(root) as index:  # reopened: what is on disk, not what a connection cached
         assert sorted(index.entries(), key=lambda e: e.path) == sorted(
             entries, key=lambda e: e.path
