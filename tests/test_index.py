@@ -384,3 +384,24 @@ def test_entries_round_trip_through_a_real_database(
         assert len(table) == len(entries)
         ids, dists = table.candidates(entries[0].hashes, 0)
         assert int(dists[0]) == 0 and entries[0] in index.by_ids(ids.tolist()).values()
+
+
+def test_search_table_cache_follows_every_write(folder: Path) -> None:
+    update(folder)
+    db = default_db_path(folder)
+    cache = Path(f"{db}-hashes.npy")
+    with Index(folder) as index:
+        assert len(index.hash_table()) == 5
+    assert cache.is_file()
+    with Index(folder) as index:  # served from the cache file
+        assert len(index.hash_table()) == 5
+    # Any writer, even a plain SQLite connection, moves the change counter (triggers).
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM files WHERE path = 'a.jpg'")
+    with Index(folder) as index:
+        table = index.hash_table()
+        assert len(table) == 4
+        assert "a.jpg" not in {e.path for e in index.by_ids(table.ids.tolist()).values()}
+    cache.write_bytes(b"not a numpy file")
+    with Index(folder) as index:
+        assert len(index.hash_table()) == 4
