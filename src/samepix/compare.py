@@ -33,7 +33,14 @@ if TYPE_CHECKING:
 __all__ = ["Comparison", "ImageSource", "Metrics", "PreparedImage", "compare", "load"]
 
 ImageSource = Union[
-    str, "os.PathLike[str]", bytes, bytearray, memoryview, np.ndarray, "PILImage.Image", "PreparedImage"
+    str,
+    "os.PathLike[str]",
+    bytes,
+    bytearray,
+    memoryview,
+    np.ndarray,
+    "PILImage.Image",
+    "PreparedImage",
 ]
 
 
@@ -92,7 +99,9 @@ class PreparedImage:
         return hashlib.sha256(self.blob.data).hexdigest()
 
 
-def load(source: ImageSource, *, limits: Limits = DEFAULT_LIMITS, lazy: bool = False) -> PreparedImage:
+def load(
+    source: ImageSource, *, limits: Limits = DEFAULT_LIMITS, lazy: bool = False
+) -> PreparedImage:
     """Read and prepare an image: a path, ``http(s)://``/``file://``/``data:`` URL, ``-``,
     bytes, a PIL image or a numpy array.
 
@@ -109,7 +118,7 @@ def load(source: ImageSource, *, limits: Limits = DEFAULT_LIMITS, lazy: bool = F
         return PreparedImage("<array>", decoded=decode_array(source), limits=limits)
     if _is_pil_image(source):
         name = getattr(source, "filename", "") or "<PIL image>"
-        return PreparedImage(name, decoded=decode_pil(source, name=name), limits=limits)
+        return PreparedImage(name, decoded=decode_pil(source, name=name), limits=limits)  # type: ignore[arg-type]
     blob = read_source(source, limits=limits)  # type: ignore[arg-type]
     prepared = PreparedImage(blob.name, blob=blob, limits=limits)
     if not lazy:
@@ -276,10 +285,8 @@ def compare(
         pixels_a, pixels_b = _luma(pixels_a), _luma(pixels_b)
     al = align(pixels_a, pixels_b, da.alpha, db.alpha, max_aspect_change=policy.max_aspect_change)
     if al.resized is not None and al.from_size and al.to_size:
-        side = "a" if al.resized == "a" else "b"
-        facts.append(
-            f"resized {al.from_size[0]}×{al.from_size[1]} → {al.to_size[0]}×{al.to_size[1]} ({side})"
-        )
+        (w0, h0), (w1, h1) = al.from_size, al.to_size
+        facts.append(f"resized {w0}×{h0} → {w1}×{h1} ({al.resized})")
 
     # Rung 4: metrics; rung 5: verdict.
     hash_distances = pa.hashes.distances(pb.hashes)
@@ -293,6 +300,7 @@ def compare(
         worst_region_ssim=metrics.worst_region_ssim,
         colour_shift=metrics.colour_shift,
         nrmse=metrics.nrmse,
+        psnr=metrics.psnr,
         hash_distances=hash_distances,
     )
     verdict, why = decide(evidence, policy)
@@ -314,8 +322,10 @@ def compare(
 
 def _collapse_grey(pixels: np.ndarray) -> np.ndarray:
     """An RGB array whose three channels are equal, as H×W; anything else unchanged."""
-    if pixels.ndim == 3 and np.array_equal(pixels[:, :, 0], pixels[:, :, 1]) and np.array_equal(
-        pixels[:, :, 1], pixels[:, :, 2]
+    if (
+        pixels.ndim == 3
+        and np.array_equal(pixels[:, :, 0], pixels[:, :, 1])
+        and np.array_equal(pixels[:, :, 1], pixels[:, :, 2])
     ):
         return np.ascontiguousarray(pixels[:, :, 0])
     return pixels
@@ -377,7 +387,7 @@ def _measure(
     planes_a, planes_b = _channels(al)
     height, width = planes_a[0].shape
     psnr = m.psnr(al.a, al.b)
-    nrmse = min(m.nrmse(pa, pb) for pa, pb in zip(planes_a, planes_b))
+    nrmse = min(m.nrmse(pa, pb) for pa, pb in zip(planes_a, planes_b, strict=True))
     base = {
         "nrmse": nrmse,
         "psnr": psnr,
@@ -394,7 +404,7 @@ def _measure(
     if len(planes_a) == 1:
         channels: tuple[float, ...] = (luma.mean,)
     else:
-        channels = tuple(m.ssim(pa, pb).mean for pa, pb in zip(planes_a, planes_b))
+        channels = tuple(m.ssim(pa, pb).mean for pa, pb in zip(planes_a, planes_b, strict=True))
     tile = max(8, round(min(luma.map.shape) * policy.region_fraction))
     grid = m.region_means(luma.map, tile)
     row, col = np.unravel_index(int(np.argmin(grid)), grid.shape)
@@ -455,7 +465,8 @@ def _describe_changes(a: ImageInfo, b: ImageInfo) -> list[str]:
     if fa != fb:
         facts.append(f"{_format_name(a)} vs {_format_name(b)}")
     elif fa == "JPEG":
-        facts.append(f"JPEG re-encode ({_format_name(a)} vs {_format_name(b)})")
+        qa, qb = _format_name(a), _format_name(b)
+        facts.append(f"JPEG re-encode ({qa} vs {qb})" if qa != qb else f"JPEG re-encode ({qa})")
     elif a.format is not None:
         facts.append(f"both {fa}, different files")
     if a.orientation != b.orientation:

@@ -30,6 +30,10 @@ class Policy:
         edited face or added text lowers one region while the global mean stays high.
     region_fraction
         Tile side as a fraction of the shorter side of the compared images.
+    min_psnr
+        Lowest PSNR (dB) for ``same``. SSIM alone is lenient on smooth or flat pictures, where
+        its stabilising constants dominate; an absolute error floor catches two different
+        smooth images that SSIM would call close.
     max_colour_shift
         Largest mean colour difference (CIE76 ΔE between small thumbnails) for ``same``:
         catches recolouring that SSIM, a structure measure, barely sees.
@@ -58,6 +62,7 @@ class Policy:
     min_ssim_channel: float = 0.60
     min_worst_region: float = 0.45
     region_fraction: float = 0.125
+    min_psnr: float = 20.0
     max_colour_shift: float = 6.0
     similar_ssim: float = 0.50
     similar_hash_distance: int = 12
@@ -79,7 +84,11 @@ class Policy:
             if not -1.0 <= value <= 1.0:
                 raise UsageError(f"policy {name} must be within [-1, 1], got {value}")
         if not 0.0 < self.region_fraction <= 1.0:
-            raise UsageError(f"policy region_fraction must be in (0, 1], got {self.region_fraction}")
+            raise UsageError(
+                f"policy region_fraction must be in (0, 1], got {self.region_fraction}"
+            )
+        if self.min_psnr < 0:
+            raise UsageError(f"policy min_psnr must be >= 0 dB, got {self.min_psnr}")
         if self.max_colour_shift < 0 or self.max_aspect_change < 0:
             raise UsageError("policy max_colour_shift and max_aspect_change must be >= 0")
         if not 0.0 <= self.candidate_thumb_distance <= 255.0:

@@ -51,6 +51,7 @@ class Evidence:
     worst_region_ssim: float | None
     colour_shift: float | None
     nrmse: float | None
+    psnr: float | None
     hash_distances: Mapping[str, int]
 
 
@@ -61,7 +62,10 @@ def decide(ev: Evidence, policy: Policy) -> tuple[Verdict, list[str]]:
     if not ev.aligned:
         why = f"aspect ratios differ by {ev.aspect_change:.1%}: a crop, padding or another picture"
         if hash_close:
-            return Verdict.SIMILAR, [why, f"pHash distance {phash} ≤ {policy.similar_hash_distance}"]
+            return Verdict.SIMILAR, [
+                why,
+                f"pHash distance {phash} ≤ {policy.similar_hash_distance}",
+            ]
         return Verdict.DIFFERENT, [why, f"pHash distance {phash}"]
 
     if ev.ssim is None:  # too small for the SSIM window
@@ -74,10 +78,10 @@ def decide(ev: Evidence, policy: Policy) -> tuple[Verdict, list[str]]:
     failures: list[str] = []
     if ev.ssim < policy.min_ssim:
         failures.append(f"SSIM {ev.ssim:.3f} < {policy.min_ssim}")
+    if ev.psnr is not None and ev.psnr < policy.min_psnr:
+        failures.append(f"PSNR {ev.psnr:.1f} dB < {policy.min_psnr:g} dB")
     if ev.ssim_min_channel is not None and ev.ssim_min_channel < policy.min_ssim_channel:
-        failures.append(
-            f"worst channel SSIM {ev.ssim_min_channel:.3f} < {policy.min_ssim_channel}"
-        )
+        failures.append(f"worst channel SSIM {ev.ssim_min_channel:.3f} < {policy.min_ssim_channel}")
     if ev.worst_region_ssim is not None and ev.worst_region_ssim < policy.min_worst_region:
         failures.append(
             f"worst region SSIM {ev.worst_region_ssim:.3f} < {policy.min_worst_region}: "

@@ -1,0 +1,282 @@
+"""compare: the ladder and the verdict on real photographs and copies made from them."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+import samepix
+from samepix import Policy, Verdict, compare, load
+
+from .conftest import SHARED_DATA
+from .helpers import encode, load_rgb
+
+
+def _photos() -> list[tuple[str, np.ndarray]]:
+    """A few real photographs: Kodak images when ../shared/data is there, else scikit-image's."""
+    kodak = SHARED_DATA / "kodak"
+    if kodak.exists():
+        return [
+            (name, load_rgb(kodak / f"{name}.png")) for name in ("kodim05", "kodim14", "kodim23")
+        ]
+    from skimage import data
+
+    return [("astronaut", data.astronaut()), ("coffee", data.coffee()), ("chelsea", data.chelsea())]
+
+
+PHOTOS = _photos()
+PHOTO_IDS = [name for name, _ in PHOTOS]
+
+
+def _resize(pixels: np.ndarray, scale: float, resample: int = Image.LANCZOS) -> np.ndarray:
+    h, w = pixels.shape[:2]
+    return np.asarray(
+        Image.fromarray(pixels).resize((round(w * scale), round(h * scale)), resample)
+    )
+
+
+def _exif_rotated(pixels: np.ndarray) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored turned clockwise; the viewer turns it back
+    return encode(
+        np.ascontiguousarray(np.rot90(pixels, k=-1)), "JPEG", quality=90, exif=exif.tobytes()
+    )
+
+
+# Copies that show the same picture: (id, make bytes from the original pixels)
+SAME_PICTURE: list[tuple[str, Callable[[np.ndarray], bytes]]] = [
+    ("jpeg-q95", lambda p: encode(p, "JPEG", quality=95)),
+    ("jpeg-q75", lambda p: encode(p, "JPEG", quality=75)),
+    ("jpeg-q40", lambda p: encode(p, "JPEG", quality=40)),
+    ("jpeg-q20", lambda p: encode(p, "JPEG", quality=20)),
+    ("webp-q80", lambda p: encode(p, "WEBP", quality=80)),
+    ("resize-half-jpeg-q75", lambda p: encode(_resize(p, 0.5), "JPEG", quality=75)),
+    ("resize-half-bilinear-png", lambda p: encode(_resize(p, 0.5, Image.BILINEAR), "PNG")),
+    ("exif-rotated-jpeg", _exif_rotated),
+    ("palette-256", lambda p: encode(Image.fromarray(p).quantize(256), "PNG")),
+    ("brighter-5pct", lambda p: encode(np.clip(p * 1.05, 0, 255).astype(np.uint8), "PNG")),
+]
+
+IDENTICAL_PICTURE: list[tuple[str, Callable[[np.ndarray], bytes]]] = [
+    ("webp-lossless", lambda p: encode(p, "WEBP", lossless=True)),
+    (
+        "opaque-rgba-png",
+        lambda p: encode(np.dstack([p, np.full(p.shape[:2], 255, np.uint8)]), "PNG"),
+    ),
+    ("bmp", lambda p: encode(p, "BMP")),
+    ("tiff", lambda p: encode(p, "TIFF")),
+]
+
+
+def _paste_patch(p: np.ndarray) -> np.ndarray:
+    out = p.copy()
+    h, w = out.shape[:2]
+    ph, pw = h // 5, w // 5
+    out[h // 3 : h // 3 + ph, w // 2 : w // 2 + pw] = p[:ph, :pw]  # another part of the picture
+    return out
+
+
+def _crop20(p: np.ndarray) -> np.ndarray:
+    h, w = p.shape[:2]
+    return np.ascontiguousarray(p[: int(h * 0.8), : int(w * 0.8)])
+
+
+NOT_SAME_PICTURE: list[tuple[str, Callable[[np.ndarray], bytes]]] = [
+    ("crop-20pct", lambda p: encode(_crop20(p), "PNG")),
+    ("pasted-patch", lambda p: encode(_paste_patch(p), "JPEG", quality=92)),
+    ("horizontal-flip", lambda p: encode(np.ascontiguousarray(p[:, ::-1]), "PNG")),
+    ("rotated-90", lambda p: encode(np.ascontiguousarray(np.rot90(p)), "PNG")),
+]
+
+
+@pytest.mark.parametrize(("photo", "pixels"), PHOTOS, ids=PHOTO_IDS)
+@pytest.mark.parametrize(("case", "make"), SAME_PICTURE, ids=[c for c, _ in SAME_PICTURE])
+def test_same_picture(photo: str, pixels: np.ndarray, case: str, make: Callable) -> None:
+    result = compare(encode(pixels, "PNG"), make(pixels))
+    assert result.verdict is Verdict.SAME, (case, result.reasons)
+    assert result.is_match
+
+
+@pytest.mark.parametrize(("photo", "pixels"), PHOTOS, ids=PHOTO_IDS)
+@pytest.mark.parametrize(("case", "make"), IDENTICAL_PICTURE, ids=[c for c, _ in IDENTICAL_PICTURE])
+def test_identical_pixels(photo: str, pixels: np.ndarray, case: str, make: Callable) -> None:
+    result = compare(encode(pixels, "PNG"), make(pixels))
+    assert result.verdict is Verdict.IDENTICAL and result.rung == "pixels", result.reasons
+    assert result.reasons[0] == "same pixels, different file"
+
+
+@pytest.mark.parametrize(("photo", "pixels"), PHOTOS, ids=PHOTO_IDS)
+@pytest.mark.parametrize(("case", "make"), NOT_SAME_PICTURE, ids=[c for c, _ in NOT_SAME_PICTURE])
+def test_not_same_picture(photo: str, pixels: np.ndarray, case: str, make: Callable) -> None:
+    result = compare(encode(pixels, "PNG"), make(pixels))
+    assert result.verdict in (Verdict.SIMILAR, Verdict.DIFFERENT), (case, result.reasons)
+    assert not result.is_match
+
+
+def test_different_photographs_are_different() -> None:
+    for (name_a, a), (name_b, b) in zip(PHOTOS, PHOTOS[1:] + PHOTOS[:1], strict=True):
+        result = compare(a, b)
+        assert result.verdict is Verdict.DIFFERENT, (name_a, name_b, result.reasons)
+
+
+def test_pasted_patch_is_found_by_the_worst_region() -> None:
+    pixels = PHOTOS[0][1]
+    result = compare(pixels, _paste_patch(pixels))
+    assert any("worst region" in r for r in result.reasons)
+    x, y, w, h = result.metrics.worst_region
+    height, width = pixels.shape[:2]
+    # The worst tile overlaps the pasted rectangle.
+    assert x < width // 2 + width // 5 and x + w > width // 2
+    assert y < height // 3 + height // 5 and y + h > height // 3
+
+
+def test_identical_bytes_stop_at_the_first_rung(tmp_path: Path) -> None:
+    data = encode(PHOTOS[0][1], "JPEG", quality=80)
+    (tmp_path / "a.jpg").write_bytes(data)
+    result = compare(tmp_path / "a.jpg", data)
+    assert result.verdict is Verdict.IDENTICAL and result.rung == "bytes"
+    assert (result.a.width, result.a.height) == (PHOTOS[0][1].shape[1], PHOTOS[0][1].shape[0])
+
+
+def test_metadata_only_difference_is_identical_pixels() -> None:
+    pixels = PHOTOS[0][1]
+    exif = Image.Exif()
+    exif[0x010E] = "holiday"
+    result = compare(encode(pixels, "PNG", exif=exif.tobytes()), encode(pixels, "PNG"))
+    assert result.verdict is Verdict.IDENTICAL
+    assert any("metadata differs" in r for r in result.reasons)
+
+
+def test_alpha_only_difference_is_not_identical() -> None:
+    pixels = PHOTOS[0][1]
+    opaque = np.full(pixels.shape[:2], 255, np.uint8)
+    holed = opaque.copy()
+    holed[50:150, 50:150] = 0
+    result = compare(np.dstack([pixels, opaque]), np.dstack([pixels, holed]))
+    assert result.verdict is not Verdict.IDENTICAL
+    assert result.metrics.ssim_channels is not None and len(result.metrics.ssim_channels) == 4
+
+
+def test_colour_under_transparent_pixels_does_not_matter() -> None:
+    pixels = PHOTOS[0][1]
+    alpha = np.full(pixels.shape[:2], 255, np.uint8)
+    alpha[:100] = 0
+    other = pixels.copy()
+    other[:100] = 0  # different hidden colour
+    result = compare(np.dstack([pixels, alpha]), np.dstack([other, alpha]))
+    assert result.verdict is Verdict.IDENTICAL
+
+
+def test_greyscale_copy_is_a_policy_choice() -> None:
+    pixels = PHOTOS[0][1]
+    grey = encode(Image.fromarray(pixels).convert("L"), "PNG")
+    default = compare(encode(pixels, "PNG"), grey)
+    assert default.verdict is Verdict.SIMILAR
+    assert any("greyscale" in r for r in default.reasons)
+    lenient = compare(encode(pixels, "PNG"), grey, policy=Policy(greyscale_is_same=True))
+    assert lenient.verdict is Verdict.SAME
+
+
+def test_grey_stored_as_rgb_equals_grey() -> None:
+    grey = np.asarray(Image.fromarray(PHOTOS[0][1]).convert("L"))
+    result = compare(encode(grey, "PNG"), encode(np.dstack([grey] * 3), "PNG"))
+    assert result.verdict is Verdict.IDENTICAL
+
+
+def test_tiny_images_fall_back_to_nrmse() -> None:
+    tiny = np.arange(64, dtype=np.uint8).reshape(8, 8) * 3
+    result = compare(tiny, np.clip(tiny.astype(int) + 2, 0, 255).astype(np.uint8))
+    assert result.metrics.ssim is None and result.metrics.nrmse is not None
+    assert result.verdict is Verdict.SAME
+    assert any("too small for SSIM" in r for r in result.reasons)
+
+
+def test_ms_ssim_skipped_on_small_images() -> None:
+    small = PHOTOS[0][1][:100, :150]
+    result = compare(small, encode(small, "JPEG", quality=80))
+    assert result.metrics.ms_ssim is None and result.metrics.ssim is not None
+
+
+def test_resize_is_reported() -> None:
+    pixels = PHOTOS[0][1]
+    result = compare(encode(pixels, "PNG"), encode(_resize(pixels, 0.5), "JPEG", quality=85))
+    h, w = pixels.shape[:2]
+    assert any(f"resized {w}×{h} → {round(w / 2)}×{round(h / 2)}" in r for r in result.reasons)
+    assert result.metrics.compared_size == (round(w / 2), round(h / 2))
+
+
+def test_strong_recolouring_is_not_same() -> None:
+    pixels = PHOTOS[0][1]
+    swapped = np.ascontiguousarray(pixels[:, :, ::-1])  # R and B exchanged
+    result = compare(pixels, swapped)
+    assert not result.is_match
+
+
+def test_prepared_images_are_reused() -> None:
+    a = load(encode(PHOTOS[0][1], "PNG"))
+    b = load(encode(PHOTOS[0][1], "JPEG", quality=70))
+    first, second = compare(a, b), compare(a, b)
+    assert first == second
+    assert a.hashes is a.hashes  # computed once
+
+
+def test_to_dict_is_json_ready() -> None:
+    import json
+
+    result = compare(PHOTOS[0][1], encode(PHOTOS[0][1], "JPEG", quality=60))
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["verdict"] == "same" and data["match"] is True
+    for key in ("ssim", "ssim_min_channel", "ms_ssim", "nrmse", "psnr", "worst_region_ssim"):
+        assert isinstance(data["metrics"][key], float), key
+    assert set(data["metrics"]["hash_distances"]) == {"ahash", "dhash", "phash", "whash"}
+    assert data["a"]["width"] == PHOTOS[0][1].shape[1]
+
+
+def test_public_api_is_curated() -> None:
+    assert "compare" in samepix.__all__ and "Policy" in samepix.__all__
+    with pytest.raises(AttributeError):
+        samepix.not_a_thing  # noqa: B018
+
+
+# --- properties -------------------------------------------------------------------------------
+
+images = hnp.arrays(
+    np.uint8,
+    st.tuples(st.integers(12, 40), st.integers(12, 40), st.just(3)),
+    elements=st.integers(0, 255),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(images)
+def test_compare_with_itself_is_identical(pixels: np.ndarray) -> None:
+    result = compare(pixels, pixels.copy())
+    assert result.verdict is Verdict.IDENTICAL
+
+
+@settings(max_examples=25, deadline=None)
+@given(images, st.integers(0, 2**32 - 1))
+def test_metrics_are_symmetric(pixels: np.ndarray, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    noisy = np.clip(pixels + rng.normal(0, 8, pixels.shape), 0, 255).astype(np.uint8)
+    ab, ba = compare(pixels, noisy), compare(noisy, pixels)
+    assert ab.verdict == ba.verdict
+    for key in ("ssim", "ssim_min_channel", "nrmse", "psnr", "worst_region_ssim"):
+        x, y = getattr(ab.metrics, key), getattr(ba.metrics, key)
+        assert x == pytest.approx(y, abs=1e-6), key
+    assert ab.metrics.hash_distances == ba.metrics.hash_distances
+
+
+def test_png_and_webp_round_trip_in_memory() -> None:
+    pixels = PHOTOS[1][1]
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="WEBP", lossless=True)
+    assert compare(pixels, buf.getvalue()).verdict is Verdict.IDENTICAL
