@@ -6,8 +6,9 @@
 
 1. Index build on real JPEG photographs: the 24 Kodak images and the 24 photos of
    ``shared/data`` saved as JPEG into a temporary folder: quality 90 at their own size
-   (0.4–1.7 MP), and quality 90 and 75 upscaled 3× with Lanczos (3.5–15 MP, camera-sized). samepix indexes
-   the folder with one worker process (images per second per core) and with one per CPU; the
+   (0.4–1.7 MP), and quality 90 and 75 upscaled 3× with Lanczos (3.5–15 MP, camera-sized).
+   samepix indexes the folder with one worker process (images per second per core) and with one
+   per CPU; the
    baseline is the loop a user would write with imagehash: ``imagehash.phash(Image.open(p))``
    for each file, which decodes every file in full. Both read the files from the page cache
    (a warm-up pass reads them first).
