@@ -46,6 +46,13 @@ _EXPORTS = {
     "UsageError": "errors",
     "StateError": "errors",
     "IndexCorrupt": "errors",
+    "Library": "library",
+    "FindResult": "library",
+    "Match": "library",
+    "DuplicateGroup": "library",
+    "DuplicateCopy": "library",
+    "IndexSummary": "index",
+    "Unreadable": "index",
 }
 
 __all__ = [
@@ -53,15 +60,21 @@ __all__ = [
     "Comparison",
     "DecodeError",
     "Download",
+    "DuplicateCopy",
+    "DuplicateGroup",
     "FetchError",
     "FetchState",
     "Fetcher",
+    "FindResult",
     "HashSet",
     "ImageHash",
     "ImageInfo",
     "IndexCorrupt",
+    "IndexSummary",
+    "Library",
     "LimitExceeded",
     "Limits",
+    "Match",
     "Metrics",
     "Policy",
     "PreparedImage",
@@ -70,6 +83,7 @@ __all__ = [
     "SamepixError",
     "SourceError",
     "StateError",
+    "Unreadable",
     "UsageError",
     "Verdict",
     "__version__",
@@ -93,6 +107,8 @@ if TYPE_CHECKING:
     )
     from .fetch import Download, Fetcher, Probe, Retry, probe
     from .hashes import HashSet, ImageHash
+    from .index import IndexSummary, Unreadable
+    from .library import DuplicateCopy, DuplicateGroup, FindResult, Library, Match
     from .limits import Limits
     from .policy import DEFAULT_POLICY, Policy
     from .state import FetchState

@@ -86,6 +86,8 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_fetch_options(p, state=True)
     p.set_defaults(handler=_cmd_compare)
 
+    _add_folder_commands(sub, common)
+
     p = sub.add_parser(
         "probe",
         parents=[common],
@@ -110,6 +112,74 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON lines")
     p.set_defaults(handler=_cmd_demo)
     return parser
+
+
+def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``index``, ``find`` and ``dupes``: the commands that work on a folder and its index."""
+    p = sub.add_parser(
+        "index",
+        parents=[common],
+        help="build or update the index of every image under a folder",
+        description="Build or update DIR's index (default DIR/.samepix/index.db): new and "
+        "changed files are hashed, moved files recognised by content, deleted ones pruned.",
+    )
+    p.add_argument("dir", metavar="DIR", help="the folder (searched recursively)")
+    p.add_argument("--rebuild", action="store_true", help="delete the index and start over")
+    _add_index_options(p)
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    _add_limit_options(p)
+    p.set_defaults(handler=_cmd_index)
+
+    p = sub.add_parser(
+        "find",
+        parents=[common],
+        help="is this picture (path or URL) already in a folder?",
+        description="Look for the picture of SOURCE in DIR: candidates from the index by hash "
+        "distance, each confirmed by a full comparison. Exit 0 found, 1 not found, 2 error.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="path, http(s)://, file:// or data: URL, or -")
+    p.add_argument("--in", dest="dir", metavar="DIR", required=True, help="the folder to search")
+    p.add_argument(
+        "--no-update", action="store_true", help="use the index as it is, without a rescan"
+    )
+    p.add_argument("--first", action="store_true", help="stop at the first matching file")
+    _add_index_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_policy_options(p)
+    _add_limit_options(p)
+    p.set_defaults(handler=_cmd_find)
+
+    p = sub.add_parser(
+        "dupes",
+        parents=[common],
+        help="group copies of the same picture within a folder (deletes nothing)",
+        description="Groups of files in DIR that show the same picture, best copy first "
+        "(largest resolution, then lossless, higher JPEG quality, larger file). "
+        "Exit 0 when there are duplicates, 1 when none.",
+    )
+    p.add_argument("dir", metavar="DIR", help="the folder")
+    p.add_argument(
+        "--no-update", action="store_true", help="use the index as it is, without a rescan"
+    )
+    _add_index_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_policy_options(p)
+    _add_limit_options(p)
+    p.set_defaults(handler=_cmd_dupes)
+
+
+def _add_index_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("index")
+    g.add_argument("--db", metavar="PATH", help="index database (default DIR/.samepix/index.db)")
+    g.add_argument(
+        "--workers", type=int, metavar="N", help="decoding processes (default: one per CPU)"
+    )
+    g.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress line on stderr (default: when stderr is a terminal)",
+    )
 
 
 def _add_policy_options(p: argparse.ArgumentParser) -> None:
@@ -305,3 +375,84 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(folder=args.dir, as_json=args.json)
+
+
+# ---------------------------------------------------------------------------------------------
+# Folder commands
+
+
+def _library(args: argparse.Namespace, *, with_policy: bool) -> tuple[Any, Any]:
+    """The Library the options describe, and its progress line (or None)."""
+    from .library import Library
+    from .progress import ProgressLine
+
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    show = args.progress if args.progress is not None else sys.stderr.isatty()
+    line = ProgressLine(sys.stderr) if show else None
+    lib = Library(
+        args.dir,
+        db=args.db,
+        policy=policy_from_args(args) if with_policy else _default_policy(),
+        limits=limits_from_args(args),
+        workers=args.workers,
+        progress=line,
+    )
+    return lib, line
+
+
+def _default_policy() -> Any:
+    from .policy import DEFAULT_POLICY
+
+    return DEFAULT_POLICY
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from .report import format_index_summary
+
+    lib, line = _library(args, with_policy=False)
+    try:
+        summary = lib.rebuild() if args.rebuild else lib.update()
+    finally:
+        if line is not None:
+            line.close()
+        lib.close()
+    if args.json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+    else:
+        print(format_index_summary(summary))
+    return 0
+
+
+def _cmd_find(args: argparse.Namespace) -> int:
+    from .report import format_find
+
+    lib, line = _library(args, with_policy=True)
+    try:
+        result = lib.find(args.source, update=not args.no_update, first=args.first)
+    finally:
+        if line is not None:
+            line.close()
+        lib.close()
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        print(format_find(result))
+    return EXIT_MATCH if result.found else EXIT_NO_MATCH
+
+
+def _cmd_dupes(args: argparse.Namespace) -> int:
+    from .report import format_duplicates
+
+    lib, line = _library(args, with_policy=True)
+    try:
+        groups = lib.duplicates(update=not args.no_update)
+    finally:
+        if line is not None:
+            line.close()
+        lib.close()
+    if args.json:
+        print(json.dumps({"groups": [g.to_dict() for g in groups]}, ensure_ascii=False))
+    else:
+        print(format_duplicates(groups))
+    return EXIT_MATCH if groups else EXIT_NO_MATCH

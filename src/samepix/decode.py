@@ -237,8 +237,10 @@ def draft_grey(
     """A greyscale PIL image for hashing, decoded as cheaply as the format allows.
 
     JPEG is decoded with DCT scaling (Pillow ``draft``) to the smallest size whose shorter side is
-    still at least ``min_side`` — up to 8× fewer pixels per side, and hashes then match the full
-    decode (REFERENCES.md). EXIF orientation is applied. Other formats are decoded fully.
+    still at least ``min_side`` — up to 8× fewer pixels per side. Other formats are decoded
+    fully, then reduced the same way (:func:`grey_pil`). EXIF orientation is applied.
+    Hashes from this input differ from hashes of the full-size image by at most a few bits
+    (pHash ≤ 2 on the 24 ~1 MP photos of ../shared/data), far below any search radius.
     """
 
     if sniff_format(blob.data[:SNIFF_BYTES]) is None:
@@ -252,16 +254,20 @@ def draft_grey(
             im.draft("L", (max(1, int(w * scale)), max(1, int(h * scale))))
             grey = im.convert("L")
         else:
-            decoded = decode_pil(im, name=blob.name)
-            return grey_pil(decoded)
+            return grey_pil(decode_pil(im, name=blob.name), min_side=min_side)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise DecodeError(f"{blob.name}: {_describe_decode_failure(exc, im.format)}") from exc
     transpose = _pil_transpose(orientation)
     return grey.transpose(transpose) if transpose is not None else grey
 
 
-def grey_pil(decoded: Decoded) -> PILImage.Image:
-    """The grey PIL image hashes are computed from; transparent areas composited over white."""
+def grey_pil(decoded: Decoded, *, min_side: int | None = 256) -> PILImage.Image:
+    """The grey PIL image hashes are computed from; transparent areas composited over white.
+
+    With ``min_side``, reduced by the largest integer factor (a box filter, as a JPEG draft
+    decode does) that keeps the shorter side at least ``min_side``: the hashes' own 8–32 px
+    LANCZOS resizes then cost microseconds instead of ~100 ms each at 12 MP.
+    """
     from PIL import Image
 
     pixels = decoded.pixels
@@ -271,7 +277,9 @@ def grey_pil(decoded: Decoded) -> PILImage.Image:
             a = a[:, :, None]
         pixels = ((pixels.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
     im = Image.fromarray(pixels)
-    return im if im.mode == "L" else im.convert("L")
+    grey = im if im.mode == "L" else im.convert("L")
+    factor = min(grey.size) // min_side if min_side else 1
+    return grey.reduce(factor) if factor > 1 else grey
 
 
 # ---------------------------------------------------------------------------------------------

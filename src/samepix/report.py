@@ -10,8 +10,18 @@ import numpy as np
 if TYPE_CHECKING:
     from .compare import Comparison, PreparedImage
     from .decode import ImageInfo
+    from .index import IndexSummary
+    from .library import DuplicateCopy, DuplicateGroup, FindResult
 
-__all__ = ["format_comparison", "format_info", "human_bytes", "write_heatmap"]
+__all__ = [
+    "format_comparison",
+    "format_duplicates",
+    "format_find",
+    "format_index_summary",
+    "format_info",
+    "human_bytes",
+    "write_heatmap",
+]
 
 
 def human_bytes(n: int | None) -> str:
@@ -115,3 +125,71 @@ def write_heatmap(result: Comparison, base: PreparedImage, path: str | os.PathLi
         cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), (255, 255, 0), 2)
     with atomic_writer(path) as handle:
         Image.fromarray(out).save(handle, format="PNG")
+
+
+# ---------------------------------------------------------------------------------------------
+# Folder commands: index summary, find, dupes
+
+
+def format_index_summary(summary: IndexSummary) -> str:
+    """``indexed DIR: N images (added a, updated u, moved m, removed r, unchanged k)`` and, below,
+    one line per unreadable file with its reason."""
+    s = summary
+    lines = [
+        f"indexed {s.root}: {s.total:,} image{'s' if s.total != 1 else ''} "
+        f"(added {s.added:,}, updated {s.updated:,}, moved {s.moved:,}, removed {s.removed:,}, "
+        f"unchanged {s.unchanged:,}; {s.decoded:,} decoded in {s.elapsed_s:.1f} s)"
+    ]
+    if s.unreadable:
+        lines.append(f"unreadable: {len(s.unreadable):,}")
+        lines += [f"  {u.path}: {u.reason}" for u in s.unreadable]
+    return "\n".join(lines)
+
+
+def format_find(result: FindResult) -> str:
+    """Each matching file with its verdict and reasons; or ``not found`` with what was looked at."""
+    lines: list[str] = []
+    for m in result.matches:
+        lines.append(f"{m.comparison.verdict.value}: {m.path}")
+        lines += [f"  - {reason}" for reason in m.comparison.reasons]
+    if not result.matches:
+        lines.append(
+            f"not found: {result.source} (index of {result.index_size:,}; "
+            f"{result.candidates} candidate{'s' if result.candidates != 1 else ''}, "
+            f"{result.compared} compared)"
+        )
+        for m in result.similar:
+            lines.append(f"  similar, not the same: {m.path}")
+            lines += [f"    - {reason}" for reason in m.comparison.reasons]
+    return "\n".join(lines)
+
+
+def format_duplicates(groups: list[DuplicateGroup]) -> str:
+    """One block per group: the best copy, then each other copy with its verdict and reasons."""
+    if not groups:
+        return "no duplicates"
+    lines: list[str] = []
+    for number, group in enumerate(groups, 1):
+        best = group.best
+        lines.append(f"group {number}: {len(group.copies)} copies")
+        lines.append(f"  best: {best.path}  ({_copy_facts(best)})")
+        for copy in group.others:
+            verdict = copy.comparison.verdict.value if copy.comparison else "?"
+            lines.append(f"  {verdict}: {copy.path}  ({_copy_facts(copy)})")
+            if copy.comparison is not None:
+                lines.append(f"    - {'; '.join(copy.comparison.reasons)}")
+    total = sum(len(g.copies) - 1 for g in groups)
+    lines.append(
+        f"{len(groups)} group{'s' if len(groups) != 1 else ''}, {total} extra cop"
+        f"{'ies' if total != 1 else 'y'}"
+    )
+    return "\n".join(lines)
+
+
+def _copy_facts(copy: DuplicateCopy) -> str:
+    fmt = copy.format or "?"
+    if copy.jpeg_quality is not None:
+        fmt += f" q≈{copy.jpeg_quality}"
+    elif copy.lossless:
+        fmt += " lossless"
+    return f"{copy.width}×{copy.height} {fmt} {human_bytes(copy.size)}"

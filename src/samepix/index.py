@@ -1,0 +1,1083 @@
+"""The folder index: one SQLite file that remembers every image under a folder.
+
+For each image file it keeps what later decisions need without reading the file again: the
+SHA-256 of its bytes, its format, orientation-corrected size, JPEG quality or lossless flag, the
+four 64-bit perceptual hashes (from a DCT-scaled draft decode, exactly as a query is hashed) and a
+16×16 grey thumbnail that rules candidates out before any full decode.
+
+Updates are incremental. A file whose (size, mtime_ns, inode) is unchanged is not opened. A new
+or changed file is first read and hashed with SHA-256 only; if those bytes are already in the index
+(a rename, a move, a copy, a touched file) the stored description is reused and nothing is decoded.
+Only new content is decoded, in a pool of worker processes. Rows are committed in small batches,
+so a killed update loses at most the last second of work and never leaves a half-written row
+(SQLite transactions, WAL journal).
+
+Layout: ``DIR/.samepix/index.db`` by default. Paths are stored relative to the folder with ``/``
+separators, so a folder moved together with its ``.samepix`` keeps its index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import stat as stat_module
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import IndexCorrupt, LimitExceeded, SamepixError, SourceError, UsageError
+from .limits import DEFAULT_LIMITS, Limits
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .hashes import HashSet
+    from .sources import Blob
+
+__all__ = [
+    "DEFAULT_DB_NAME",
+    "IMAGE_EXTENSIONS",
+    "SCHEMA_VERSION",
+    "THUMB_SIDE",
+    "Descriptor",
+    "HashTable",
+    "Index",
+    "IndexEntry",
+    "IndexSummary",
+    "Progress",
+    "Unreadable",
+    "default_db_path",
+    "describe_blob",
+    "update_index",
+]
+
+#: ``PRAGMA user_version`` of the schema below; an index written by another version is rebuilt.
+SCHEMA_VERSION = 1
+
+#: Folder (inside the indexed folder) that holds the index; never indexed itself, at any depth.
+STATE_DIR = ".samepix"
+DEFAULT_DB_NAME = "index.db"
+
+#: Side of the grey thumbnail kept per image (256 bytes): enough to tell pictures apart, small
+#: enough that 1,000,000 entries cost 256 MB on disk and nothing in memory until a query needs one.
+THUMB_SIDE = 16
+
+#: Files indexed, by extension (case-insensitive). Content is then sniffed from the bytes, so a
+#: text file named ``x.jpg`` is reported as unreadable rather than skipped silently.
+IMAGE_EXTENSIONS = frozenset(
+    {
+        ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".gif", ".webp", ".bmp", ".dib",
+        ".tif", ".tiff", ".ico", ".avif", ".heic", ".heif", ".jp2", ".j2k", ".jpf", ".ppm",
+        ".pgm", ".pbm", ".pnm", ".qoi",
+    }
+)  # fmt: skip
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,      -- relative to the folder, '/' separators
+    size INTEGER NOT NULL,          -- bytes
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    sha256 BLOB NOT NULL,           -- 32 bytes
+    format TEXT,                    -- Pillow's name: JPEG, PNG, WEBP, ...
+    width INTEGER NOT NULL,         -- after EXIF orientation
+    height INTEGER NOT NULL,
+    mode TEXT NOT NULL,             -- as stored: RGB, P, RGBA, I;16, ...
+    lossless INTEGER,               -- 1, 0 or NULL (unknown)
+    jpeg_quality INTEGER,           -- IJG-scale estimate, JPEG only
+    ahash INTEGER NOT NULL,         -- 64-bit hashes as signed integers
+    dhash INTEGER NOT NULL,
+    phash INTEGER NOT NULL,
+    whash INTEGER NOT NULL,
+    thumb BLOB NOT NULL             -- THUMB_SIDE² grey bytes, row-major
+);
+CREATE INDEX IF NOT EXISTS files_sha256 ON files (sha256);
+CREATE TABLE IF NOT EXISTS unreadable (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+-- 'generation' counts changes to the hash columns, whoever writes them: it tells whether the
+-- cached search table beside the database (index.db-hashes.npy) is still current.
+INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
+CREATE TRIGGER IF NOT EXISTS files_insert AFTER INSERT ON files BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';
+END;
+CREATE TRIGGER IF NOT EXISTS files_update AFTER UPDATE OF id, phash, dhash ON files BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';
+END;
+CREATE TRIGGER IF NOT EXISTS files_delete AFTER DELETE ON files BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';
+END;
+"""
+
+_ENTRY_COLUMNS = (
+    "path, size, mtime_ns, inode, sha256, format, width, height, mode, lossless, jpeg_quality, "
+    "ahash, dhash, phash, whash, thumb"
+)
+
+# Commit at least this often while decoding, so a killed update keeps what it finished.
+_COMMIT_EVERY_S = 1.0
+_COMMIT_EVERY_ROWS = 500
+# Files per task sent to a worker process: amortises the pickling round trip (about 1 ms).
+_CHUNK = 8
+
+
+# ---------------------------------------------------------------------------------------------
+# Values
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """What the index keeps about an image's content (independent of where the file is)."""
+
+    sha256: str  # hex
+    format: str | None
+    width: int
+    height: int
+    mode: str
+    lossless: bool | None
+    jpeg_quality: int | None
+    hashes: HashSet
+    thumb: bytes  # THUMB_SIDE × THUMB_SIDE grey, row-major
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One indexed image file: where it is, how it looked on disk, and its :class:`Descriptor`.
+
+    Parameters
+    ----------
+    path : str
+        Relative to the indexed folder, with ``/`` separators.
+    size, mtime_ns, inode : int
+        ``os.stat`` values when the file was read; an update re-reads the file when any differs.
+    descriptor : Descriptor
+        Content hash, format, size in pixels, perceptual hashes, thumbnail.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+    descriptor: Descriptor
+
+    @property
+    def sha256(self) -> str:
+        return self.descriptor.sha256
+
+    @property
+    def hashes(self) -> HashSet:
+        return self.descriptor.hashes
+
+    @property
+    def pixels(self) -> int:
+        return self.descriptor.width * self.descriptor.height
+
+    def to_row(self) -> tuple[Any, ...]:
+        """The SQLite row (columns in ``_ENTRY_COLUMNS`` order)."""
+        d = self.descriptor
+        return (
+            self.path,
+            self.size,
+            self.mtime_ns,
+            self.inode,
+            bytes.fromhex(d.sha256),
+            d.format,
+            d.width,
+            d.height,
+            d.mode,
+            None if d.lossless is None else int(d.lossless),
+            d.jpeg_quality,
+            d.hashes.ahash.to_signed64(),
+            d.hashes.dhash.to_signed64(),
+            d.hashes.phash.to_signed64(),
+            d.hashes.whash.to_signed64(),
+            d.thumb,
+        )
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> IndexEntry:
+        """Inverse of :meth:`to_row`."""
+        from .hashes import HashSet, ImageHash
+
+        (path, size, mtime_ns, inode, sha, fmt, width, height, mode, lossless, quality,
+         ahash, dhash, phash, whash, thumb) = row  # fmt: skip
+        hashes = HashSet(
+            ahash=ImageHash.from_signed64("ahash", ahash),
+            dhash=ImageHash.from_signed64("dhash", dhash),
+            phash=ImageHash.from_signed64("phash", phash),
+            whash=ImageHash.from_signed64("whash", whash),
+        )
+        descriptor = Descriptor(
+            sha256=bytes(sha).hex(),
+            format=fmt,
+            width=width,
+            height=height,
+            mode=mode,
+            lossless=None if lossless is None else bool(lossless),
+            jpeg_quality=quality,
+            hashes=hashes,
+            thumb=bytes(thumb),
+        )
+        return cls(path, size, mtime_ns, inode, descriptor)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A file under the folder that could not be indexed, and why (one line)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    """What one :func:`update_index` did.
+
+    ``added``/``updated``/``moved``/``removed`` count files; ``moved`` are files recognised by their
+    content hash at a new path (not decoded again); ``decoded`` counts the files whose pixels were
+    decoded in this update; ``unreadable`` lists every image file of the folder that cannot be
+    indexed now (new ones and ones already known to be unreadable and unchanged since).
+    """
+
+    root: Path
+    db: Path
+    total: int
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    decoded: int = 0
+    unreadable: tuple[Unreadable, ...] = ()
+    moves: tuple[tuple[str, str], ...] = ()  # (old path, new path)
+    elapsed_s: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.moved or self.removed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "db": str(self.db),
+            "total": self.total,
+            "added": self.added,
+            "updated": self.updated,
+            "moved": self.moved,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "decoded": self.decoded,
+            "unreadable": [{"path": u.path, "reason": u.reason} for u in self.unreadable],
+            "moves": [{"from": a, "to": b} for a, b in self.moves],
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report: ``done`` of ``total`` files of the current ``stage``."""
+
+    stage: str  # "scanning", "hashing", "decoding"
+    done: int
+    total: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True, eq=False)
+class HashTable:
+    """Every entry's row id and pHash/dHash as numpy arrays: the in-memory candidate search.
+
+    24 bytes per entry (24 MB for 1,000,000 images); a query XORs and popcounts both columns.
+    """
+
+    ids: np.ndarray  # int64
+    phash: np.ndarray  # int64 (the 64 bits of the hash, signed as stored)
+    dhash: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def candidates(self, hashes: HashSet, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row ids with pHash or dHash within ``max_distance``, closest first, and their distance.
+
+        The distance returned is the smaller of the two: pHash finds re-encodes and resizes,
+        dHash adds the copies whose pHash moved a little more (brightness, gamma).
+        """
+        import numpy as np
+
+        from .hashes import hamming_distances
+
+        dp = hamming_distances(hashes.phash.to_signed64(), self.phash)
+        dd = hamming_distances(hashes.dhash.to_signed64(), self.dhash)
+        dist = np.minimum(dp, dd)
+        hits = np.flatnonzero(dist <= max_distance)
+        order = np.argsort(dist[hits], kind="stable")
+        return self.ids[hits[order]], dist[hits[order]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Describing one image (runs in worker processes too)
+
+
+def describe_blob(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> Descriptor:
+    """Describe encoded image bytes for the index: header facts, hashes and thumbnail.
+
+    The hashes and the thumbnail come from :func:`samepix.decode.draft_grey` (a DCT-scaled decode
+    for JPEG), the same path a query takes, so an indexed file and a query of the same bytes get
+    the same bits.
+
+    Raises
+    ------
+    DecodeError, LimitExceeded
+        Not an image, corrupt or truncated data, too many pixels.
+    """
+    from PIL import Image
+
+    from .decode import draft_grey, read_info
+    from .hashes import hash_image
+
+    info = read_info(blob, limits=limits)
+    grey = draft_grey(blob, limits=limits)
+    hashes = hash_image(grey)
+    # BOX is an exact area average: a resized copy has (nearly) the original's thumbnail.
+    thumb = grey.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX).tobytes()
+    return Descriptor(
+        sha256=hashlib.sha256(blob.data).hexdigest(),
+        format=info.format,
+        width=info.width,
+        height=info.height,
+        mode=info.mode,
+        lossless=info.lossless,
+        jpeg_quality=info.jpeg_quality,
+        hashes=hashes,
+        thumb=thumb,
+    )
+
+
+def _read_file(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
+    """The bytes of a file and the ``fstat`` of the handle they were read from."""
+    with path.open("rb") as handle:
+        st = os.fstat(handle.fileno())
+        if st.st_size > limits.max_bytes:
+            raise LimitExceeded(
+                f"{st.st_size:,} bytes exceeds the limit of {limits.max_bytes:,} (--max-bytes)"
+            )
+        data = handle.read(limits.max_bytes + 1)
+    if len(data) > limits.max_bytes:
+        raise LimitExceeded(f"more than {limits.max_bytes:,} bytes (--max-bytes)")
+    return data, st
+
+
+def _describe_file(root: str, rel: str, limits: Limits) -> IndexEntry | Unreadable:
+    from .sources import Blob
+
+    path = Path(root, rel)
+    try:
+        data, st = _read_file(path, limits)
+        descriptor = describe_blob(Blob(data=data, name=rel, path=path), limits=limits)
+    except OSError as exc:
+        return Unreadable(rel, f"cannot read ({exc.strerror or exc})")
+    except SamepixError as exc:
+        return Unreadable(rel, _strip_name(str(exc), rel))
+    except Exception as exc:  # a decoder bug on one hostile file must not stop a whole folder
+        return Unreadable(rel, f"cannot decode ({type(exc).__name__}: {exc})")
+    return IndexEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, descriptor)
+
+
+def _describe_chunk(root: str, rels: list[str], limits: Limits) -> list[IndexEntry | Unreadable]:
+    return [_describe_file(root, rel, limits) for rel in rels]
+
+
+def _strip_name(message: str, name: str) -> str:
+    prefix = f"{name}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def _sha256_file(root: Path, rel: str, limits: Limits) -> tuple[str, str | None, Any]:
+    """(rel, hex digest or None, stat or the reason it failed); threads: hashlib drops the GIL."""
+    try:
+        data, st = _read_file(root / rel, limits)
+    except OSError as exc:
+        return rel, None, f"cannot read ({exc.strerror or exc})"
+    except SamepixError as exc:
+        return rel, None, str(exc)
+    return rel, hashlib.sha256(data).hexdigest(), st
+
+
+# ---------------------------------------------------------------------------------------------
+# The database
+
+
+def default_db_path(root: str | os.PathLike[str]) -> Path:
+    """``ROOT/.samepix/index.db``."""
+    return Path(root) / STATE_DIR / DEFAULT_DB_NAME
+
+
+class Index:
+    """An open folder index (one SQLite connection; not shared between threads).
+
+    Parameters
+    ----------
+    root : path
+        The indexed folder.
+    db : path, optional
+        The database file; default ``ROOT/.samepix/index.db``.
+    create : bool
+        Create the database (and its folder) when missing.
+
+    Raises
+    ------
+    SourceError
+        ``root`` is not a folder, or the database cannot be created.
+    IndexCorrupt
+        The file is not a samepix index, is damaged, or was written by a newer samepix; the
+        message names the file and ``samepix index --rebuild``.
+    UsageError
+        A ``db`` given explicitly belongs to another folder.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        db: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
+    ) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise SourceError(f"{self.root}: not a folder")
+        self.explicit_db = db is not None
+        self.path = Path(db) if db is not None else default_db_path(self.root)
+        self._table: HashTable | None = None
+        self.conn = self._open(create)
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def corrupt(self, exc: BaseException | str) -> IndexCorrupt:
+        """The error for a damaged index file, naming it and the way out."""
+        return IndexCorrupt(
+            f"{self.path}: index database is unreadable or corrupted ({exc}); "
+            f"rebuild it with: samepix index --rebuild {self.root}"
+            + (f" --db {self.path}" if self.explicit_db else "")
+        )
+
+    def _open(self, create: bool) -> sqlite3.Connection:
+        exists = self.path.exists()
+        if not exists and not create:
+            raise SourceError(f"{self.path}: no index (run: samepix index {self.root})")
+        if not exists:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SourceError(
+                    f"{self.path.parent}: cannot create the index folder ({exc.strerror or exc})"
+                ) from exc
+        try:
+            # isolation_level=None: transactions are explicit (BEGIN ... COMMIT) below.
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise SourceError(f"{self.path}: cannot open the index ({exc})") from exc
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if version > SCHEMA_VERSION:
+                raise IndexCorrupt(
+                    f"{self.path}: index schema version {version} is newer than this samepix "
+                    f"understands ({SCHEMA_VERSION}); upgrade samepix or rebuild with: "
+                    f"samepix index --rebuild {self.root}"
+                )
+            if version == 0 and tables:
+                raise self.corrupt("not a samepix index: unknown tables, no schema version")
+            if version == SCHEMA_VERSION and not {"files", "unreadable", "meta"} <= tables:
+                raise self.corrupt("tables missing")
+            # WAL: readers never block the writer, and a crash mid-commit rolls back cleanly.
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if version == 0:
+                # One transaction: the schema and its version land together, or not at all.
+                conn.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                )
+                conn.execute("BEGIN IMMEDIATE")
+                self._set_meta(conn, "root", str(self.root.resolve()))
+                self._set_meta(conn, "created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                conn.execute("COMMIT")
+            self._check_root(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise self.corrupt(exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def _check_root(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
+        here = str(self.root.resolve())
+        if row is not None and row[0] != here and self.explicit_db:
+            # An index kept elsewhere must not be applied to another folder; one inside the folder
+            # simply moved with it, which is fine.
+            raise UsageError(f"{self.path}: this index belongs to {row[0]}, not to {here}")
+        if row is None or row[0] != here:
+            conn.execute("BEGIN IMMEDIATE")
+            self._set_meta(conn, "root", here)
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def remove_files(db: str | os.PathLike[str]) -> None:
+        """Delete an index database and its WAL/shared-memory files (for ``--rebuild``)."""
+        base = Path(db)
+        for suffix in ("", "-wal", "-shm", "-journal", "-hashes.npy"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{base}{suffix}").unlink()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        try:
+            return self.conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self.corrupt(exc) from exc
+
+    def __len__(self) -> int:
+        return int(self._query("SELECT count(*) FROM files")[0][0])
+
+    def entries(self) -> list[IndexEntry]:
+        """Every entry, by path."""
+        return [
+            IndexEntry.from_row(r)
+            for r in self._query(f"SELECT {_ENTRY_COLUMNS} FROM files ORDER BY path")
+        ]
+
+    def get(self, path: str) -> IndexEntry | None:
+        rows = self._query(f"SELECT {_ENTRY_COLUMNS} FROM files WHERE path = ?", (path,))
+        return IndexEntry.from_row(rows[0]) if rows else None
+
+    def by_ids(self, ids: Iterable[int]) -> dict[int, IndexEntry]:
+        """Entries by row id (ids no longer present are left out)."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, IndexEntry] = {}
+        for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(
+                f"SELECT id, {_ENTRY_COLUMNS} FROM files WHERE id IN ({marks})", chunk
+            ):
+                found[row[0]] = IndexEntry.from_row(row[1:])
+        return found
+
+    def by_sha256(self, digest: str) -> list[IndexEntry]:
+        rows = self._query(
+            f"SELECT {_ENTRY_COLUMNS} FROM files WHERE sha256 = ? ORDER BY path",
+            (bytes.fromhex(digest),),
+        )
+        return [IndexEntry.from_row(r) for r in rows]
+
+    def unreadable(self) -> list[Unreadable]:
+        return [
+            Unreadable(p, r)
+            for p, r in self._query("SELECT path, reason FROM unreadable ORDER BY path")
+        ]
+
+    def hash_table(self) -> HashTable:
+        """The candidate-search arrays (loaded once, reloaded after this object writes).
+
+        Reading 1,000,000 rows through sqlite3 takes about 2 s, so the arrays are also kept in
+        ``<db>-hashes.npy`` beside the database (24 bytes an entry, loaded in milliseconds) and
+        used while the database's change counter (``meta.generation``, kept by triggers) says
+        they are current.
+        """
+        if self._table is None:
+            import numpy as np
+
+            cache = Path(f"{self.path}-hashes.npy")
+            try:
+                self.conn.execute("BEGIN")  # one snapshot for the counter and the rows
+                try:
+                    row = self.conn.execute(
+                        "SELECT value FROM meta WHERE key = 'generation'"
+                    ).fetchone()
+                    generation = int(row[0]) if row else -1
+                    flat = _load_table_cache(cache, generation)
+                    if flat is None:
+                        cur = self.conn.execute("SELECT id, phash, dhash FROM files ORDER BY id")
+                        flat = np.fromiter((v for r in cur for v in r), dtype=np.int64)
+                        flat = flat.reshape(-1, 3)
+                        if generation >= 0:
+                            _save_table_cache(cache, generation, flat)
+                finally:
+                    self.conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise self.corrupt(exc) from exc
+            self._table = HashTable(
+                ids=np.ascontiguousarray(flat[:, 0]),
+                phash=np.ascontiguousarray(flat[:, 1]),
+                dhash=np.ascontiguousarray(flat[:, 2]),
+            )
+        return self._table
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: everything in it lands, or nothing does."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise SamepixError(
+                    f"{self.path}: index is locked by another samepix process; try again later"
+                ) from exc
+            raise self.corrupt(exc) from exc
+        except sqlite3.DatabaseError as exc:
+            raise self.corrupt(exc) from exc
+        self._table = None
+        try:
+            yield self.conn
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise self.corrupt(exc) from exc
+
+    @staticmethod
+    def put(conn: sqlite3.Connection, entry: IndexEntry) -> None:
+        """Insert or replace the row of ``entry.path`` (inside :meth:`transaction`)."""
+        marks = ",".join("?" * 16)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _ENTRY_COLUMNS.split(", ")[1:])
+        conn.execute(
+            f"INSERT INTO files ({_ENTRY_COLUMNS}) VALUES ({marks}) "
+            f"ON CONFLICT (path) DO UPDATE SET {updates}",
+            entry.to_row(),
+        )
+        conn.execute("DELETE FROM unreadable WHERE path = ?", (entry.path,))
+
+    @staticmethod
+    def put_unreadable(
+        conn: sqlite3.Connection, path: str, st: os.stat_result | None, reason: str
+    ) -> None:
+        size, mtime, inode = (st.st_size, st.st_mtime_ns, st.st_ino) if st else (-1, -1, -1)
+        conn.execute(
+            "INSERT INTO unreadable (path, size, mtime_ns, inode, reason) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
+            "inode = excluded.inode, reason = excluded.reason",
+            (path, size, mtime, inode, reason),
+        )
+        conn.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    @staticmethod
+    def delete(conn: sqlite3.Connection, path: str) -> None:
+        conn.execute("DELETE FROM files WHERE path = ?", (path,))
+
+
+def _load_table_cache(path: Path, generation: int) -> np.ndarray | None:
+    """The cached (n, 3) id/pHash/dHash array if it was written at ``generation``, else None."""
+    import numpy as np
+
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    # Row 0 is a header: (generation, rows, 0); anything unexpected means "rebuild it".
+    if data.dtype != np.int64 or data.ndim != 2 or data.shape[1] != 3 or data.shape[0] < 1:
+        return None
+    if int(data[0, 0]) != generation or int(data[0, 1]) != data.shape[0] - 1 or generation < 0:
+        return None
+    out: np.ndarray = data[1:]
+    return out
+
+
+def _save_table_cache(path: Path, generation: int, flat: np.ndarray) -> None:
+    import numpy as np
+
+    from .atomic import atomic_writer
+
+    header = np.array([[generation, flat.shape[0], 0]], dtype=np.int64)
+    # A cache: a read-only folder is fine.
+    with contextlib.suppress(OSError, SamepixError), atomic_writer(path) as handle:
+        np.save(handle, np.concatenate([header, flat]), allow_pickle=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Walking the folder
+
+
+@dataclass
+class _Walk:
+    files: dict[str, os.stat_result] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)  # rel path -> reason
+
+
+def _walk(root: Path, skip: set[Path]) -> _Walk:
+    """Every image file under ``root`` (following symlinks, never twice, never in a loop).
+
+    Directories are identified by (device, inode): a symlink back to an ancestor, or two links to
+    one folder, is entered once. Files too: a hard link or symlink to a file already seen is the
+    same file, not a copy, and is listed once. Real paths win over paths through a symbolic
+    link (every real folder is walked before any linked one), then name order decides.
+    """
+    out = _Walk()
+    seen_dirs: set[tuple[int, int]] = set()
+    found: list[tuple[bool, str, os.stat_result]] = []  # (through a link, rel path, stat)
+    real: list[tuple[Path, str]] = [(root, "")]
+    linked: list[tuple[Path, str]] = []
+    while real or linked:
+        via_link = not real
+        folder, rel = real.pop() if real else linked.pop()
+        try:
+            st = folder.stat()
+        except OSError as exc:
+            out.problems[rel or "."] = f"cannot open folder ({exc.strerror or exc})"
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen_dirs:
+            continue
+        seen_dirs.add(key)
+        try:
+            with os.scandir(folder) as it:
+                items = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            out.problems[rel or "."] = f"cannot list folder ({exc.strerror or exc})"
+            continue
+        subdirs: list[tuple[Path, str]] = []
+        sublinks: list[tuple[Path, str]] = []
+        for item in items:
+            child_rel = f"{rel}/{item.name}" if rel else item.name
+            try:
+                is_dir = item.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if item.name == STATE_DIR or Path(item.path) in skip:
+                    continue
+                if via_link or item.is_symlink():
+                    sublinks.append((Path(item.path), child_rel))
+                else:
+                    subdirs.append((Path(item.path), child_rel))
+                continue
+            if os.path.splitext(item.name)[1].lower() not in IMAGE_EXTENSIONS:
+                continue
+            try:
+                fst = os.stat(item.path)  # follows a symlink to its file
+            except OSError as exc:
+                out.problems[child_rel] = (
+                    "broken symbolic link"
+                    if item.is_symlink()
+                    else f"cannot stat ({exc.strerror or exc})"
+                )
+                continue
+            if stat_module.S_ISREG(fst.st_mode):
+                found.append((via_link or item.is_symlink(), child_rel, fst))
+        real.extend(reversed(subdirs))  # depth first, in name order
+        linked.extend(reversed(sublinks))
+    seen_files: set[tuple[int, int]] = set()
+    for _, rel, fst in sorted(found, key=lambda f: (f[0], f[1])):
+        fkey = (fst.st_dev, fst.st_ino)
+        if fkey not in seen_files:
+            seen_files.add(fkey)
+            out.files[rel] = fst
+    return out
+
+
+def _same_stat(row: tuple[int, int, int], st: os.stat_result) -> bool:
+    return row == (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+# ---------------------------------------------------------------------------------------------
+# Updating
+
+
+def update_index(
+    index: Index,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> IndexSummary:
+    """Bring ``index`` up to date with its folder.
+
+    Parameters
+    ----------
+    index : Index
+        The open index.
+    limits : Limits
+        Bytes and pixels refused per file (such files are listed as unreadable).
+    workers : int, optional
+        Processes that decode new images; default: one per CPU. ``1`` decodes in this process.
+    progress : callable, optional
+        Called with a :class:`Progress` now and then (at most a few times a second).
+
+    Returns
+    -------
+    IndexSummary
+
+    Raises
+    ------
+    IndexCorrupt
+        The database is damaged (nothing in the folder is touched).
+    """
+    started = time.perf_counter()
+    root = index.root
+    skip = {index.path.parent} if index.path.parent.name == STATE_DIR else set()
+    walk = _walk(root, skip)
+    if progress:
+        progress(Progress("scanning", len(walk.files), len(walk.files)))
+
+    known = {
+        p: (s, m, i) for p, s, m, i in index._query("SELECT path, size, mtime_ns, inode FROM files")
+    }
+    known_bad = {
+        p: ((s, m, i), r)
+        for p, s, m, i, r in index._query(
+            "SELECT path, size, mtime_ns, inode, reason FROM unreadable"
+        )
+    }
+
+    unchanged = 0
+    still_bad: list[Unreadable] = []
+    to_read: list[str] = []
+    for rel, st in walk.files.items():
+        row = known.get(rel)
+        if row is not None and _same_stat(row, st):
+            unchanged += 1
+            continue
+        bad = known_bad.get(rel)
+        if row is None and bad is not None and _same_stat(bad[0], st):
+            still_bad.append(Unreadable(rel, bad[1]))  # unchanged and still unreadable: not re-read
+            continue
+        to_read.append(rel)
+    vanished = {p for p in known if p not in walk.files}
+
+    added = updated = moved = decoded = 0
+    moves: list[tuple[str, str]] = []
+    new_bad: list[Unreadable] = []
+    need_decode: list[str] = []
+
+    # Phase 1: SHA-256 of every new or changed file, so that content already described (a
+    # rename, a move, a copy, a touched file) is recognised without decoding anything.
+    if to_read and known:
+        by_sha: dict[str, list[str]] = {}
+        sha_of: dict[str, str] = {}
+        for path, sha in index._query("SELECT path, sha256 FROM files"):
+            sha_of[path] = bytes(sha).hex()
+            by_sha.setdefault(sha_of[path], []).append(path)
+        done = 0
+        with ThreadPoolExecutor(max_workers=4) as pool, index.transaction() as conn:
+            for rel, digest, st in pool.map(lambda r: _sha256_file(root, r, limits), to_read):
+                done += 1
+                if progress and done % 256 == 0:
+                    progress(Progress("hashing", done, len(to_read)))
+                if digest is None:
+                    new_bad.append(Unreadable(rel, st))
+                    index.put_unreadable(conn, rel, walk.files[rel], st)
+                    continue
+                old = sha_of.get(rel)
+                if old is not None and old != digest:
+                    # Its stored description no longer matches its bytes: never reuse it.
+                    by_sha[old].remove(rel)
+                holders = by_sha.get(digest, [])
+                if not holders:
+                    need_decode.append(rel)
+                    continue
+                # The file itself (touched), else a file that is gone (a move), else a copy.
+                if rel in holders:
+                    source = rel
+                else:
+                    source = next((p for p in holders if p in vanished), holders[0])
+                entry = index.get(source)
+                if entry is None:  # pragma: no cover - rows change only in this transaction
+                    need_decode.append(rel)
+                    continue
+                fresh = IndexEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, entry.descriptor)
+                index.put(conn, fresh)
+                if source == rel:
+                    unchanged += 1  # touched: same bytes, new mtime or inode
+                    continue
+                holders.append(rel)
+                sha_of[rel] = digest
+                if source in vanished:
+                    index.delete(conn, source)
+                    vanished.discard(source)
+                    holders.remove(source)
+                    moves.append((source, rel))
+                    moved += 1
+                elif rel in known:
+                    updated += 1  # now holds bytes another file already had
+                else:
+                    added += 1  # a copy of bytes already indexed
+    else:
+        need_decode = to_read
+
+    # Vanished files are pruned before the long part, in their own transaction.
+    removed = len(vanished)
+    if vanished:
+        with index.transaction() as conn:
+            for rel in vanished:
+                index.delete(conn, rel)
+
+    # Phase 2: decode what is new, in parallel, committing as results arrive.
+    if need_decode:
+        total = len(need_decode)
+        done = 0
+        last_commit = time.monotonic()
+        pending_rows: list[IndexEntry | Unreadable] = []
+
+        def flush() -> None:
+            nonlocal last_commit
+            if not pending_rows:
+                return
+            with index.transaction() as conn:
+                for item in pending_rows:
+                    if isinstance(item, IndexEntry):
+                        index.put(conn, item)
+                    else:
+                        index.put_unreadable(
+                            conn, item.path, walk.files.get(item.path), item.reason
+                        )
+            pending_rows.clear()
+            last_commit = time.monotonic()
+
+        for results in _decode_all(str(root), need_decode, limits, workers):
+            for item in results:
+                done += 1
+                pending_rows.append(item)
+                if isinstance(item, IndexEntry):
+                    decoded += 1
+                    if item.path in known:
+                        updated += 1
+                    else:
+                        added += 1
+                else:
+                    new_bad.append(item)
+            if (
+                len(pending_rows) >= _COMMIT_EVERY_ROWS
+                or time.monotonic() - last_commit > _COMMIT_EVERY_S
+            ):
+                flush()
+            if progress:
+                progress(Progress("decoding", done, total))
+        flush()
+
+    # Unreadable rows for files that are gone (or now indexed) go too.
+    with index.transaction() as conn:
+        for rel in known_bad:
+            if rel not in walk.files:
+                conn.execute("DELETE FROM unreadable WHERE path = ?", (rel,))
+
+    problems = [Unreadable(rel, reason) for rel, reason in walk.problems.items()]
+    unreadable = tuple(sorted([*still_bad, *new_bad, *problems], key=lambda u: u.path))
+    return IndexSummary(
+        root=root,
+        db=index.path,
+        total=len(index),
+        added=added,
+        updated=updated,
+        moved=moved,
+        removed=removed,
+        unchanged=unchanged,
+        decoded=decoded,
+        unreadable=unreadable,
+        moves=tuple(moves),
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def _decode_all(
+    root: str, rels: list[str], limits: Limits, workers: int | None
+) -> Iterator[list[IndexEntry | Unreadable]]:
+    """Describe files in chunks: in worker processes when it pays, else here."""
+    workers = workers or _cpu_count()
+    chunks = [rels[i : i + _CHUNK] for i in range(0, len(rels), _CHUNK)]
+    if workers <= 1 or len(chunks) < 2:
+        for chunk in chunks:
+            yield _describe_chunk(root, chunk, limits)
+        return
+    import multiprocessing
+    import threading
+
+    # fork when this process has no other thread (fast, and a caller's script is not re-imported:
+    # no `if __name__ == "__main__"` guard needed); spawn otherwise, as forking a threaded
+    # process can deadlock. Workers never touch the parent's SQLite connection.
+    methods = multiprocessing.get_all_start_methods()
+    single = threading.active_count() == 1
+    ctx = multiprocessing.get_context("fork" if "fork" in methods and single else "spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
+        queue = iter(chunks)
+        running: set[Future[list[IndexEntry | Unreadable]]] = set()
+        try:
+            for chunk in queue:  # keep a bounded number of chunks in flight
+                running.add(pool.submit(_describe_chunk, root, chunk, limits))
+                if len(running) >= 4 * workers:
+                    break
+            while running:
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool as exc:
+                        raise SamepixError(
+                            f"{root}: an indexing worker process died ({exc}); run again to "
+                            "resume (finished files are kept)"
+                        ) from exc
+                    yield result
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        running.add(pool.submit(_describe_chunk, root, nxt, limits))
+        except BaseException:
+            for fut in running:
+                fut.cancel()
+            raise
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
