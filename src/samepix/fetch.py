@@ -228,7 +228,8 @@ class _Refused(Exception):
     """A connection to an address the address policy forbids (raised at connect time)."""
 
     def __init__(self, host: str, address: str, why: str) -> None:
-        super().__init__(f"{host} resolves to {address}, a {why} address")
+        said = f"{host} is" if host == address else f"{host} resolves to {address},"
+        super().__init__(f"{said} a {why} address")
         self.host = host
         self.address = address
         self.why = why
@@ -429,7 +430,7 @@ class Fetcher:
     concurrency
         Most requests in flight at once in :meth:`aget_many` / :meth:`astream`.
     probe_bytes
-        Bytes asked for first by :meth:`probe` (doubled... up to ``max_header_bytes``).
+        Bytes asked for first by :meth:`probe` (then ×4 each time, up to ``max_header_bytes``).
     max_header_bytes
         Most bytes read looking for an image header (probe, and the early pixel-limit check).
 
@@ -834,7 +835,7 @@ class Fetcher:
             except _Refused as exc:
                 where = f"redirect to {current} refused" if chain else "refused"
                 raise FetchError(
-                    f"{url}: {where}: {exc} and private addresses are not allowed", url=url
+                    f"{url}: {where}: {exc} (private addresses are not allowed)", url=url
                 ) from exc
             except httpx.HTTPError as exc:
                 raise self._translate(url, exc, received=None) from exc
@@ -1067,6 +1068,8 @@ class Fetcher:
                     head += chunk
                     if len(head) >= SNIFF_BYTES:
                         self._sniff(url, head, response)
+                    if not ranged:
+                        break  # a whole-file stream: look at each chunk, stop as soon as we can
                 info = read_header(bytes(head))
                 if ranged:  # a 206 carries what was asked; less means the file ended
                     whole = (size is not None and len(head) >= size) or len(head) < want
@@ -1074,7 +1077,8 @@ class Fetcher:
                     whole = ended
                 if info is not None or whole or len(head) >= self.max_header_bytes:
                     break
-                want = min(want * 4, self.max_header_bytes)
+                if len(head) >= want:
+                    want = min(want * 4, self.max_header_bytes)
                 if not ranged:
                     continue  # a plain GET: read further down the same stream
                 more = {"Range": f"bytes={len(head)}-{want - 1}", "Accept-Encoding": "identity"}
