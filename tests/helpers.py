@@ -133,8 +133,10 @@ class _CountingWriter:
         self.count = count
 
     def write(self, data: bytes) -> int:
-        written: int = self.raw.write(data)
+        # Counted before the write: once the client has the bytes, the count already has them
+        # (counting after would race with a client that reads the count straight away).
         self.count(len(data))
+        written: int = self.raw.write(data)
         return written
 
     def flush(self) -> None:
