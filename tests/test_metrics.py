@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import math
+import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -304,6 +306,18 @@ def test_concurrent_calls_agree(astronaut: np.ndarray) -> None:
     for t in threads:
         t.join()
     assert results == [expected] * 4  # deterministic, whatever the scheduling
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads, 3.12+
+def test_works_in_a_forked_child(astronaut: np.ndarray) -> None:
+    # The parent's pool threads do not survive a fork: the child starts its own pool and
+    # never waits on a helper that cannot run.
+    b = jpeg_copy(astronaut, 50)
+    expected = ssim_channels(astronaut, b)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(ssim_channels, (astronaut, b)).get(timeout=60)
+    assert got == expected
 
 
 def test_kernel_is_scipys_gaussian() -> None:

@@ -5,17 +5,20 @@ defines it: an 11×11 Gaussian window with σ = 1.5, K1 = 0.01, K2 = 0.03, popul
 and the mean of the SSIM map over the region where the whole window fits (a 5-pixel border is
 left out). scikit-image gives the same number with ``structural_similarity(a, b,
 gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)``; samepix
-agrees with it within 1e-6 while running more than 15 times faster in a small, constant amount
-of memory:
+agrees with it within 1e-6 (a few 1e-7 in practice) and runs 15-20 times faster on two cores
+in a small, constant amount of memory (``benchmarks/bench_ssim.py``):
 
 - the image is cut into tiles, each padded by the 5-pixel window radius, so every tile's valid
   region is exact and tiles join seamlessly;
-- each thread reuses one small set of float32 buffers for all its tiles (fresh memory costs a
-  page fault per 4 KiB, which on a VM costs more than the arithmetic);
-- the four Gaussian blurs (of a + b, a − b and their squares) run in OpenCV, which releases
-  the GIL, so tiles run in parallel threads;
+- the four Gaussian blurs per tile (of a + b, a − b and their squares) and the arithmetic run
+  in OpenCV and numpy, which release the GIL, so a small thread pool (one thread per CPU, at
+  most 8, the caller included) shares the tiles;
+- each thread reuses one set of float32 buffers (~6 MB) for all its tiles, and the buffers
+  outlive the call: fresh memory costs a page fault per 4 KiB, which on a VM can cost as
+  much as the arithmetic;
 - float32 is exact enough because each tile is centred on its own mean before the squares are
-  taken (variances are differences of large, nearly equal numbers) and sums are kept in float64.
+  taken (variances are differences of large, nearly equal numbers) and sums are kept in
+  float64.
 
 Everything here works on arrays; decoding, alignment and verdicts live elsewhere.
 """
@@ -103,7 +106,9 @@ class SsimResult:
     map : numpy.ndarray or None
         float32 array of shape ``(H - 10, W - 10)``: the SSIM of the window centred on each
         pixel whose window fits inside the image (pixel ``(i, j)`` of the map is centred on
-        image pixel ``(i + 5, j + 5)``). ``None`` unless ``return_map=True``.
+        image pixel ``(i + 5, j + 5)``). ``None`` unless ``return_map=True``. Per pixel it is
+        within about 1e-4 of a float64 computation (where a tile mixes very dark and very
+        bright areas); block means such as :func:`region_means` are far closer.
     """
 
     mean: float
