@@ -202,8 +202,32 @@ def test_diagonal_symmetry_is_the_documented_limit() -> None:
     )
 )
 def test_small_arrays_match_imagehash(grey: np.ndarray) -> None:
-    # Tiny and low-entropy images are where ties live (3,000 random ones matched in development).
-    assert hash_grey(grey).as_hex() == oracle_hex(Image.fromarray(grey))
+    # Tiny and low-entropy images are where ties live. Where a low-frequency DCT coefficient
+    # equals the median in exact arithmetic, floating-point rounding decides that bit in both
+    # implementations (documented in hashes.py); elsewhere every bit must match. Found by
+    # Hypothesis: a 5×5 zero image with one pixel at 1 ties, and its pHash differs by 1 bit.
+    got, want = hash_grey(grey).as_hex(), oracle_hex(Image.fromarray(grey))
+    tied = _phash_tied_bits(Image.fromarray(grey))
+    if not tied:
+        assert got == want
+        return
+    assert {k: v for k, v in got.items() if k != "phash"} == {
+        k: v for k, v in want.items() if k != "phash"
+    }
+    distance = ImageHash.from_hex("phash", got["phash"]) - ImageHash.from_hex(
+        "phash", want["phash"]
+    )
+    assert distance <= tied
+
+
+def _phash_tied_bits(image: Image.Image) -> int:
+    """How many pHash coefficients sit on the median within rounding (0: bits are exact)."""
+    from scipy.fftpack import dct
+
+    pixels = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.LANCZOS), float)
+    low = dct(dct(pixels, axis=0), axis=1)[:8, :8]
+    median = np.median(low)
+    return int(np.sum(np.abs(low - median) <= 1e-9 * (1.0 + np.abs(low).max())))
 
 
 # --- JPEG: draft (DCT-scaled) decode, re-encode, different pictures ---------------------------

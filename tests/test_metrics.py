@@ -575,3 +575,9 @@ def test_result_is_frozen() -> None:
     assert result == SsimResult(mean=1.0, map=None)
     with pytest.raises(AttributeError):
         result.mean = 0.5  # type: ignore[misc]
+
+
+def test_nrmse_of_opposite_extremes_is_exactly_zero() -> None:
+    # Found by Hypothesis: RMSE == span gave 1 - 1.0000000000000002 = -2.2e-16.
+    black, white = np.zeros((3, 3), np.uint8), np.full((3, 3), 255, np.uint8)
+    assert nrmse(black, white) == 0.0

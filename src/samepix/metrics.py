@@ -681,7 +681,9 @@ def nrmse(a: np.ndarray, b: np.ndarray) -> float:
     span = float(hi) - float(lo)
     if span == 0.0:
         return 1.0  # both images are the same constant
-    return 1.0 - math.sqrt(_sum_sq_diff(a, b) / a.size) / span
+    # RMSE never exceeds the span, so the value is within [0, 1]; clamp away rounding
+    # (RMSE == span gave -2.2e-16 for two images at opposite extremes).
+    return max(0.0, 1.0 - math.sqrt(_sum_sq_diff(a, b) / a.size) / span)
 
 
 def region_means(ssim_map: np.ndarray, tile: int) -> np.ndarray:
