@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import io
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -33,25 +36,119 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Route = Callable[[http.server.BaseHTTPRequestHandler], Response | None]
+Route = Callable[[http.server.BaseHTTPRequestHandler], "Response | None"]
+
+
+def redirect(location: str, status: int = 302) -> Response:
+    return Response(status, b"", {"Location": location})
+
+
+@dataclass
+class Resource:
+    """A file served as a real web server serves it: validators (304), Range (206), gzip."""
+
+    body: bytes
+    content_type: str = "application/octet-stream"
+    etag: str | None = None
+    last_modified: str | None = None
+    ranges: bool = True
+    gzip: bool = False
+
+    def __call__(self, handler: http.server.BaseHTTPRequestHandler) -> Response:
+        request = handler.headers
+        validators = {}
+        if self.etag:
+            validators["ETag"] = self.etag
+        if self.last_modified:
+            validators["Last-Modified"] = self.last_modified
+        if_none_match = request.get("If-None-Match")
+        if_modified_since = request.get("If-Modified-Since")
+        # RFC 9110 13.2.2: If-None-Match wins over If-Modified-Since.
+        if if_none_match is not None and self.etag:
+            if self.etag in [tag.strip() for tag in if_none_match.split(",")]:
+                return Response(304, b"", validators)
+        elif (
+            if_modified_since is not None
+            and self.last_modified
+            and parsedate_to_datetime(if_modified_since)
+            >= parsedate_to_datetime(self.last_modified)
+        ):
+            return Response(304, b"", validators)
+        headers = {"Content-Type": self.content_type, **validators}
+        wanted = request.get("Range")
+        if_range = request.get("If-Range")
+        if self.ranges and wanted and wanted.startswith("bytes=") and if_range in (None, self.etag):
+            first_text, _, last_text = wanted[6:].partition("-")
+            first = int(first_text)
+            last = min(int(last_text) if last_text else len(self.body) - 1, len(self.body) - 1)
+            if first >= len(self.body):
+                return Response(416, b"", {"Content-Range": f"bytes */{len(self.body)}"})
+            headers["Content-Range"] = f"bytes {first}-{last}/{len(self.body)}"
+            return Response(206, self.body[first : last + 1], headers)
+        body = self.body
+        if self.gzip and "gzip" in request.get("Accept-Encoding", ""):
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        return Response(200, body, headers)
+
+
+class Sequence:
+    """A route answering with each response in turn (the last one repeats): 500 then 200."""
+
+    def __init__(self, *responses: Response | Route) -> None:
+        self.responses = responses
+        self.calls = 0
+
+    def __call__(self, handler: http.server.BaseHTTPRequestHandler) -> Response | None:
+        item = self.responses[min(self.calls, len(self.responses) - 1)]
+        self.calls += 1
+        return item(handler) if callable(item) else item
 
 
 @dataclass
 class Server:
-    """A live server: ``url(path)``; ``routes`` maps a path to a Response or a callable."""
+    """A live server: ``url(path)``; ``routes`` maps a path to a Response or a callable.
+
+    ``body_bytes_sent`` counts every body byte written (by any route), headers excluded;
+    ``requests`` holds (path, request headers) for each request, in order.
+    """
 
     base: str
     routes: dict[str, Response | Route]
     hits: dict[str, int] = field(default_factory=dict)
     body_bytes_sent: int = 0
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
 
+    def headers_of(self, path: str) -> list[dict[str, str]]:
+        """The request headers of each request for ``path`` (names lower-cased)."""
+        return [headers for seen, headers in self.requests if seen == path]
+
+
+class _CountingWriter:
+    def __init__(self, raw: Any, count: Callable[[int], None]) -> None:
+        self.raw = raw
+        self.count = count
+
+    def write(self, data: bytes) -> int:
+        written: int = self.raw.write(data)
+        self.count(len(data))
+        return written
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
 
 @contextmanager
-def http_server(routes: dict[str, Response | Route] | None = None) -> Iterator[Server]:
-    """Serve ``routes`` on 127.0.0.1 (a free port) in a thread for the duration of the block.
+def http_server(
+    routes: dict[str, Response | Route] | None = None, *, host: str = "127.0.0.1"
+) -> Iterator[Server]:
+    """Serve ``routes`` on ``host`` (a free port) in a thread for the duration of the block.
 
     A callable route gets the handler and may write the response itself (return None) —
     used for stalls, resets and endless bodies.
@@ -61,14 +158,31 @@ def http_server(routes: dict[str, Response | Route] | None = None) -> Iterator[S
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        in_body = False
 
         def log_message(self, format: str, *args: object) -> None:
             pass
 
+        def setup(self) -> None:
+            super().setup()
+
+            def count(n: int) -> None:
+                if self.in_body:
+                    with lock:
+                        state.body_bytes_sent += n
+
+            self.wfile = _CountingWriter(self.wfile, count)  # type: ignore[assignment]
+
+        def end_headers(self) -> None:
+            super().end_headers()
+            self.in_body = True
+
         def do_GET(self) -> None:
+            self.in_body = False
             path = self.path.split("?", 1)[0]
             with lock:
                 state.hits[path] = state.hits.get(path, 0) + 1
+                state.requests.append((path, {k.lower(): v for k, v in self.headers.items()}))
             route = state.routes.get(path)
             if route is None:
                 response: Response | None = Response(
@@ -86,13 +200,17 @@ def http_server(routes: dict[str, Response | Route] | None = None) -> Iterator[S
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(response.body)
-            with lock:
-                state.body_bytes_sent += len(response.body)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    class QuietServer(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            pass  # resets and early closes are what some tests are about
+
+    server = QuietServer((host, 0), Handler)
+    state.base = f"http://{host}:{server.server_address[1]}"
+    # A short poll interval: shutdown() waits for it, once per test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import pytest
 
 from samepix.errors import FetchError, LimitExceeded, SourceError
+from samepix.fetch import Fetcher, Retry
 from samepix.limits import Limits
 from samepix.sources import is_url, read_source
 
@@ -110,10 +111,12 @@ def test_http_stall_times_out() -> None:
         time.sleep(3)
         return None
 
-    with http_server({"/slow.jpg": stall}) as server:
+    # One try: retries of a stall are tested in test_fetch.py.
+    fetcher = Fetcher(limits=Limits(read_timeout=0.5), retry=Retry(tries=1))
+    with http_server({"/slow.jpg": stall}) as server, fetcher:
         started = time.monotonic()
         with pytest.raises(FetchError, match="timed out"):
-            read_source(server.url("/slow.jpg"), limits=Limits(read_timeout=0.5))
+            read_source(server.url("/slow.jpg"), fetcher=fetcher)
         assert time.monotonic() - started < 2.5
 
 

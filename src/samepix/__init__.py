@@ -29,6 +29,12 @@ _EXPORTS = {
     "DEFAULT_POLICY": "policy",
     "Verdict": "verdict",
     "Limits": "limits",
+    "Fetcher": "fetch",
+    "Retry": "fetch",
+    "Download": "fetch",
+    "Probe": "fetch",
+    "probe": "fetch",
+    "FetchState": "state",
     "ImageInfo": "decode",
     "ImageHash": "hashes",
     "HashSet": "hashes",
@@ -53,9 +59,12 @@ __all__ = [
     "DEFAULT_POLICY",
     "Comparison",
     "DecodeError",
+    "Download",
     "DuplicateCopy",
     "DuplicateGroup",
     "FetchError",
+    "FetchState",
+    "Fetcher",
     "FindResult",
     "HashSet",
     "ImageHash",
@@ -69,6 +78,8 @@ __all__ = [
     "Metrics",
     "Policy",
     "PreparedImage",
+    "Probe",
+    "Retry",
     "SamepixError",
     "SourceError",
     "StateError",
@@ -78,6 +89,7 @@ __all__ = [
     "__version__",
     "compare",
     "load",
+    "probe",
 ]
 
 if TYPE_CHECKING:
@@ -93,11 +105,13 @@ if TYPE_CHECKING:
         StateError,
         UsageError,
     )
+    from .fetch import Download, Fetcher, Probe, Retry, probe
     from .hashes import HashSet, ImageHash
     from .index import IndexSummary, Unreadable
     from .library import DuplicateCopy, DuplicateGroup, FindResult, Library, Match
     from .limits import Limits
     from .policy import DEFAULT_POLICY, Policy
+    from .state import FetchState
     from .verdict import Verdict
 
 

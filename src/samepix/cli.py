@@ -83,9 +83,23 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--diff", metavar="PNG", help="write a heatmap of where the images differ")
     _add_policy_options(p)
     _add_limit_options(p)
+    _add_fetch_options(p, state=True)
     p.set_defaults(handler=_cmd_compare)
 
     _add_folder_commands(sub, common)
+
+    p = sub.add_parser(
+        "probe",
+        parents=[common],
+        help="format, size and pixel dimensions of a remote image from its first bytes",
+        description="Read only the first bytes of an image (a Range request, or a streamed GET "
+        "stopped early) and report its format, width, height and size in bytes.",
+    )
+    p.add_argument("url", help="http(s):// URL")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_limit_options(p)
+    _add_fetch_options(p, state=False)
+    p.set_defaults(handler=_cmd_probe)
 
     p = sub.add_parser(
         "demo",
@@ -200,6 +214,55 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--timeout", type=float, metavar="S", help="network read timeout in seconds")
 
 
+def _add_fetch_options(p: argparse.ArgumentParser, *, state: bool) -> None:
+    g = p.add_argument_group("fetching (see docs/fetching.md)")
+    g.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="tries after a connection error, 5xx or 429 (default 2)",
+    )
+    g.add_argument(
+        "--no-private",
+        action="store_true",
+        help="refuse loopback, private, link-local and other non-public addresses (checked "
+        "on every redirect) and file:// URLs",
+    )
+    if state:
+        where = g.add_mutually_exclusive_group()
+        where.add_argument(
+            "--state",
+            metavar="PATH",
+            help="the state file remembering ETag/Last-Modified and results "
+            "(default: fetch-state.sqlite3 in the user cache directory)",
+        )
+        where.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="neither read nor write the state file: download everything",
+        )
+
+
+def fetcher_from_args(args: argparse.Namespace, limits: Any) -> Any:
+    """The Fetcher for the fetching options (shared by every command that downloads)."""
+    from .fetch import DEFAULT_RETRY, Fetcher, Retry
+    from .state import FetchState
+
+    retries = getattr(args, "retries", None)
+    if retries is not None and retries < 0:
+        raise UsageError(f"--retries must be >= 0, got {retries}")
+    retry = DEFAULT_RETRY if retries is None else Retry(tries=retries + 1)
+    state = None
+    if hasattr(args, "no_cache") and not args.no_cache:
+        state = FetchState(args.state or FetchState.default_path())
+    return Fetcher(
+        limits=limits,
+        retry=retry,
+        allow_private=not getattr(args, "no_private", False),
+        state=state,
+    )
+
+
 def policy_from_args(args: argparse.Namespace) -> Any:
     """Build the Policy from the threshold options (shared by every command that decides)."""
     from .policy import DEFAULT_POLICY, Policy
@@ -265,11 +328,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     policy = policy_from_args(args)
     limits = limits_from_args(args)
-    a = load(args.a, limits=limits, lazy=True)
-    b = load(args.b, limits=limits, lazy=True)
-    result = compare(a, b, policy=policy, limits=limits, keep_map=bool(args.diff))
-    if args.diff:
-        write_heatmap(result, a if _area(result.a) <= _area(result.b) else b, args.diff)
+    with fetcher_from_args(args, limits) as fetcher:
+        if args.diff:  # the heatmap is drawn over one of the images: keep them at hand
+            a = load(args.a, limits=limits, lazy=True, fetcher=fetcher)
+            b = load(args.b, limits=limits, lazy=True, fetcher=fetcher)
+            result = compare(a, b, policy=policy, limits=limits, keep_map=True, fetcher=fetcher)
+            write_heatmap(result, a if _area(result.a) <= _area(result.b) else b, args.diff)
+        else:  # sources passed as given, so an unchanged URL can be revalidated, not read
+            result = compare(args.a, args.b, policy=policy, limits=limits, fetcher=fetcher)
     if args.json:
         out = result.to_dict()
         if args.diff:
@@ -284,6 +350,25 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _area(info: Any) -> int:
     return int(info.width) * int(info.height)
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from .report import human_bytes
+
+    if not args.url.startswith(("http://", "https://")):
+        raise UsageError(f"{args.url}: probe reads http(s):// URLs")
+    limits = limits_from_args(args)
+    with fetcher_from_args(args, limits) as fetcher:
+        found = fetcher.probe(args.url)
+    if args.json:
+        print(json.dumps(found.to_dict(), ensure_ascii=False))
+        return EXIT_MATCH
+    dims = "size unknown" if found.width is None else f"{found.width}×{found.height}"
+    total = "unknown size" if found.size is None else human_bytes(found.size)
+    how = "a Range request" if found.ranged else "a GET stopped early"
+    print(f"{found.format} {dims}, {total}: {found.final_url}")
+    print(f"  read {human_bytes(found.transferred)} with {how}")
+    return EXIT_MATCH
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Union
 
@@ -24,11 +24,13 @@ from .decode import read_info as read_header_info
 from .hashes import HashSet, hash_image
 from .limits import DEFAULT_LIMITS, Limits
 from .policy import DEFAULT_POLICY, Policy
-from .sources import Blob, read_source
+from .sources import Blob, blob_from_download, read_source
 from .verdict import Evidence, Verdict, decide
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
+
+    from .fetch import Download, Fetcher
 
 __all__ = ["Comparison", "ImageSource", "Metrics", "PreparedImage", "compare", "load"]
 
@@ -41,6 +43,7 @@ ImageSource = Union[
     np.ndarray,
     "PILImage.Image",
     "PreparedImage",
+    "Download",
 ]
 
 
@@ -94,18 +97,25 @@ class PreparedImage:
     def sha256(self) -> str | None:
         if self.blob is None:
             return None
+        if self.blob.sha256 is not None:
+            return self.blob.sha256
         import hashlib
 
         return hashlib.sha256(self.blob.data).hexdigest()
 
 
 def load(
-    source: ImageSource, *, limits: Limits = DEFAULT_LIMITS, lazy: bool = False
+    source: ImageSource,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    lazy: bool = False,
+    fetcher: Fetcher | None = None,
 ) -> PreparedImage:
     """Read and prepare an image: a path, ``http(s)://``/``file://``/``data:`` URL, ``-``,
-    bytes, a PIL image or a numpy array.
+    bytes, a PIL image, a numpy array or a :class:`~samepix.fetch.Download`.
 
     With ``lazy=False`` (the default) the image is decoded now, so a bad file raises here.
+    URLs are downloaded with ``fetcher`` when given (see :func:`~samepix.sources.read_source`).
 
     Raises
     ------
@@ -119,11 +129,28 @@ def load(
     if _is_pil_image(source):
         name = getattr(source, "filename", "") or "<PIL image>"
         return PreparedImage(name, decoded=decode_pil(source, name=name), limits=limits)  # type: ignore[arg-type]
-    blob = read_source(source, limits=limits)  # type: ignore[arg-type]
+    from .fetch import Download
+
+    if isinstance(source, Download):
+        blob = blob_from_download(_download_again(source, fetcher, limits))
+    else:
+        blob = read_source(source, limits=limits, fetcher=fetcher)  # type: ignore[arg-type]
     prepared = PreparedImage(blob.name, blob=blob, limits=limits)
     if not lazy:
         prepared.decoded  # noqa: B018 - decode now so errors surface at load time
     return prepared
+
+
+def _download_again(download: Download, fetcher: Fetcher | None, limits: Limits) -> Download:
+    """A download with its body: ``download`` itself, or a fresh GET for a 304."""
+    if not download.not_modified:
+        return download
+    if fetcher is not None:
+        return fetcher.get(download.url)
+    from .fetch import Fetcher
+
+    with Fetcher(limits=limits) as one_off:
+        return one_off.get(download.url)
 
 
 def _is_pil_image(obj: object) -> bool:
@@ -170,6 +197,7 @@ class Comparison:
     rung: str  # where the ladder stopped: "bytes", "pixels" or "metrics"
     transferred: int = 0  # bytes downloaded for this comparison
     ssim_map: np.ndarray | None = field(default=None, repr=False, compare=False)
+    reused: bool = False  # taken from the state file: neither side changed since it was decided
 
     @property
     def is_match(self) -> bool:
@@ -194,13 +222,44 @@ class Comparison:
             "a": _info_dict(self.a),
             "b": _info_dict(self.b),
             "transferred": self.transferred,
+            "reused": self.reused,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
+        """The inverse of :meth:`to_dict` (without the SSIM map, which is not saved).
+
+        Raises
+        ------
+        KeyError, TypeError, ValueError
+            ``data`` is not what :meth:`to_dict` writes.
+        """
+        metrics = dict(data["metrics"])
+        for key in ("ssim_channels", "worst_region", "compared_size"):
+            if metrics.get(key) is not None:
+                metrics[key] = tuple(metrics[key])
+        if metrics.get("psnr") == "inf":
+            metrics["psnr"] = float("inf")
+        return cls(
+            Verdict(data["verdict"]),
+            tuple(data["reasons"]),
+            Metrics(**metrics),
+            _info_from_dict(data["a"]),
+            _info_from_dict(data["b"]),
+            rung=str(data["rung"]),
+            transferred=int(data.get("transferred", 0)),
+            reused=bool(data.get("reused", False)),
+        )
 
 
 def _info_dict(info: ImageInfo) -> dict[str, Any]:
     out = asdict(info)
     out["metadata"] = sorted(info.metadata)
     return out
+
+
+def _info_from_dict(data: Mapping[str, Any]) -> ImageInfo:
+    return ImageInfo(**{**data, "metadata": frozenset(data.get("metadata", ()))})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,6 +272,7 @@ def compare(
     policy: Policy = DEFAULT_POLICY,
     limits: Limits = DEFAULT_LIMITS,
     keep_map: bool = False,
+    fetcher: Fetcher | None = None,
 ) -> Comparison:
     """Decide whether ``a`` and ``b`` show the same picture, and explain why.
 
@@ -226,14 +286,28 @@ def compare(
         Safety limits for reading and decoding.
     keep_map
         Keep the luma SSIM map in the result (for a difference heatmap).
+    fetcher
+        Downloads URLs (its limits, retries and address policy). With a state file
+        (``Fetcher(state=...)``) and at least one ``http(s)`` side, URLs are revalidated
+        with their ETag / Last-Modified and a result stored for the same two contents and
+        policy is reused (``reused=True``) — see ``docs/fetching.md``.
 
     Returns
     -------
     Comparison
         ``verdict``, ``reasons``, ``metrics`` and both images' :class:`ImageInfo`.
     """
-    pa = load(a, limits=limits, lazy=True)
-    pb = load(b, limits=limits, lazy=True)
+    if fetcher is not None and fetcher.state is not None:
+        return _compare_remembered(a, b, policy, limits, keep_map, fetcher)
+    pa = load(a, limits=limits, lazy=True, fetcher=fetcher)
+    pb = load(b, limits=limits, lazy=True, fetcher=fetcher)
+    return _compare_prepared(pa, pb, policy=policy, limits=limits, keep_map=keep_map)
+
+
+def _compare_prepared(
+    pa: PreparedImage, pb: PreparedImage, *, policy: Policy, limits: Limits, keep_map: bool
+) -> Comparison:
+    """The ladder, on two prepared images."""
     transferred = sum(p.blob.transferred for p in (pa, pb) if p.blob is not None)
 
     # Rung 1: identical bytes — nothing to decode.
@@ -314,6 +388,110 @@ def compare(
         transferred=transferred,
         ssim_map=ssim_map if keep_map else None,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparisons remembered in the state file
+
+
+def _compare_remembered(
+    a: ImageSource,
+    b: ImageSource,
+    policy: Policy,
+    limits: Limits,
+    keep_map: bool,
+    fetcher: Fetcher,
+) -> Comparison:
+    """:func:`compare` with a state file: revalidate URLs, reuse what nothing invalidates.
+
+    A URL answered ``304`` has no bytes here, only the SHA-256 it had. A stored result keyed
+    by both SHA-256s and the policy is reused as is; when the other side has the very same
+    bytes, they stand in for the URL's; otherwise the URL is downloaded again.
+    """
+    from .fetch import Download
+    from .state import result_key
+
+    state = fetcher.state
+    assert state is not None
+    sides = [_remembered_side(x, fetcher, limits) for x in (a, b)]
+    if not any(isinstance(s, Download) or _is_remote(s) for s in sides):
+        pa, pb = (s for s in sides if isinstance(s, PreparedImage))
+        return _compare_prepared(pa, pb, policy=policy, limits=limits, keep_map=keep_map)
+    digests = [s.sha256 for s in sides]
+    settings = policy.as_dict()
+    if not keep_map and digests[0] is not None and digests[1] is not None:
+        stored = state.result(result_key(digests[0], digests[1], settings))
+        if stored is not None:
+            try:
+                found = Comparison.from_dict(stored)
+            except (KeyError, TypeError, ValueError):
+                found = None  # saved by another version of the format: decide again
+            if found is not None:
+                names = [s.url if isinstance(s, Download) else s.name for s in sides]
+                return replace(
+                    found,
+                    a=replace(found.a, source=names[0]),
+                    b=replace(found.b, source=names[1]),
+                    transferred=sum(_transferred(s) for s in sides),
+                    reused=True,
+                )
+    prepared = _with_bytes(sides, fetcher, limits)
+    result = _compare_prepared(*prepared, policy=policy, limits=limits, keep_map=keep_map)
+    sha_a, sha_b = prepared[0].sha256, prepared[1].sha256
+    if sha_a is not None and sha_b is not None:  # the contents compared, which a race may change
+        state.save_result(result_key(sha_a, sha_b, settings), result.to_dict())
+    return result
+
+
+def _remembered_side(
+    source: ImageSource, fetcher: Fetcher, limits: Limits
+) -> PreparedImage | Download:
+    """A URL revalidated (a 304 stays a bodiless Download), anything else loaded lazily."""
+    from .fetch import Download
+
+    if isinstance(source, str) and source.startswith(("http://", "https://")):
+        source = fetcher.get(source, conditional=True)
+    if isinstance(source, Download):
+        if source.not_modified:
+            return source
+        return PreparedImage(source.url, blob=blob_from_download(source), limits=limits)
+    return load(source, limits=limits, lazy=True, fetcher=fetcher)
+
+
+def _is_remote(side: PreparedImage) -> bool:
+    url = side.blob.url if side.blob is not None else None
+    return url is not None and url.startswith(("http://", "https://"))
+
+
+def _transferred(side: PreparedImage | Download) -> int:
+    if isinstance(side, PreparedImage):
+        return side.blob.transferred if side.blob is not None else 0
+    return side.transferred
+
+
+def _with_bytes(
+    sides: list[PreparedImage | Download], fetcher: Fetcher, limits: Limits
+) -> tuple[PreparedImage, PreparedImage]:
+    """Both sides with bytes: a 304 side borrows the other side's bytes when their SHA-256
+    match (nothing to download), else it is downloaded again."""
+    out: list[PreparedImage | None] = [s if isinstance(s, PreparedImage) else None for s in sides]
+    for i, side in enumerate(sides):
+        if isinstance(side, PreparedImage):
+            continue
+        other = out[1 - i]
+        if other is not None and other.blob is not None and other.sha256 == side.sha256:
+            blob = replace(
+                other.blob, name=side.url, url=side.url, path=None, transferred=side.transferred
+            )
+        else:
+            fresh = fetcher.get(side.url)
+            blob = replace(
+                blob_from_download(fresh), transferred=side.transferred + fresh.transferred
+            )
+        out[i] = PreparedImage(side.url, blob=blob, limits=limits)
+    first, second = out
+    assert first is not None and second is not None
+    return first, second
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
-import warnings
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DecodeError, LimitExceeded
-from .formats import SNIFF_BYTES, describe_non_image, sniff_format
+from .errors import DecodeError
+from .formats import SNIFF_BYTES, describe_non_image, open_image, sniff_format
+from .formats import exif_orientation as _orientation
 from .limits import DEFAULT_LIMITS, Limits
 from .sources import Blob
 
@@ -45,8 +44,6 @@ __all__ = [
     "grey_pil",
     "read_info",
 ]
-
-_EXIF_ORIENTATION = 0x0112
 
 
 @dataclass(frozen=True)
@@ -288,40 +285,19 @@ def grey_pil(decoded: Decoded, *, min_side: int | None = 256) -> PILImage.Image:
 # ---------------------------------------------------------------------------------------------
 # Opening, with the pixel limit checked before any pixel is decoded
 
-_bomb_lock = threading.Lock()
-
 
 def _open(data: bytes, name: str, limits: Limits) -> PILImage.Image:
-    from PIL import Image, UnidentifiedImageError
-
-    def open_checked() -> PILImage.Image:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data))
+    from PIL import UnidentifiedImageError
 
     try:
-        try:
-            im = open_checked()
-        except Image.DecompressionBombError:
-            # Pillow's own global limit is lower than ours: open once more with it lifted; our
-            # limit is checked below from the header, still before anything is decoded.
-            with _bomb_lock:
-                saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-                try:
-                    im = open_checked()
-                finally:
-                    Image.MAX_IMAGE_PIXELS = saved
+        im = open_image(data)
     except UnidentifiedImageError as exc:
         fmt = sniff_format(data[:SNIFF_BYTES])
         raise DecodeError(f"{name}: {fmt} data that cannot be read (corrupt header?)") from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise DecodeError(f"{name}: {_describe_decode_failure(exc, None)}") from exc
     w, h = im.size
-    if w * h > limits.max_pixels:
-        raise LimitExceeded(
-            f"{name}: {w}×{h} = {w * h:,} pixels exceeds the limit of {limits.max_pixels:,} "
-            "(a decompression bomb?); raise it with --max-pixels"
-        )
+    limits.check_pixels(name, w, h)
     if w == 0 or h == 0:
         raise DecodeError(f"{name}: image has no pixels ({w}×{h})")
     return im
@@ -490,14 +466,6 @@ def _to_srgb(im: PILImage.Image, icc: bytes, name: str) -> tuple[PILImage.Image,
 
 # ---------------------------------------------------------------------------------------------
 # Orientation and metadata
-
-
-def _orientation(im: PILImage.Image) -> int:
-    try:
-        value = im.getexif().get(_EXIF_ORIENTATION, 1)
-    except (OSError, ValueError, SyntaxError, TypeError, KeyError):
-        return 1  # unreadable EXIF: show the pixels as stored
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:

@@ -33,12 +33,23 @@ class SourceError(SamepixError):
 
 
 class FetchError(SourceError):
-    """An HTTP(S) download failed: status, timeout, connection reset, too many redirects."""
+    """An HTTP(S) download failed: status, timeout, connection reset, too many redirects.
 
-    def __init__(self, message: str, *, url: str = "", status: int | None = None) -> None:
+    ``attempts`` holds one line per failed try (retries included), oldest first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        status: int | None = None,
+        attempts: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.url = url
         self.status = status
+        self.attempts = attempts
 
 
 class DecodeError(SamepixError):

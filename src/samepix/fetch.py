@@ -1,31 +1,125 @@
 """HTTP(S) downloads: the only module that knows the HTTP client (httpx).
 
-Every download is bounded: connect/read timeouts, a total deadline, a maximum body size enforced
-while streaming (a server that sends forever or lies in Content-Length is cut off) and a
-maximum number of redirects. httpx failures become :class:`~samepix.errors.FetchError` here.
+A :class:`Fetcher` holds one configuration (limits, retry policy, address policy, state file,
+User-Agent) for a sync and an async httpx client. Every download is bounded: connect/read
+timeouts, a total deadline, a maximum body size enforced while streaming (a server that sends
+forever or lies in Content-Length is cut off), a maximum number of redirects (followed here, so
+each hop is checked) and the pixel limit, checked from the image header as soon as the first
+bytes arrive. Bodies are sniffed from their magic bytes: an HTML page served as ``image/jpeg``
+is an error that says so. Failures are retried with exponential backoff and jitter when they
+may pass (connection errors, 5xx, 429 with its ``Retry-After``), never for other 4xx.
+
+The request logic is written once, as generators that yield what they need done (send a
+request, read a chunk, sleep); a small sync driver and a small async driver carry it out with
+httpx's ``Client`` or ``AsyncClient``. httpx failures become
+:class:`~samepix.errors.FetchError` here, and nowhere else.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import os
+import random
+import socket
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, Union
 
 from . import __version__
-from .errors import FetchError, LimitExceeded
+from .errors import FetchError, LimitExceeded, SamepixError, UsageError
+from .formats import SNIFF_BYTES, describe_non_image, read_header, sniff_format
 from .limits import DEFAULT_LIMITS, Limits
+from .state import FetchState, UrlRecord
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["USER_AGENT", "Download", "fetch_url"]
+__all__ = [
+    "DEFAULT_RETRY",
+    "USER_AGENT",
+    "Download",
+    "Fetcher",
+    "Probe",
+    "Retry",
+    "probe",
+]
 
 USER_AGENT = f"samepix/{__version__} (+https://pypi.org/project/samepix/)"
+
+_log = logging.getLogger("samepix.fetch")
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Where a header check is tried while a body streams in: cheap (a Pillow header parse) and
+# geometric, so a JPEG whose SOF follows a big EXIF block costs a handful of tries.
+_FIRST_HEADER_TRY = 512
+_T = TypeVar("_T")
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration and results
+
+
+@dataclass(frozen=True)
+class Retry:
+    """When and how often a failed request is tried again.
+
+    Tried again: connection errors (refused, reset, closed early, timed out), HTTP 5xx and 429.
+    Never: other 4xx, a body that is not an image, a limit exceeded, a refused address.
+
+    Parameters
+    ----------
+    tries
+        Attempts in all (1 = no retry).
+    backoff
+        Delay before the second attempt, in seconds; it doubles for each further attempt.
+    max_backoff
+        Longest delay between two attempts.
+    jitter
+        Fraction of each delay drawn at random (0 = none, 1 = anywhere from 0 to the delay), so
+        many clients failing together do not retry together.
+    max_retry_after
+        Longest ``Retry-After`` honoured, in seconds; a longer one is waited for this long.
+    """
+
+    tries: int = 3
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    jitter: float = 0.5
+    max_retry_after: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.tries < 1:
+            raise UsageError(f"retry tries must be >= 1, got {self.tries}")
+        if min(self.backoff, self.max_backoff, self.max_retry_after) < 0:
+            raise UsageError("retry delays must be >= 0")
+        if not 0.0 <= self.jitter <= 1.0:
+            raise UsageError(f"retry jitter must be within [0, 1], got {self.jitter}")
+
+    def delay(self, failed_tries: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait after ``failed_tries`` failures (``Retry-After`` wins, capped)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        base = min(self.backoff * 2.0 ** (failed_tries - 1), self.max_backoff)
+        return base * (1.0 - self.jitter * rng.random())
+
+
+DEFAULT_RETRY = Retry()
 
 
 @dataclass(frozen=True)
 class Download:
-    """A complete response body and what the server said about it."""
+    """A response body and what the server said about it.
+
+    For a conditional request answered ``304 Not Modified``, ``not_modified`` is True, ``data``
+    is empty and ``sha256``, ``size`` and ``content_type`` are those remembered from the last
+    full download (``previous``).
+    """
 
     url: str  # the URL asked for
     final_url: str  # after redirects
@@ -34,90 +128,1010 @@ class Download:
     content_type: str | None
     etag: str | None
     last_modified: str | None
-    transferred: int  # body bytes received on the wire (before content decoding)
+    transferred: int  # bytes received on the wire, every try and redirect included
+    sha256: str
+    size: int  # bytes of the body (decoded from any Content-Encoding)
+    not_modified: bool = False
+    previous: UrlRecord | None = None  # what the state file knew before this request
+    redirects: tuple[str, ...] = ()  # each URL redirected to, in order
+    tries: int = 1
+
+    @property
+    def unchanged(self) -> bool:
+        """True when the body is known to be the one downloaded last time (304 or same hash)."""
+        return self.not_modified or (
+            self.previous is not None and self.previous.sha256 == self.sha256
+        )
 
 
-def _timeout(limits: Limits) -> httpx.Timeout:
-    import httpx
+@dataclass(frozen=True)
+class Probe:
+    """What the first bytes of a remote image say, without downloading all of it."""
 
-    return httpx.Timeout(
-        connect=limits.connect_timeout,
-        read=limits.read_timeout,
-        write=limits.read_timeout,
-        pool=limits.connect_timeout,
-    )
+    url: str
+    final_url: str
+    format: str
+    width: int | None  # as a viewer shows it (EXIF orientation applied); None if not found
+    height: int | None
+    size: int | None  # bytes of the whole image (Content-Range or Content-Length), if told
+    transferred: int  # bytes actually read
+    ranged: bool  # the server honoured the Range request
+    orientation: int = 1
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def pixels(self) -> int | None:
+        return None if self.width is None or self.height is None else self.width * self.height
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``samepix probe --json``)."""
+        return {
+            "url": self.url,
+            "final_url": self.final_url,
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+            "orientation": self.orientation,
+            "size": self.size,
+            "transferred": self.transferred,
+            "ranged": self.ranged,
+            "content_type": self.content_type,
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+        }
 
 
-def fetch_url(url: str, *, limits: Limits = DEFAULT_LIMITS) -> Download:
-    """Download ``url`` completely, within ``limits``.
+# ---------------------------------------------------------------------------------------------
+# What the request logic asks its driver to do
 
-    Raises
-    ------
-    FetchError
-        Connection failure, timeout, HTTP status >= 400, too many redirects, a body shorter
-        than announced.
-    LimitExceeded
-        The body is larger than ``limits.max_bytes`` or the download outlasts
-        ``limits.total_timeout``.
-    """
-    import httpx
 
-    deadline = time.monotonic() + limits.total_timeout
+@dataclass(frozen=True)
+class _Send:
+    """Send a GET; the driver answers with the response (headers read, body not yet)."""
+
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Sleep:
+    seconds: float
+
+
+class _Read:
+    """Read the next chunk of the current body; the driver answers b"" at its end."""
+
+
+_READ = _Read()
+_Effect = Union[_Send, _Sleep, _Read]  # noqa: UP007 - a runtime alias; X | Y needs 3.10 types
+_Steps = Generator[_Effect, Any, _T]
+
+
+class _Transient(Exception):
+    """A failure worth another try."""
+
+    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+class _Refused(Exception):
+    """A connection to an address the address policy forbids (raised at connect time)."""
+
+    def __init__(self, host: str, address: str, why: str) -> None:
+        super().__init__(f"{host} resolves to {address}, a {why} address")
+        self.host = host
+        self.address = address
+        self.why = why
+
+
+@dataclass
+class _Tally:
+    """Bookkeeping for one fetch across its tries and redirects."""
+
+    responses: list[httpx.Response] = field(default_factory=list)
+    tries: int = 0
+
+    @property
+    def transferred(self) -> int:
+        return sum(r.num_bytes_downloaded for r in self.responses)
+
+
+# ---------------------------------------------------------------------------------------------
+# Address policy
+
+
+def _blocked_reason(address: str) -> str | None:
+    """Why a connection to ``address`` is refused when private addresses are not allowed."""
     try:
-        with (
-            httpx.Client(
-                follow_redirects=True,
-                max_redirects=limits.max_redirects,
-                timeout=_timeout(limits),
-                headers={"User-Agent": USER_AGENT},
-            ) as client,
-            client.stream("GET", url) as response,
+        ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone ("%eth0")
+    except ValueError:
+        return "unparsable"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    for flag, why in (
+        ("is_unspecified", "unspecified"),
+        ("is_loopback", "loopback"),
+        ("is_link_local", "link-local"),
+        ("is_multicast", "multicast"),
+        ("is_private", "private"),
+        ("is_reserved", "reserved"),
+    ):
+        if getattr(ip, flag):
+            return why
+    if not ip.is_global:  # shared (100.64/10), documentation, benchmarking ranges...
+        return "non-public"
+    return None
+
+
+@dataclass(frozen=True)
+class _AddressGuard:
+    """Checks every address a host resolves to, at connect time (see :class:`Fetcher`)."""
+
+    allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    def check(self, host: str, addresses: Iterable[str]) -> list[str]:
+        unique = list(dict.fromkeys(addresses))
+        for address in unique:
+            why = _blocked_reason(address)
+            if why is not None and not self._exempt(address):
+                # One bad address refuses the host: a public name has no business resolving
+                # to a private address, and trying the others would let DNS pick for us.
+                raise _Refused(host, address, why)
+        return unique
+
+    def _exempt(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        return any(ip in net for net in self.allowed if ip.version == net.version)
+
+
+def _guarded_transport(guard: _AddressGuard, limits: httpx.Limits) -> httpx.HTTPTransport:
+    """An httpx transport whose connections go only to addresses ``guard`` accepts.
+
+    The name is resolved and checked inside the connection itself and the socket connects to
+    that very address, so DNS cannot answer differently between the check and the connect.
+    """
+    import httpcore
+    import httpx
+
+    class GuardedBackend(httpcore.NetworkBackend):
+        def __init__(self, inner: httpcore.NetworkBackend) -> None:
+            self._inner = inner
+
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.NetworkStream:
+            try:
+                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                raise httpcore.ConnectError(f"cannot resolve {host} ({exc})") from exc
+            last: Exception | None = None
+            for address in guard.check(host, [str(info[4][0]) for info in infos]):
+                try:
+                    return self._inner.connect_tcp(
+                        address, port, timeout, local_address, socket_options
+                    )
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                    last = exc  # try the next checked address, as create_connection would
+            assert last is not None
+            raise last
+
+        def connect_unix_socket(
+            self, path: str, timeout: float | None = None, socket_options: Any = None
+        ) -> httpcore.NetworkStream:
+            raise httpcore.ConnectError("unix sockets are not allowed")
+
+        def sleep(self, seconds: float) -> None:
+            self._inner.sleep(seconds)
+
+    transport = httpx.HTTPTransport(limits=limits)
+    pool = transport._pool
+    pool._network_backend = GuardedBackend(pool._network_backend)
+    return transport
+
+
+def _guarded_async_transport(
+    guard: _AddressGuard, limits: httpx.Limits
+) -> httpx.AsyncHTTPTransport:
+    """The async twin of :func:`_guarded_transport`."""
+    import httpcore
+    import httpx
+
+    class GuardedAsyncBackend(httpcore.AsyncNetworkBackend):
+        def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+            self._inner = inner
+
+        async def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.AsyncNetworkStream:
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await asyncio.wait_for(
+                    loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
+                )
+            except (OSError, asyncio.TimeoutError) as exc:
+                raise httpcore.ConnectError(f"cannot resolve {host} ({exc})") from exc
+            last: Exception | None = None
+            for address in guard.check(host, [str(info[4][0]) for info in infos]):
+                try:
+                    return await self._inner.connect_tcp(
+                        address, port, timeout, local_address, socket_options
+                    )
+                except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                    last = exc
+            assert last is not None
+            raise last
+
+        async def connect_unix_socket(
+            self, path: str, timeout: float | None = None, socket_options: Any = None
+        ) -> httpcore.AsyncNetworkStream:
+            raise httpcore.ConnectError("unix sockets are not allowed")
+
+        async def sleep(self, seconds: float) -> None:
+            await self._inner.sleep(seconds)
+
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    pool = transport._pool
+    pool._network_backend = GuardedAsyncBackend(pool._network_backend)
+    return transport
+
+
+# ---------------------------------------------------------------------------------------------
+# The fetcher
+
+
+class Fetcher:
+    """One HTTP configuration for sync and async downloads, probes and revalidation.
+
+    Parameters
+    ----------
+    limits
+        Timeouts, body size, redirects and pixels (:class:`~samepix.limits.Limits`).
+    retry
+        The retry policy (:class:`Retry`).
+    allow_private
+        False refuses connections to loopback, private, link-local, multicast, reserved and
+        other non-public addresses, and ``file://`` URLs (for services that fetch URLs their
+        users give). Names are resolved and checked when each connection is made — for every
+        redirect — and the socket connects to the checked address, so DNS rebinding cannot
+        slip in between. Proxies from the environment are not used in this mode (a proxy
+        resolves names itself, out of reach of the check).
+    allowed_networks
+        With ``allow_private=False``: networks still allowed (your own image server), as CIDR
+        strings such as ``"10.1.0.0/16"``.
+    state
+        A :class:`~samepix.state.FetchState` (or a path to one) to remember validators and
+        results in; None (the default) writes nothing.
+    user_agent
+        The ``User-Agent`` header.
+    concurrency
+        Most requests in flight at once in :meth:`aget_many` / :meth:`astream`.
+    probe_bytes
+        Bytes asked for first by :meth:`probe` (doubled... up to ``max_header_bytes``).
+    max_header_bytes
+        Most bytes read looking for an image header (probe, and the early pixel-limit check).
+
+    Proxies come from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``, ``NO_PROXY``...) as
+    httpx reads them. Use as a context manager, or call :meth:`close`, to release connections.
+    """
+
+    def __init__(
+        self,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        retry: Retry = DEFAULT_RETRY,
+        allow_private: bool = True,
+        allowed_networks: Iterable[str] = (),
+        state: FetchState | str | os.PathLike[str] | None = None,
+        user_agent: str = USER_AGENT,
+        concurrency: int = 16,
+        probe_bytes: int = 32 * 1024,
+        max_header_bytes: int = 1024 * 1024,
+    ) -> None:
+        if concurrency < 1:
+            raise UsageError(f"concurrency must be >= 1, got {concurrency}")
+        if not 0 < probe_bytes <= max_header_bytes:
+            raise UsageError("probe_bytes must be positive and at most max_header_bytes")
+        self.limits = limits
+        self.retry = retry
+        self.allow_private = allow_private
+        try:
+            networks = tuple(ipaddress.ip_network(n, strict=False) for n in allowed_networks)
+        except ValueError as exc:
+            raise UsageError(f"allowed_networks: {exc}") from exc
+        self._guard = None if allow_private else _AddressGuard(networks)
+        self._owns_state = state is not None and not isinstance(state, FetchState)
+        self.state: FetchState | None = (
+            state if isinstance(state, FetchState) or state is None else FetchState(state)
+        )
+        self.user_agent = user_agent
+        self.concurrency = concurrency
+        self.probe_bytes = probe_bytes
+        self.max_header_bytes = max_header_bytes
+        self._rng = random.Random()
+        self._client: httpx.Client | None = None
+        self._aclient: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Fetcher allow_private={self.allow_private} state={self.state!r} "
+            f"tries={self.retry.tries}>"
+        )
+
+    # -- clients: one configuration, two flavours ----------------------------------------------
+
+    def _client_options(self) -> dict[str, Any]:
+        import httpx
+
+        limits = self.limits
+        return {
+            "timeout": httpx.Timeout(
+                connect=limits.connect_timeout,
+                read=limits.read_timeout,
+                write=limits.read_timeout,
+                pool=limits.connect_timeout,
+            ),
+            "headers": {"User-Agent": self.user_agent},
+            "follow_redirects": False,  # followed in _open, so every hop is checked
+            "trust_env": True,
+        }
+
+    def _pool_limits(self) -> httpx.Limits:
+        import httpx
+
+        return httpx.Limits(
+            max_connections=max(self.concurrency, 10),
+            max_keepalive_connections=max(self.concurrency, 10),
+        )
+
+    def _sync_client(self) -> httpx.Client:
+        if self._client is None:
+            import httpx
+
+            options = self._client_options()
+            if self._guard is not None:
+                options["transport"] = _guarded_transport(self._guard, self._pool_limits())
+            self._client = httpx.Client(limits=self._pool_limits(), **options)
+        return self._client
+
+    def _new_async_client(self) -> httpx.AsyncClient:
+        import httpx
+
+        options = self._client_options()
+        if self._guard is not None:
+            options["transport"] = _guarded_async_transport(self._guard, self._pool_limits())
+        return httpx.AsyncClient(limits=self._pool_limits(), **options)
+
+    def close(self) -> None:
+        """Close the sync client's connections (and the state file if opened from a path)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._owns_state and self.state is not None:
+            self.state.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Fetcher:
+        if self._aclient is None:
+            self._aclient = self._new_async_client()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None
+        self.close()
+
+    @contextlib.asynccontextmanager
+    async def _async_client(self) -> AsyncIterator[httpx.AsyncClient]:
+        if self._aclient is not None:  # inside ``async with fetcher``
+            yield self._aclient
+            return
+        async with self._new_async_client() as client:
+            yield client
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def known(self, url: str) -> UrlRecord | None:
+        """What the state file knows about ``url`` (None without a state file)."""
+        return None if self.state is None else self.state.get(url)
+
+    def get(self, url: str, *, conditional: bool = False) -> Download:
+        """Download ``url`` within the limits, retrying what may pass.
+
+        With ``conditional=True`` and validators remembered in the state file, the request
+        carries ``If-None-Match`` / ``If-Modified-Since``; a ``304`` answer downloads nothing
+        and gives a :class:`Download` with ``not_modified=True`` and the remembered
+        ``sha256``. With a state file, every full download is remembered.
+
+        Raises
+        ------
+        FetchError
+            Connection failure, timeout, an HTTP error status, too many redirects or a
+            redirect loop, a refused address, a body that is not an image.
+        LimitExceeded
+            A body over ``limits.max_bytes``, an image over ``limits.max_pixels`` (from its
+            header, before the rest is downloaded), a download over ``limits.total_timeout``.
+        """
+        previous = self.known(url)
+        download = self._run(self._get_steps(url, previous, conditional=conditional))
+        self._remember(download)
+        return download
+
+    async def aget(self, url: str, *, conditional: bool = False) -> Download:
+        """:meth:`get`, asynchronously."""
+        async with self._async_client() as client:
+            return await self._aget(client, url, conditional)
+
+    async def _aget(self, client: httpx.AsyncClient, url: str, conditional: bool) -> Download:
+        previous = self.known(url)
+        download = await self._arun(client, self._get_steps(url, previous, conditional=conditional))
+        self._remember(download)
+        return download
+
+    async def astream(
+        self,
+        urls: Iterable[str],
+        *,
+        conditional: bool = True,
+        concurrency: int | None = None,
+    ) -> AsyncIterator[tuple[str, Download | SamepixError]]:
+        """Fetch many URLs concurrently, yielding ``(url, download or error)`` as each ends.
+
+        At most ``concurrency`` requests are in flight and at most that many URLs are taken
+        from ``urls`` ahead of time, so a list of millions streams through in constant memory.
+        Errors samepix explains (:class:`~samepix.errors.SamepixError`) are yielded, not raised.
+        """
+        limit = concurrency or self.concurrency
+        async with self._async_client() as client:
+
+            async def one(url: str) -> tuple[str, Download | SamepixError]:
+                try:
+                    return url, await self._aget(client, url, conditional)
+                except SamepixError as exc:
+                    return url, exc
+
+            pending: set[asyncio.Task[tuple[str, Download | SamepixError]]] = set()
+            source = iter(urls)
+            exhausted = False
+            try:
+                while True:
+                    while not exhausted and len(pending) < limit:
+                        url = next(source, None)
+                        if url is None:
+                            exhausted = True
+                        else:
+                            pending.add(asyncio.ensure_future(one(url)))
+                    if not pending:
+                        return
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        yield task.result()
+            finally:
+                for task in pending:
+                    task.cancel()
+
+    async def aget_many(
+        self,
+        urls: Iterable[str],
+        *,
+        conditional: bool = True,
+        concurrency: int | None = None,
+    ) -> list[Download | SamepixError]:
+        """Fetch many URLs concurrently; results in the order of ``urls`` (see :meth:`astream`)."""
+        order = list(urls)
+        found: dict[str, Download | SamepixError] = {}
+        async for url, result in self.astream(
+            dict.fromkeys(order), conditional=conditional, concurrency=concurrency
         ):
-            if response.status_code >= 400:
-                reason = response.reason_phrase or "error"
+            found[url] = result
+        return [found[url] for url in order]
+
+    def get_many(
+        self,
+        urls: Iterable[str],
+        *,
+        conditional: bool = True,
+        concurrency: int | None = None,
+    ) -> list[Download | SamepixError]:
+        """:meth:`aget_many` from synchronous code (runs its own event loop)."""
+        return asyncio.run(self.aget_many(urls, conditional=conditional, concurrency=concurrency))
+
+    def probe(self, url: str) -> Probe:
+        """Format, size and pixel dimensions of a remote image from its first bytes.
+
+        Asks for ``probe_bytes`` with a Range request, and for more (up to
+        ``max_header_bytes``) while the header is incomplete — a JPEG's size may follow a big
+        EXIF block. A server that ignores Range gets a streamed GET that stops as soon as the
+        header is read.
+        """
+        return self._run(self._probe_steps(url))
+
+    async def aprobe(self, url: str) -> Probe:
+        """:meth:`probe`, asynchronously."""
+        async with self._async_client() as client:
+            return await self._arun(client, self._probe_steps(url))
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def _remember(self, download: Download) -> None:
+        if self.state is None:
+            return
+        now = time.time()
+        if download.not_modified:
+            self.state.confirm(
+                download.url,
+                etag=download.etag,
+                last_modified=download.last_modified,
+                checked_at=now,
+            )
+            return
+        self.state.remember(
+            UrlRecord(
+                url=download.url,
+                etag=download.etag,
+                last_modified=download.last_modified,
+                size=download.size,
+                sha256=download.sha256,
+                content_type=download.content_type,
+                final_url=download.final_url,
+                fetched_at=now,
+                checked_at=now,
+            )
+        )
+
+    # -- drivers --------------------------------------------------------------------------------
+
+    def _run(self, steps: _Steps[_T]) -> _T:
+        """Carry out ``steps`` with the sync client."""
+        client = self._sync_client()
+        response: httpx.Response | None = None
+        chunks: Iterator[bytes] | None = None
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    effect = steps.send(value) if error is None else steps.throw(error)
+                except StopIteration as stop:
+                    result: _T = stop.value
+                    return result
+                value, error = None, None
+                try:
+                    if isinstance(effect, _Send):
+                        if response is not None:
+                            response.close()
+                            response = None
+                        request = client.build_request("GET", effect.url, headers=effect.headers)
+                        response = client.send(request, stream=True)
+                        chunks = response.iter_bytes()
+                        value = response
+                    elif isinstance(effect, _Sleep):
+                        time.sleep(effect.seconds)
+                    else:
+                        assert chunks is not None
+                        value = next(chunks, b"")
+                except Exception as exc:  # handed to the request logic, which translates it
+                    error = exc
+        finally:
+            steps.close()
+            if response is not None:
+                response.close()
+
+    async def _arun(self, client: httpx.AsyncClient, steps: _Steps[_T]) -> _T:
+        """Carry out ``steps`` with an async client."""
+        response: httpx.Response | None = None
+        chunks: AsyncIterator[bytes] | None = None
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    effect = steps.send(value) if error is None else steps.throw(error)
+                except StopIteration as stop:
+                    result: _T = stop.value
+                    return result
+                value, error = None, None
+                try:
+                    if isinstance(effect, _Send):
+                        if response is not None:
+                            await response.aclose()
+                            response = None
+                        request = client.build_request("GET", effect.url, headers=effect.headers)
+                        response = await client.send(request, stream=True)
+                        chunks = response.aiter_bytes()
+                        value = response
+                    elif isinstance(effect, _Sleep):
+                        await asyncio.sleep(effect.seconds)
+                    else:
+                        assert chunks is not None
+                        value = await _anext_or_empty(chunks)
+                except Exception as exc:
+                    error = exc
+        finally:
+            steps.close()
+            if response is not None:
+                await response.aclose()
+
+    # -- request logic (driver-independent) ----------------------------------------------------
+
+    def _retrying(self, url: str, attempt: Callable[[_Tally, float], _Steps[_T]]) -> _Steps[_T]:
+        """Run ``attempt`` until it succeeds, fails for good, or the tries or time run out."""
+        deadline = time.monotonic() + self.limits.total_timeout
+        tally = _Tally()
+        failures: list[_Transient] = []
+        tries = self.retry.tries
+        for number in range(1, tries + 1):
+            tally.tries = number
+            try:
+                return (yield from attempt(tally, deadline))
+            except _Transient as failure:
+                failures.append(failure)
+                if number == tries:
+                    break
+                wait = self.retry.delay(number, failure.retry_after, self._rng)
+                if time.monotonic() + wait > deadline:
+                    break  # no time left for another try within limits.total_timeout
+                _log.info(
+                    "%s: %s; retrying in %.2f s (try %d of %d)",
+                    url,
+                    failure.reason,
+                    wait,
+                    number + 1,
+                    tries,
+                )
+                if wait > 0:
+                    yield _Sleep(wait)
+        last = failures[-1]
+        count = len(failures)
+        suffix = f" (tried {count} times)" if count > 1 else ""
+        raise FetchError(
+            f"{url}: {last.reason}{suffix}",
+            url=url,
+            status=last.status,
+            attempts=tuple(f.reason for f in failures),
+        )
+
+    def _open(
+        self, url: str, headers: dict[str, str], tally: _Tally
+    ) -> _Steps[tuple[httpx.Response, str, tuple[str, ...]]]:
+        """Send a GET and follow redirects (each hop checked); returns a 2xx or 304 response,
+        the final URL and the redirect chain. HTTP errors raise."""
+        import httpx
+
+        current = url
+        chain: list[str] = []
+        for _hop in range(self.limits.max_redirects + 1):
+            try:
+                response: httpx.Response = yield _Send(current, headers)
+            except _Refused as exc:
+                where = f"redirect to {current} refused" if chain else "refused"
                 raise FetchError(
-                    f"{url}: HTTP {response.status_code} {reason}",
+                    f"{url}: {where}: {exc} and private addresses are not allowed", url=url
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise self._translate(url, exc, received=None) from exc
+            tally.responses.append(response)
+            status = response.status_code
+            if status in _REDIRECTS and "location" in response.headers:
+                target = str(response.url.join(response.headers["location"]))
+                if not target.startswith(("http://", "https://")):
+                    raise FetchError(
+                        f"{url}: redirected to {target}, which is not an http(s) URL",
+                        url=url,
+                        status=status,
+                    )
+                if target == url or target in chain:
+                    loop = " → ".join([url, *chain, target])
+                    raise FetchError(f"{url}: redirect loop ({loop})", url=url, status=status)
+                chain.append(target)
+                current = target
+                continue
+            if status == 304 or 200 <= status < 300:
+                return response, current, tuple(chain)
+            self._status_failure(url, current, response)
+        raise FetchError(
+            f"{url}: more than {self.limits.max_redirects} redirects ({' → '.join([url, *chain])})",
+            url=url,
+        )
+
+    def _status_failure(self, url: str, current: str, response: httpx.Response) -> NoReturn:
+        status = response.status_code
+        reason = f"HTTP {status} {response.reason_phrase or 'error'}".rstrip()
+        if current != url:
+            reason += f" from {current}"
+        if status == 429 or status >= 500:
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            if retry_after is not None:
+                reason += f" (Retry-After {response.headers['retry-after']})"
+            raise _Transient(reason, status, retry_after)
+        raise FetchError(f"{url}: {reason}", url=url, status=status)
+
+    def _translate(
+        self, url: str, exc: Exception, *, received: int | None, announced: int | None = None
+    ) -> Exception:
+        """An httpx failure as a retryable ``_Transient`` or a final ``FetchError``."""
+        import httpx
+
+        limits = self.limits
+        after = "" if received is None else f" after {received:,} bytes"
+        if isinstance(exc, httpx.ConnectTimeout):
+            return _Transient(
+                f"timed out connecting (connect timeout {limits.connect_timeout:g} s)"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return _Transient(
+                f"timed out waiting for data{after} (read timeout {limits.read_timeout:g} s)"
+            )
+        if isinstance(exc, httpx.ConnectError):
+            text = str(exc) or type(exc).__name__
+            if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
+                return FetchError(f"{url}: TLS failure ({text})", url=url)
+            return _Transient(f"cannot connect ({text})")
+        if isinstance(exc, httpx.RemoteProtocolError):
+            if received is not None and announced is not None:
+                return _Transient(
+                    f"connection closed after {received:,} of {announced:,} bytes "
+                    "(body shorter than its Content-Length)"
+                )
+            return _Transient(f"connection closed{after} ({exc})")
+        if isinstance(exc, (httpx.ReadError, httpx.WriteError)):
+            return _Transient(f"connection reset{after} ({exc or type(exc).__name__})")
+        if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+            return FetchError(f"{url}: not a URL samepix can fetch ({exc})", url=url)
+        if isinstance(exc, httpx.DecodingError):
+            return FetchError(f"{url}: cannot decode the response body ({exc})", url=url)
+        return FetchError(f"{url}: {type(exc).__name__}: {exc}", url=url)
+
+    def _next_chunk(
+        self, url: str, response: httpx.Response, received: int, deadline: float
+    ) -> _Steps[bytes]:
+        import httpx
+
+        if time.monotonic() > deadline:
+            raise LimitExceeded(f"{url}: download took longer than {self.limits.total_timeout:g} s")
+        try:
+            chunk: bytes = yield _READ
+        except httpx.HTTPError as exc:
+            raise self._translate(
+                url, exc, received=received, announced=_content_length(response)
+            ) from exc
+        return chunk
+
+    def _get_steps(
+        self, url: str, previous: UrlRecord | None, *, conditional: bool
+    ) -> _Steps[Download]:
+        headers: dict[str, str] = {}
+        if conditional and previous is not None and previous.has_validators:
+            headers = previous.conditional_headers()
+
+        def attempt(tally: _Tally, deadline: float) -> _Steps[Download]:
+            response, final, chain = yield from self._open(url, headers, tally)
+            etag = response.headers.get("etag")
+            last_modified = response.headers.get("last-modified")
+            if response.status_code == 304:
+                if not headers or previous is None:
+                    raise FetchError(f"{url}: HTTP 304 to a request that was not conditional")
+                return Download(
                     url=url,
-                    status=response.status_code,
+                    final_url=final,
+                    status=304,
+                    data=b"",
+                    content_type=previous.content_type,
+                    etag=etag or previous.etag,
+                    last_modified=last_modified or previous.last_modified,
+                    transferred=tally.transferred,
+                    sha256=previous.sha256,
+                    size=previous.size,
+                    not_modified=True,
+                    previous=previous,
+                    redirects=chain,
+                    tries=tally.tries,
                 )
-            announced = response.headers.get("Content-Length")
-            if announced is not None and announced.isdigit() and int(announced) > limits.max_bytes:
-                raise LimitExceeded(
-                    f"{url}: Content-Length {int(announced):,} bytes exceeds the limit of "
-                    f"{limits.max_bytes:,} bytes"
-                )
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > limits.max_bytes:
-                    raise LimitExceeded(
-                        f"{url}: body exceeds the limit of {limits.max_bytes:,} bytes"
-                    )
-                if time.monotonic() > deadline:
-                    raise LimitExceeded(
-                        f"{url}: download took longer than {limits.total_timeout:g} s"
-                    )
-                chunks.append(chunk)
+            data = yield from self._read_body(url, response, deadline)
             return Download(
                 url=url,
-                final_url=str(response.url),
+                final_url=final,
                 status=response.status_code,
-                data=b"".join(chunks),
-                content_type=response.headers.get("Content-Type"),
-                etag=response.headers.get("ETag"),
-                last_modified=response.headers.get("Last-Modified"),
-                transferred=response.num_bytes_downloaded,
+                data=data,
+                content_type=response.headers.get("content-type"),
+                etag=etag,
+                last_modified=last_modified,
+                transferred=tally.transferred,
+                sha256=hashlib.sha256(data).hexdigest(),
+                size=len(data),
+                previous=previous,
+                redirects=chain,
+                tries=tally.tries,
             )
-    except httpx.TooManyRedirects as exc:
-        raise FetchError(f"{url}: more than {limits.max_redirects} redirects", url=url) from exc
-    except httpx.TimeoutException as exc:
+
+        return (yield from self._retrying(url, attempt))
+
+    def _read_body(self, url: str, response: httpx.Response, deadline: float) -> _Steps[bytes]:
+        """The whole body, checked as it streams: size, magic bytes, then the pixel limit."""
+        limit = self.limits.max_bytes
+        announced = _content_length(response)
+        if announced is not None and announced > limit:
+            raise LimitExceeded(
+                f"{url}: Content-Length {announced:,} bytes exceeds the limit of {limit:,} bytes"
+            )
+        body = bytearray()
+        sniffed = False
+        header_known = False
+        next_try = _FIRST_HEADER_TRY
+        while True:
+            chunk = yield from self._next_chunk(url, response, len(body), deadline)
+            if not chunk:
+                break
+            body += chunk
+            if len(body) > limit:
+                raise LimitExceeded(f"{url}: body exceeds the limit of {limit:,} bytes")
+            if not sniffed and len(body) >= SNIFF_BYTES:
+                self._sniff(url, body, response)
+                sniffed = True
+            if not header_known and len(body) >= next_try:
+                header_known = self._check_header(url, body)
+                next_try *= 4
+                header_known = header_known or next_try > self.max_header_bytes
+        if not sniffed:
+            self._sniff(url, body, response)
+        if not header_known:
+            self._check_header(url, body)
+        return bytes(body)
+
+    def _sniff(self, url: str, head: bytes | bytearray, response: httpx.Response) -> None:
+        """An error naming what the body is, when its first bytes are no image format."""
+        head = bytes(head[:SNIFF_BYTES])
+        if sniff_format(head) is not None:
+            return
+        content_type = response.headers.get("content-type")
+        told = f"Content-Type {content_type}" if content_type else "no Content-Type"
         raise FetchError(
-            f"{url}: timed out ({type(exc).__name__}; connect {limits.connect_timeout:g} s, "
-            f"read {limits.read_timeout:g} s)",
+            f"{url}: HTTP {response.status_code} sent {describe_non_image(head)} ({told})",
             url=url,
-        ) from exc
-    except httpx.RemoteProtocolError as exc:
-        raise FetchError(f"{url}: connection broken mid-response ({exc})", url=url) from exc
-    except httpx.HTTPError as exc:
-        raise FetchError(f"{url}: {type(exc).__name__}: {exc}", url=url) from exc
+            status=response.status_code,
+        )
+
+    def _check_header(self, url: str, head: bytes | bytearray) -> bool:
+        """Apply the pixel limit from the header, if these bytes hold it; True when done."""
+        info = read_header(bytes(head))
+        if info is None:
+            return False
+        self.limits.check_pixels(url, info.width, info.height)
+        return True
+
+    def _probe_steps(self, url: str) -> _Steps[Probe]:
+        def attempt(tally: _Tally, deadline: float) -> _Steps[Probe]:
+            want = self.probe_bytes
+            # identity: a Range applies to the encoded body, and we want the image's bytes.
+            headers = {"Range": f"bytes=0-{want - 1}", "Accept-Encoding": "identity"}
+            response, final, _chain = yield from self._open(url, headers, tally)
+            first = response
+            ranged = response.status_code == 206
+            size = _range_total(response) if ranged else _content_length(response)
+            head = bytearray()
+            while True:
+                ended = False
+                while len(head) < want:
+                    chunk = yield from self._next_chunk(url, response, len(head), deadline)
+                    if not chunk:
+                        ended = True
+                        break
+                    head += chunk
+                    if len(head) >= SNIFF_BYTES:
+                        self._sniff(url, head, response)
+                info = read_header(bytes(head))
+                if ranged:  # a 206 carries what was asked; less means the file ended
+                    whole = (size is not None and len(head) >= size) or len(head) < want
+                else:
+                    whole = ended
+                if info is not None or whole or len(head) >= self.max_header_bytes:
+                    break
+                want = min(want * 4, self.max_header_bytes)
+                if not ranged:
+                    continue  # a plain GET: read further down the same stream
+                more = {"Range": f"bytes={len(head)}-{want - 1}", "Accept-Encoding": "identity"}
+                etag = first.headers.get("etag")
+                if etag and not etag.startswith("W/"):
+                    more["If-Range"] = etag  # the rest of *this* version, or all of the new one
+                response, final, _chain = yield from self._open(final, more, tally)
+                if response.status_code != 206:  # the image changed, or Range was dropped
+                    head.clear()
+                    ranged = False
+                    size = _content_length(response)
+            if len(head) < SNIFF_BYTES:
+                self._sniff(url, head, response)
+            fmt = sniff_format(bytes(head[:SNIFF_BYTES])) or "unknown"
+            width = height = None
+            orientation = 1
+            if info is not None:
+                fmt = info.format
+                width, height = info.oriented_size
+                orientation = info.orientation
+            return Probe(
+                url=url,
+                final_url=final,
+                format=fmt,
+                width=width,
+                height=height,
+                size=size,
+                transferred=tally.transferred,
+                ranged=ranged,
+                orientation=orientation,
+                content_type=first.headers.get("content-type"),
+                etag=first.headers.get("etag"),
+                last_modified=first.headers.get("last-modified"),
+            )
+
+        return (yield from self._retrying(url, attempt))
+
+
+async def _anext_or_empty(chunks: AsyncIterator[bytes]) -> bytes:
+    """The next chunk, or b"" at the end (the async twin of ``next(it, b"")``)."""
+    try:
+        return await chunks.__anext__()
+    except StopAsyncIteration:
+        return b""
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    text = response.headers.get("content-length")
+    return int(text) if text is not None and text.strip().isdigit() else None
+
+
+def _range_total(response: httpx.Response) -> int | None:
+    # Content-Range: bytes 0-32767/1234567 (the total may be "*": unknown)
+    text = response.headers.get("content-range", "")
+    total = text.rpartition("/")[2].strip()
+    return int(total) if total.isdigit() else None
+
+
+def _retry_after(text: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if text is None:
+        return None
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def probe(
+    url: str,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    retry: Retry = DEFAULT_RETRY,
+    allow_private: bool = True,
+) -> Probe:
+    """Format, size and pixel dimensions of the image at ``url``, from its first bytes only.
+
+    See :meth:`Fetcher.probe`.
+    """
+    with Fetcher(limits=limits, retry=retry, allow_private=allow_private) as fetcher:
+        return fetcher.probe(url)

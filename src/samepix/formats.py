@@ -1,12 +1,30 @@
 """Image formats recognised from their first bytes (magic numbers), never from names or headers.
 
-Used by fetch (an HTML error page served as ``image/jpeg`` is caught before decoding) and by
-decode (a clear message instead of a decoder traceback).
+Used by fetch (an HTML error page served as ``image/jpeg`` is caught before decoding; the pixel
+limit is checked from the first bytes of a download; ``probe`` reads only a header) and by decode
+(a clear message instead of a decoder traceback).
 """
 
 from __future__ import annotations
 
-__all__ = ["SNIFF_BYTES", "describe_non_image", "sniff_format"]
+import io
+import threading
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = [
+    "SNIFF_BYTES",
+    "HeaderInfo",
+    "describe_non_image",
+    "exif_orientation",
+    "open_image",
+    "read_header",
+    "sniff_format",
+]
 
 #: How many leading bytes :func:`sniff_format` needs to decide.
 SNIFF_BYTES = 32
@@ -73,3 +91,103 @@ def describe_non_image(head: bytes) -> str:
     if all(32 <= c < 127 or c in (9, 10, 13) for c in head[:SNIFF_BYTES]):
         return f"text, not an image (starts with {head[:20]!r})"
     return f"not a known image format (starts with {head[:8].hex(' ')})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Headers: the size of an image from its first bytes
+
+
+@dataclass(frozen=True)
+class HeaderInfo:
+    """What the first bytes of an image say: format, stored size and EXIF orientation."""
+
+    format: str
+    width: int  # as stored, before EXIF orientation
+    height: int
+    orientation: int = 1
+
+    @property
+    def oriented_size(self) -> tuple[int, int]:
+        """(width, height) as a viewer shows the image (EXIF orientation applied)."""
+        if self.orientation in (5, 6, 7, 8):
+            return self.height, self.width
+        return self.width, self.height
+
+
+_bomb_lock = threading.Lock()
+
+
+def open_image(data: bytes) -> PILImage.Image:
+    """``PIL.Image.open`` on bytes, with Pillow's own decompression-bomb limit lifted.
+
+    Nothing is decoded yet; callers check samepix's limit (:meth:`Limits.check_pixels`) from
+    the size in the header. Pillow's limit is global and lower than ours, hence the lift.
+    """
+    from PIL import Image
+
+    def open_quietly() -> PILImage.Image:
+        with warnings.catch_warnings():
+            # Pillow warns about big images and, on partial data, about truncated EXIF.
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(data))
+
+    try:
+        return open_quietly()
+    except Image.DecompressionBombError:
+        with _bomb_lock:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                return open_quietly()
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+
+
+def exif_orientation(im: PILImage.Image) -> int:
+    """The EXIF orientation tag (1–8) of an opened image; 1 when absent or unreadable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = im.getexif().get(0x0112, 1)
+    except (OSError, ValueError, SyntaxError, TypeError, KeyError, EOFError):
+        return 1  # unreadable EXIF: show the pixels as stored
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def read_header(head: bytes) -> HeaderInfo | None:
+    """Format and size from the first bytes of an image, or None when more bytes are needed
+    (or the bytes are no image Pillow can open).
+
+    Pillow reads the header (for JPEG every segment up to the start of scan, so a big EXIF
+    block needs that many bytes); WebP is parsed here because Pillow's WebP reader needs the
+    whole file.
+    """
+    fmt = sniff_format(head[:SNIFF_BYTES])
+    if fmt is None:
+        return None
+    if fmt == "WEBP":
+        return _webp_header(head)
+    try:
+        im = open_image(head)
+    except Exception:  # partial data fails in many ways (struct, EOF, syntax); all mean "more"
+        return None
+    width, height = im.size
+    return HeaderInfo(im.format or fmt, width, height, exif_orientation(im))
+
+
+def _webp_header(head: bytes) -> HeaderInfo | None:
+    # RIFF container: the first chunk after "WEBP" is VP8 (lossy), VP8L (lossless) or VP8X.
+    if len(head) < 30:
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8X":
+        width = 1 + int.from_bytes(head[24:27], "little")
+        height = 1 + int.from_bytes(head[27:30], "little")
+    elif chunk == b"VP8L" and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        width, height = 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    elif chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":
+        width = int.from_bytes(head[26:28], "little") & 0x3FFF
+        height = int.from_bytes(head[28:30], "little") & 0x3FFF
+    else:
+        return None
+    return HeaderInfo("WEBP", width, height)

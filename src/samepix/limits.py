@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UsageError
+from .errors import LimitExceeded, UsageError
 
 __all__ = ["DEFAULT_LIMITS", "Limits"]
 
@@ -46,6 +46,14 @@ class Limits:
                 )
         if self.max_redirects < 0:
             raise UsageError(f"limit max_redirects must be >= 0, got {self.max_redirects}")
+
+    def check_pixels(self, name: str, width: int, height: int) -> None:
+        """Raise :class:`LimitExceeded` when a ``width`` × ``height`` image is over the limit."""
+        if width * height > self.max_pixels:
+            raise LimitExceeded(
+                f"{name}: {width}×{height} = {width * height:,} pixels exceeds the limit of "
+                f"{self.max_pixels:,} (a decompression bomb?); raise it with --max-pixels"
+            )
 
 
 DEFAULT_LIMITS = Limits()

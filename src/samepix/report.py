@@ -78,7 +78,12 @@ def format_comparison(result: Comparison) -> str:
         lines.append("  " + "; ".join(numbers))
     lines.append(f"  a: {format_info(result.a)}")
     lines.append(f"  b: {format_info(result.b)}")
-    if result.transferred:
+    if result.reused:
+        lines.append(
+            f"  unchanged since the last check: stored result reused "
+            f"(downloaded {human_bytes(result.transferred)})"
+        )
+    elif result.transferred:
         lines.append(f"  downloaded {human_bytes(result.transferred)}")
     return "\n".join(lines)
 

@@ -12,12 +12,16 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from .errors import SourceError
 from .limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["Blob", "SourceSpec", "is_url", "read_source"]
+if TYPE_CHECKING:
+    from .fetch import Download, Fetcher
+
+__all__ = ["Blob", "SourceSpec", "blob_from_download", "is_url", "read_source"]
 
 # "ftp://x", "s3://x": a URL we do not read. A Windows drive ("C:\\x") has no "//".
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -37,6 +41,7 @@ class Blob:
     transferred: int = 0  # bytes that crossed the network
     etag: str | None = None
     last_modified: str | None = None
+    sha256: str | None = None  # of ``data``, when already computed (downloads)
 
 
 def is_url(text: str) -> bool:
@@ -44,8 +49,31 @@ def is_url(text: str) -> bool:
     return text.startswith(("http://", "https://", "file://", "data:"))
 
 
-def read_source(spec: SourceSpec, *, limits: Limits = DEFAULT_LIMITS) -> Blob:
+def blob_from_download(download: Download) -> Blob:
+    """The :class:`Blob` of a complete download (not of a ``304``, which has no body)."""
+    if download.not_modified:
+        raise ValueError(f"{download.url}: a 304 answer has no body to read")
+    return Blob(
+        data=download.data,
+        name=download.url,
+        url=download.url,
+        content_type=download.content_type,
+        transferred=download.transferred,
+        etag=download.etag,
+        last_modified=download.last_modified,
+        sha256=download.sha256,
+    )
+
+
+def read_source(
+    spec: SourceSpec, *, limits: Limits = DEFAULT_LIMITS, fetcher: Fetcher | None = None
+) -> Blob:
     """Read a source into memory, within ``limits.max_bytes``.
+
+    ``http(s)://`` URLs are downloaded with ``fetcher`` (its limits, retries, address policy
+    and state file), or with a one-off :class:`~samepix.fetch.Fetcher` using ``limits``. A
+    fetcher that does not allow private addresses refuses ``file://`` URLs too; plain paths
+    are read, since the caller named them.
 
     Raises
     ------
@@ -65,21 +93,19 @@ def read_source(spec: SourceSpec, *, limits: Limits = DEFAULT_LIMITS) -> Blob:
         _check_size("<stdin>", len(data), limits)
         return Blob(data=data, name="<stdin>")
     if text.startswith(("http://", "https://")):
-        from .fetch import fetch_url
+        if fetcher is not None:
+            return blob_from_download(fetcher.get(text))
+        from .fetch import Fetcher
 
-        got = fetch_url(text, limits=limits)
-        return Blob(
-            data=got.data,
-            name=text,
-            url=text,
-            content_type=got.content_type,
-            transferred=got.transferred,
-            etag=got.etag,
-            last_modified=got.last_modified,
-        )
+        with Fetcher(limits=limits) as one_off:
+            return blob_from_download(one_off.get(text))
     if text.startswith("data:"):
         return _read_data_url(text, limits)
     if text.startswith("file://"):
+        if fetcher is not None and not fetcher.allow_private:
+            raise SourceError(
+                f"{text}: file:// URLs are refused when private addresses are not allowed"
+            )
         parts = urlsplit(text)
         if parts.netloc not in ("", "localhost"):
             raise SourceError(f"{text}: file URLs on other hosts ({parts.netloc}) are not read")
