@@ -731,6 +731,17 @@ def _read_only_state(path: Path) -> FetchState:
 # Deciding
 
 
+def _trusted(record: _Record | None, replace_better: bool) -> bool:
+    """Whether a past decision can stand while the URL is unchanged.
+
+    A same-picture skip decided without ``--replace-better`` is looked at again with it: the
+    URL's copy may be the better one.
+    """
+    if record is None or not record.complete:
+        return False
+    return not (replace_better and record.decision == "skipped-same-picture")
+
+
 def _quality(width: int, height: int, lossless: bool | None, quality: int | None, size: int) -> Any:
     # The ranking of samepix.library.quality_key, as "bigger is better".
     return (width * height, 1 if lossless else 0, quality or 0, size)
@@ -807,7 +818,7 @@ class _Syncer:
 
     def _still_holds(self, record: _Record, remote: str) -> bool:
         return (
-            record.complete
+            _trusted(record, self.replace_better)
             and record.remote_sha256 == remote
             and self.store.holds(record.path) == record.local_sha256
         )
@@ -1174,7 +1185,7 @@ def run_sync(
                 record = store.get(url)
                 usable = (
                     record is not None
-                    and record.complete
+                    and _trusted(record, replace_better)
                     and store.holds(record.path) == record.local_sha256
                 )
                 work.append((number, url, usable))
