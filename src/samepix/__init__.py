@@ -53,6 +53,10 @@ _EXPORTS = {
     "DuplicateCopy": "library",
     "IndexSummary": "index",
     "Unreadable": "index",
+    "SyncSummary": "sync",
+    "SyncItem": "sync",
+    "SyncError": "errors",
+    "SyncLocked": "errors",
 }
 
 __all__ = [
@@ -83,6 +87,10 @@ __all__ = [
     "SamepixError",
     "SourceError",
     "StateError",
+    "SyncError",
+    "SyncItem",
+    "SyncLocked",
+    "SyncSummary",
     "Unreadable",
     "UsageError",
     "Verdict",
@@ -103,6 +111,8 @@ if TYPE_CHECKING:
         SamepixError,
         SourceError,
         StateError,
+        SyncError,
+        SyncLocked,
         UsageError,
     )
     from .fetch import Download, Fetcher, Probe, Retry, probe
@@ -112,6 +122,7 @@ if TYPE_CHECKING:
     from .limits import Limits
     from .policy import DEFAULT_POLICY, Policy
     from .state import FetchState
+    from .sync import SyncItem, SyncSummary
     from .verdict import Verdict
 
 

@@ -4,6 +4,7 @@ does not pay for numpy, OpenCV or httpx.
 
 Exit status, like ``cmp``: 0 the same picture (identical/same, or found), 1 not (similar,
 different, not found), 2 trouble (bad input, network, limits) with one line ``error: ...``.
+``sync`` exits 0 when every URL was handled (downloaded or skipped) and 2 when some failed.
 """
 
 from __future__ import annotations
@@ -148,6 +149,43 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     _add_policy_options(p)
     _add_limit_options(p)
     p.set_defaults(handler=_cmd_find)
+
+    p = sub.add_parser(
+        "sync",
+        parents=[common],
+        help="download into a folder only the pictures it does not have yet",
+        description="For each URL of URLS (a file, or - for stdin; one URL a line, # comments): "
+        "skip it when the server says it is unchanged (304), when its bytes or its picture are "
+        "already in DIR; else save it into DIR. Exit 0 when every URL was handled, 2 when some "
+        "failed (or on trouble). See docs/library.md.",
+    )
+    p.add_argument("urls", metavar="URLS", help="file of URLs, one a line, or - for stdin")
+    p.add_argument("dir", metavar="DIR", help="the folder to sync into")
+    p.add_argument(
+        "--dry-run", action="store_true", help="decide and report, write nothing into DIR"
+    )
+    p.add_argument(
+        "--replace-better",
+        action="store_true",
+        help="replace a local copy by a better one of the same picture (more pixels, lossless, "
+        "higher JPEG quality, larger file); the old file is kept under DIR/.samepix/replaced/",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=16, metavar="N", help="downloads at once (16)"
+    )
+    p.add_argument(
+        "--per-host", type=int, default=6, metavar="N", help="downloads at once per host (6)"
+    )
+    p.add_argument("--log", metavar="PATH", help="append one JSON line per decision to PATH")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="print a line for every URL, not only failures"
+    )
+    _add_index_options(p)
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    _add_policy_options(p)
+    _add_limit_options(p)
+    _add_fetch_options(p, state=False)
+    p.set_defaults(handler=_cmd_sync)
 
     p = sub.add_parser(
         "dupes",
@@ -456,3 +494,45 @@ def _cmd_dupes(args: argparse.Namespace) -> int:
     else:
         print(format_duplicates(groups))
     return EXIT_MATCH if groups else EXIT_NO_MATCH
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from .fetch import DEFAULT_RETRY, Retry
+    from .report import format_sync
+    from .sync import read_url_file
+
+    if args.retries is not None and args.retries < 0:
+        raise UsageError(f"--retries must be >= 0, got {args.retries}")
+    for option, value in (("--concurrency", args.concurrency), ("--per-host", args.per_host)):
+        if value < 1:
+            raise UsageError(f"{option} must be at least 1, got {value}")
+    lines = read_url_file(args.urls)
+    lib, line = _library(args, with_policy=True)
+    try:
+        summary = lib.sync(
+            lines,
+            dry_run=args.dry_run,
+            replace_better=args.replace_better,
+            concurrency=args.concurrency,
+            per_host=args.per_host,
+            log=args.log,
+            retry=DEFAULT_RETRY if args.retries is None else Retry(tries=args.retries + 1),
+            allow_private=not args.no_private,
+        )
+    finally:
+        if line is not None:
+            line.close()
+        lib.close()
+    if args.json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+    else:
+        print(format_sync(summary, verbose=args.verbose))
+    if not summary.ok:
+        # Every other URL was handled; the exit status says that some were not.
+        print(
+            f"error: {summary.failed} of {len(summary.items)} URLs failed (listed above); "
+            "run the sync again to retry them",
+            file=sys.stderr,
+        )
+        return EXIT_TROUBLE
+    return 0

@@ -140,31 +140,50 @@ def serve_folder(root: Path) -> Iterator[str]:
 
 
 def run_demo(*, folder: str | None = None, as_json: bool = False) -> int:
-    """Compare every served URL with the local library and print what samepix decides."""
-    from .compare import compare, load
-    from .verdict import Verdict
+    """The main job on a local site: sync a URL list into a library folder, twice.
+
+    The first run downloads only what the library does not have (a byte copy and three re-encoded
+    copies are skipped, the edited picture and the new one are saved); the second run finds every
+    URL unchanged (``304``) and downloads nothing.
+    """
+    from .library import Library
+    from .report import format_sync, format_sync_item, human_bytes
 
     with contextlib.ExitStack() as stack:
         root = Path(folder) if folder else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         library, web, what = build_demo_site(root)
+        # A byte-for-byte copy on the site: skipped by its SHA-256, nothing decoded.
+        (web / "harbour-copy.jpg").write_bytes((library / "harbour.jpg").read_bytes())
+        what["harbour-copy.jpg"] = "harbour, the very same bytes"
         base = stack.enter_context(serve_folder(web))
-        local = [load(p) for p in sorted(library.iterdir())]
+        url_list = root / "urls.txt"
+        lines = ["# samepix demo: pictures served on 127.0.0.1"]
+        lines += [f"{base}/{name}" for name in sorted(what)]
+        url_list.write_text("\n".join(lines) + "\n", encoding="utf-8")
         if not as_json:
-            print(f"library: {library} ({len(local)} pictures); serving {len(what)} URLs at {base}")
-        rank = [Verdict.IDENTICAL, Verdict.SAME, Verdict.SIMILAR, Verdict.DIFFERENT]
-        for name, description in what.items():
-            url = f"{base}/{name}"
-            remote = load(url)
-            results = [compare(remote, mine) for mine in local]
-            best = min(results, key=lambda r: (rank.index(r.verdict), -(r.metrics.ssim or 0)))
-            local_name = Path(best.b.source).name
+            print(f"library: {library} ({len(list(library.iterdir()))} pictures)")
+            print(f"URL list: {url_list} ({len(what)} URLs served at {base})")
+        for run in (1, 2):
+            with Library(library, workers=1) as lib:
+                summary = lib.sync(url_list.read_text(encoding="utf-8").splitlines())
             if as_json:
-                row = {"url": url, "what": description, "local": local_name, **best.to_dict()}
-                print(json.dumps(row, ensure_ascii=False))
+                for item in summary.items:
+                    name = item.url.rsplit("/", 1)[-1]
+                    print(json.dumps({"run": run, "what": what.get(name), **item.to_dict()}))
+                print(json.dumps({"run": run, "summary": _totals(summary.to_dict())}))
                 continue
-            answer = "already there" if best.is_match else "not there"
-            print(f"\n{url}  ({description})")
-            print(f"  {answer}: {best.verdict.value} vs {local_name}")
-            for reason in best.reasons:
-                print(f"    - {reason}")
+            print(f"\n$ samepix sync {url_list} {library}    # run {run}")
+            for item in summary.items:
+                name = item.url.rsplit("/", 1)[-1]
+                print(f"{format_sync_item(item)}  [{what.get(name, '?')}]")
+            print(format_sync(summary).splitlines()[-1])
+            if run == 2:
+                print(
+                    f"second run: {summary.skipped_unchanged} of {len(summary.items)} unchanged, "
+                    f"{human_bytes(summary.bytes_downloaded)} downloaded"
+                )
     return 0
+
+
+def _totals(summary: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in summary.items() if k != "items"}

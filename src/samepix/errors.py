@@ -16,6 +16,8 @@ __all__ = [
     "SamepixError",
     "SourceError",
     "StateError",
+    "SyncError",
+    "SyncLocked",
     "UsageError",
 ]
 
@@ -66,3 +68,14 @@ class StateError(SamepixError):
 
 class IndexCorrupt(SamepixError):
     """A folder index database is unreadable or corrupted (``samepix index --rebuild``)."""
+
+
+class SyncError(SamepixError):
+    """A sync cannot go on: the folder cannot be written (disk full, permissions, ...).
+
+    Nothing partial is left behind; running the sync again continues where it stopped.
+    """
+
+
+class SyncLocked(SyncError):
+    """Another ``samepix sync`` holds the folder's lock (``DIR/.samepix/sync.lock``)."""

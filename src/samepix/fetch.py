@@ -140,6 +140,7 @@ class Download:
     previous: UrlRecord | None = None  # what the state file knew before this request
     redirects: tuple[str, ...] = ()  # each URL redirected to, in order
     tries: int = 1
+    content_disposition: str | None = None  # the header as sent (sync names files from it)
 
     @property
     def unchanged(self) -> bool:
@@ -991,6 +992,7 @@ class Fetcher:
                 previous=previous,
                 redirects=chain,
                 tries=tally.tries,
+                content_disposition=response.headers.get("content-disposition"),
             )
 
         return (yield from self._retrying(url, attempt))

@@ -687,6 +687,47 @@ class Index:
         except sqlite3.DatabaseError as exc:
             raise self.corrupt(exc) from exc
 
+    def add(
+        self,
+        entry: IndexEntry,
+        *,
+        remove: Iterable[str] = (),
+        also: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        """Record one file just put in place, in one transaction with ``also`` (a caller's own
+        rows, e.g. sync's record of the URL), dropping the rows of ``remove``.
+
+        Unlike a plain :meth:`transaction`, the in-memory search table is kept and patched
+        rather than dropped: a sync adds files one at a time and searches between two adds,
+        and reloading 1,000,000 rows after each would cost seconds.
+        """
+        import numpy as np
+
+        table = self._table
+        gone = [p for p in remove if p != entry.path]
+        with self.transaction() as conn:
+            gone_ids = [
+                row[0]
+                for p in gone
+                for row in conn.execute("SELECT id FROM files WHERE path = ?", (p,))
+            ]
+            for p in gone:
+                self.delete(conn, p)
+            self.put(conn, entry)
+            row_id = int(
+                conn.execute("SELECT id FROM files WHERE path = ?", (entry.path,)).fetchone()[0]
+            )
+            if also is not None:
+                also(conn)
+        if table is not None:
+            keep = ~np.isin(table.ids, [row_id, *gone_ids])
+            hashes = entry.descriptor.hashes
+            self._table = HashTable(
+                ids=np.append(table.ids[keep], np.int64(row_id)),
+                phash=np.append(table.phash[keep], np.int64(hashes.phash.to_signed64())),
+                dhash=np.append(table.dhash[keep], np.int64(hashes.dhash.to_signed64())),
+            )
+
     @staticmethod
     def put(conn: sqlite3.Connection, entry: IndexEntry) -> None:
         """Insert or replace the row of ``entry.path`` (inside :meth:`transaction`)."""

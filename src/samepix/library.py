@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,8 +42,17 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .compare import Comparison, ImageSource, PreparedImage
+    from .fetch import Retry
+    from .sync import SyncLog, SyncSummary
 
-__all__ = ["DuplicateCopy", "DuplicateGroup", "FindResult", "Library", "Match"]
+__all__ = [
+    "DuplicateCopy",
+    "DuplicateGroup",
+    "FindResult",
+    "Library",
+    "Match",
+    "describe_query",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +317,7 @@ class Library:
 
         started = time.perf_counter()
         query = load(source, limits=self.limits, lazy=True)
-        desc = _describe_query(query, self.limits)
+        desc = describe_query(query, self.limits)
         self._ensure_current(update)
         index = self.index
         policy = self.policy
@@ -365,6 +375,75 @@ class Library:
             index_size=len(table),
             lookup_ms=lookup_ms,
             elapsed_s=time.perf_counter() - started,
+        )
+
+    # -- sync ------------------------------------------------------------------------------
+
+    def sync(
+        self,
+        urls: Iterable[str],
+        *,
+        dry_run: bool = False,
+        replace_better: bool = False,
+        concurrency: int = 16,
+        per_host: int = 6,
+        log: SyncLog | None = None,
+        retry: Retry | None = None,
+        allow_private: bool = True,
+    ) -> SyncSummary:
+        """Download into the folder only the pictures it does not have yet.
+
+        For each URL: skipped when the server says it is unchanged (a conditional GET answered
+        ``304``, nothing downloaded) and the file it was saved as still holds those bytes; skipped
+        when the downloaded bytes are already in the folder, or when the picture is (``same`` or
+        ``identical`` by :meth:`find`); otherwise saved under a name from the URL (see
+        :mod:`samepix.sync`). Every file is written to a temporary file, fsynced, renamed into
+        place and indexed at once; a sync killed at any moment and run again finishes the job.
+
+        Parameters
+        ----------
+        urls : iterable of str
+            URL lines; blank lines and ``#`` comments are skipped, a repeated URL is processed
+            once, a malformed one is reported as failed. A single string is split into lines.
+        dry_run : bool
+            Decide and report, but write no file, no record and no validator.
+        replace_better : bool
+            When the URL holds the same picture in better quality than the best local copy
+            (more pixels, then lossless, then higher JPEG quality, then a larger file), replace
+            that copy, keeping the old one under ``.samepix/replaced/``.
+        concurrency, per_host : int
+            Most downloads in flight in all, and to one host.
+        log : path or text stream, optional
+            Where to write one JSON line per decision.
+        retry : Retry, optional
+            Retry policy of the downloads (default :data:`samepix.fetch.DEFAULT_RETRY`).
+        allow_private : bool
+            Allow loopback and private addresses.
+
+        Returns
+        -------
+        SyncSummary
+
+        Raises
+        ------
+        SyncLocked
+            Another sync is running on this folder.
+        SyncError
+            The folder cannot be written (disk full, permissions): nothing partial is left, and
+            the next run continues where this one stopped.
+        """
+        from .sync import run_sync
+
+        return run_sync(
+            self,
+            urls,
+            dry_run=dry_run,
+            replace_better=replace_better,
+            concurrency=concurrency,
+            per_host=per_host,
+            log=log,
+            retry=retry,
+            allow_private=allow_private,
         )
 
     # -- duplicates ------------------------------------------------------------------------
@@ -505,6 +584,20 @@ def thumb_distance(a: bytes, b: bytes) -> float:
     if ta.shape != tb.shape:
         return 255.0
     return float(np.abs(ta - tb).mean())
+
+
+def describe_query(query: PreparedImage, limits: Limits = DEFAULT_LIMITS) -> Descriptor:
+    """The query's index descriptor, computed as an indexed file's is, once per query.
+
+    Kept on the query (with its hashes), so a sync that searches for a download and then indexes
+    it as a new file describes it once.
+    """
+    cached = query.__dict__.get("_index_descriptor")
+    if isinstance(cached, Descriptor):
+        return cached
+    desc = _describe_query(query, limits)
+    query.__dict__["_index_descriptor"] = desc
+    return desc
 
 
 def _describe_query(query: PreparedImage, limits: Limits) -> Descriptor:

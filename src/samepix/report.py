@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .decode import ImageInfo
     from .index import IndexSummary
     from .library import DuplicateCopy, DuplicateGroup, FindResult
+    from .sync import SyncItem, SyncSummary
 
 __all__ = [
     "format_comparison",
@@ -19,6 +20,8 @@ __all__ = [
     "format_find",
     "format_index_summary",
     "format_info",
+    "format_sync",
+    "format_sync_item",
     "human_bytes",
     "write_heatmap",
 ]
@@ -193,3 +196,33 @@ def _copy_facts(copy: DuplicateCopy) -> str:
     elif copy.lossless:
         fmt += " lossless"
     return f"{copy.width}×{copy.height} {fmt} {human_bytes(copy.size)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# sync
+
+
+def format_sync_item(item: SyncItem) -> str:
+    """``downloaded: URL`` and, indented, the reason."""
+    return f"{item.decision}: {item.url}\n  {item.reason}"
+
+
+def format_sync(summary: SyncSummary, *, verbose: bool = False) -> str:
+    """Every failure (every URL with ``verbose``) with its reason, then the totals."""
+    s = summary
+    lines: list[str] = []
+    for item in s.items:
+        if verbose or item.decision == "failed":
+            lines.append(format_sync_item(item))
+    if verbose:
+        lines += [f"repeated: line {r.line} is line {r.first_line}: {r.url}" for r in s.repeated]
+    head = "dry run, nothing written: " if s.dry_run else ""
+    lines.append(
+        f"{head}synced {len(s.items):,} URL{'s' if len(s.items) != 1 else ''} into {s.root} "
+        f"in {s.elapsed_s:.1f} s: downloaded {s.downloaded:,}, replaced {s.replaced:,}, "
+        f"skipped {s.skipped_unchanged:,} unchanged, {s.skipped_bytes:,} same bytes, "
+        f"{s.skipped_same_picture:,} same picture; failed {s.failed:,}; "
+        f"{human_bytes(s.bytes_downloaded)} downloaded"
+        + (f"; {len(s.repeated)} repeated line(s) skipped" if s.repeated else "")
+    )
+    return "\n".join(lines)

@@ -1,0 +1,1258 @@
+"""``sync``: download into a folder only the pictures it does not have yet.
+
+For each URL of a list, the cheapest rung that can decide does:
+
+1. **unchanged** — a conditional GET (``If-None-Match`` / ``If-Modified-Since``, validators kept
+   in ``DIR/.samepix/fetch-state.sqlite3``) answered ``304``, and the file that stands for the
+   URL since the last sync still holds the bytes it held then: nothing is downloaded;
+2. **same bytes** — the body's SHA-256 is already in the folder's index;
+3. **same picture** — :meth:`Library.find <samepix.library.Library.find>` confirms a file as
+   ``identical`` or ``same`` (a re-encode, a resize, another format);
+4. otherwise the picture is **downloaded**: written to a temporary file in the folder, fsynced,
+   linked into place under a sanitised name (never over another file), and recorded in the index
+   with the URL's sync record in one transaction.
+
+What stands for each URL (the file saved, or the local file that made it a skip) is kept in the
+index database (table ``sync_urls``), so the next run can trust a ``304``. Before a file is put
+in place, its URL's record is written as *incomplete*; a run killed at any moment leaves either a
+complete file with its record (the next run sees it, finishes the record and asks with
+validators: ``304``, no body) or no file at all (temporary ``.part`` files are removed by the next
+run). An exclusive lock (``DIR/.samepix/sync.lock``, ``flock``) keeps a second sync out of the
+folder with a one-line error naming the holder's pid.
+
+Downloads run on an asyncio loop in a background thread (a global and a per-host limit); the
+decisions, which decode and compare, run in the calling thread as downloads arrive, through a
+bounded queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import re
+import sqlite3
+import sys
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import Path, PurePosixPath
+from typing import IO, TYPE_CHECKING, Any, Union
+from urllib.parse import unquote, urlsplit
+
+from .errors import SamepixError, SourceError, SyncError, SyncLocked, UsageError
+from .index import STATE_DIR, IndexEntry, Progress
+
+if TYPE_CHECKING:
+    from .fetch import Download, Fetcher, Retry
+    from .index import Descriptor, Index
+    from .library import Library
+    from .state import FetchState
+
+__all__ = [
+    "DECISIONS",
+    "RepeatedUrl",
+    "SyncItem",
+    "SyncLog",
+    "SyncSummary",
+    "UrlList",
+    "file_name",
+    "parse_url_list",
+    "run_sync",
+    "sanitize_stem",
+]
+
+#: Every decision a sync makes about a URL, in the order summaries list them.
+DECISIONS = (
+    "downloaded",
+    "replaced",
+    "skipped-unchanged",
+    "skipped-bytes",
+    "skipped-same-picture",
+    "failed",
+)
+
+#: Where the log goes: a path (appended to) or an open text stream.
+SyncLog = Union[str, "os.PathLike[str]", IO[str]]
+
+LOCK_NAME = "sync.lock"
+FETCH_STATE_NAME = "fetch-state.sqlite3"
+REPLACED_DIR = "replaced"
+
+# A temporary file of samepix.atomic: "." + target name + "." + 8 random characters + ".part".
+_PART = re.compile(r"^\..+\.[a-z0-9_]{8}\.part$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class SyncItem:
+    """What a sync decided for one URL.
+
+    Parameters
+    ----------
+    url : str
+        The URL as listed.
+    decision : str
+        One of :data:`DECISIONS`.
+    reason : str
+        One line: why (the verdict's reasons, the error, ...).
+    path : pathlib.Path, optional
+        The file that stands for the URL: the one saved, or the local file with the same bytes or
+        picture. For a dry run, the file that would be written.
+    verdict : str, optional
+        ``identical``/``same`` for a same-picture skip or a replacement; ``similar`` when a new
+        picture was saved next to a similar one.
+    transferred : int
+        Body bytes received for this URL (0 for a ``304``).
+    line : int
+        Line of the URL list (1-based; 0 when not known).
+    kept : pathlib.Path, optional
+        For ``replaced``: where the old file was kept.
+    """
+
+    url: str
+    decision: str
+    reason: str
+    path: Path | None = None
+    verdict: str | None = None
+    transferred: int = 0
+    line: int = 0
+    kept: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (one ``--log`` line): ``bytes`` is :attr:`transferred`."""
+        out: dict[str, Any] = {
+            "line": self.line,
+            "url": self.url,
+            "decision": self.decision,
+            "reason": self.reason,
+            "path": None if self.path is None else str(self.path),
+            "verdict": self.verdict,
+            "bytes": self.transferred,
+        }
+        if self.kept is not None:
+            out["kept"] = str(self.kept)
+        return out
+
+
+@dataclass(frozen=True)
+class RepeatedUrl:
+    """A URL listed again: processed once, at ``first_line``."""
+
+    line: int
+    url: str
+    first_line: int
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    """What one sync did: an item per URL (list order), the repeated lines, the totals."""
+
+    root: Path
+    items: tuple[SyncItem, ...]
+    repeated: tuple[RepeatedUrl, ...] = ()
+    dry_run: bool = False
+    elapsed_s: float = 0.0
+
+    def count(self, decision: str) -> int:
+        """How many URLs got ``decision``."""
+        return sum(1 for item in self.items if item.decision == decision)
+
+    @property
+    def downloaded(self) -> int:
+        return self.count("downloaded")
+
+    @property
+    def replaced(self) -> int:
+        return self.count("replaced")
+
+    @property
+    def skipped_unchanged(self) -> int:
+        return self.count("skipped-unchanged")
+
+    @property
+    def skipped_bytes(self) -> int:
+        return self.count("skipped-bytes")
+
+    @property
+    def skipped_same_picture(self) -> int:
+        return self.count("skipped-same-picture")
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed")
+
+    @property
+    def failures(self) -> tuple[SyncItem, ...]:
+        return tuple(item for item in self.items if item.decision == "failed")
+
+    @property
+    def ok(self) -> bool:
+        """True when every URL was handled (none failed): the CLI exits 0."""
+        return self.failed == 0
+
+    @property
+    def bytes_downloaded(self) -> int:
+        return sum(item.transferred for item in self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dir": str(self.root),
+            "dry_run": self.dry_run,
+            "urls": len(self.items),
+            **{decision.replace("-", "_"): self.count(decision) for decision in DECISIONS},
+            "bytes_downloaded": self.bytes_downloaded,
+            "repeated": [
+                {"line": r.line, "url": r.url, "first_line": r.first_line} for r in self.repeated
+            ],
+            "elapsed_s": round(self.elapsed_s, 3),
+            "items": [item.to_dict() for item in self.items],
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# The URL list
+
+
+@dataclass(frozen=True)
+class UrlList:
+    """A parsed URL list: the URLs to process (first occurrence, with its line), the malformed
+    lines (line, text, reason) and the repeated ones."""
+
+    urls: tuple[tuple[int, str], ...]
+    malformed: tuple[tuple[int, str, str], ...] = ()
+    repeated: tuple[RepeatedUrl, ...] = ()
+
+
+def check_url(text: str) -> str | None:
+    """Why ``text`` is not a URL sync can download, or None when it is one."""
+    if any(c.isspace() for c in text):
+        return "contains white space"
+    if any(unicodedata.category(c)[0] == "C" for c in text):
+        return "contains control characters"
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises on a port that is not a number in range
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        scheme = f"{parts.scheme}:" if parts.scheme else "no scheme"
+        return f"not an http(s) URL ({scheme})"
+    if not parts.hostname:
+        return "no host"
+    del port
+    return None
+
+
+def parse_url_list(lines: Iterable[str]) -> UrlList:
+    """Parse URL lines: blank lines and ``#`` comments skipped, repeats and malformed URLs noted.
+
+    A comment is a line whose first non-blank character is ``#`` (a ``#`` inside a URL is its
+    fragment, kept as written).
+    """
+    urls: list[tuple[int, str]] = []
+    malformed: list[tuple[int, str, str]] = []
+    repeated: list[RepeatedUrl] = []
+    first: dict[str, int] = {}
+    for number, raw in enumerate(lines, 1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        why = check_url(text)
+        if why is not None:
+            malformed.append((number, text, why))
+            continue
+        if text in first:
+            repeated.append(RepeatedUrl(number, text, first[text]))
+            continue
+        first[text] = number
+        urls.append((number, text))
+    return UrlList(tuple(urls), tuple(malformed), tuple(repeated))
+
+
+# ---------------------------------------------------------------------------------------------
+# File names
+
+#: Extensions per sniffed format; the first is used unless the URL's own is another of them.
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
+    "PNG": (".png", ".apng"),
+    "GIF": (".gif",),
+    "WEBP": (".webp",),
+    "BMP": (".bmp", ".dib"),
+    "TIFF": (".tif", ".tiff"),
+    "ICO": (".ico",),
+    "AVIF": (".avif",),
+    "HEIF": (".heic", ".heif"),
+    "JPEG2000": (".jp2", ".j2k", ".jpf"),
+    "PPM": (".ppm", ".pgm", ".pbm", ".pnm"),
+    "QOI": (".qoi",),
+}
+
+# Names Windows reserves for devices, with any extension ("con.jpg" too).
+_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"COM{i}" for i in "123456789¹²³"}
+    | {f"LPT{i}" for i in "123456789¹²³"}
+)
+_UNSAFE = re.compile(r'[<>:"/\\|?*]')
+#: Longest stem in UTF-8 bytes: room for "-NNNN" and an extension within 255 bytes (ext4, NTFS).
+MAX_STEM_BYTES = 120
+
+
+def sanitize_stem(text: str) -> str:
+    """A file-name stem safe on every common file system, from any text.
+
+    Control and format characters and the characters Windows forbids become ``_``; white space
+    runs become one space; leading dots and spaces go (no hidden files, no ``..``), as do trailing
+    ones (Windows drops them); a device name (``CON``, ``NUL``, ``COM1``...) gets a ``_`` prefix;
+    the result is cut to :data:`MAX_STEM_BYTES` bytes at a character boundary; empty becomes
+    ``image``.
+    """
+    text = unicodedata.normalize("NFC", text)
+    text = "".join("_" if unicodedata.category(c)[0] == "C" else c for c in text)
+    text = _UNSAFE.sub("_", text)
+    text = re.sub(r"\s+", " ", text)
+    text = text.lstrip(". ").rstrip(". ")
+    if text.split(".", 1)[0].strip().upper() in _RESERVED:
+        text = f"_{text}"
+    encoded = text.encode("utf-8")
+    if len(encoded) > MAX_STEM_BYTES:
+        text = encoded[:MAX_STEM_BYTES].decode("utf-8", errors="ignore").rstrip(". ")
+    return text or "image"
+
+
+def _disposition_name(header: str | None) -> str | None:
+    if not header:
+        return None
+    message = Message()
+    message["content-disposition"] = header
+    try:
+        name = message.get_filename()  # handles filename*=UTF-8''... (RFC 6266 / 2231)
+    except (ValueError, LookupError):
+        return None
+    return name or None
+
+
+def file_name(url: str, content_disposition: str | None, fmt: str | None) -> tuple[str, str]:
+    """``(stem, extension)`` for a download: from ``Content-Disposition``'s filename, else the
+    last segment of the URL path (the query is ignored), sanitised; the extension is the sniffed
+    format's (the URL's own when it is one of that format's, e.g. ``.jpeg``).
+    """
+    name = _disposition_name(content_disposition)
+    parts = urlsplit(url)
+    if not name:
+        name = unquote(parts.path.rstrip("/").rsplit("/", 1)[-1])
+    # Whatever the source, only the last path component counts: no traversal.
+    name = re.split(r"[/\\]", name)[-1]
+    stem, dot, ext = name.rpartition(".")
+    if not (dot and stem and re.fullmatch(r"[A-Za-z0-9]{1,5}", ext)):
+        stem, ext = name, ""
+    if not stem.strip(". "):
+        stem = parts.hostname or "image"
+    choices = EXTENSIONS.get(fmt or "", (f".{fmt.lower()}",) if fmt else (".bin",))
+    own = f".{ext.lower()}"
+    return sanitize_stem(stem), own if own in choices else choices[0]
+
+
+def _candidates(stem: str, ext: str) -> Iterator[str]:
+    yield f"{stem}{ext}"
+    n = 1
+    while True:
+        yield f"{stem}-{n}{ext}"
+        n += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The lock
+
+
+class _FolderLock:
+    """An exclusive, non-blocking lock on ``DIR/.samepix/sync.lock`` holding the owner's pid.
+
+    ``flock`` locks belong to the open file: the kernel drops them when the process dies, even by
+    SIGKILL, so a stale lock file never blocks a later sync.
+    """
+
+    def __init__(self, path: Path, root: Path) -> None:
+        self.path = path
+        self.root = root
+        self._fd: int | None = None
+
+    def __enter__(self) -> _FolderLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise SyncError(
+                f"{self.path}: cannot create the sync lock file ({exc.strerror or exc})"
+            ) from exc
+        try:
+            _lock_fd(fd)
+        except OSError as exc:
+            holder = _read_pid(fd)
+            os.close(fd)
+            raise SyncLocked(
+                f"another samepix sync is running on {self.root} (pid {holder or 'unknown'}); "
+                f"wait for it to finish, or stop it (lock: {self.path})"
+            ) from exc
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # releases the lock
+            self._fd = None
+
+
+def _lock_fd(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _read_pid(fd: int) -> str | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return text if text.isdigit() else None
+
+
+def _clean_parts(folder: Path) -> int:
+    """Delete temporary files an interrupted write left in ``folder``; how many."""
+    removed = 0
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    for name in names:
+        if _PART.match(name):
+            with contextlib.suppress(OSError):
+                (folder / name).unlink()
+                removed += 1
+    return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# What stands for each URL: the sync_urls table of the index database
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sync_urls (
+    url TEXT PRIMARY KEY,
+    path TEXT NOT NULL,             -- relative to the folder: the file that stands for the URL
+    local_sha256 TEXT NOT NULL,     -- what that file held when decided
+    remote_sha256 TEXT NOT NULL,    -- the body the URL served then
+    decision TEXT NOT NULL,
+    verdict TEXT,
+    complete INTEGER NOT NULL,      -- 0 while the file is being put in place
+    synced_at REAL NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class _Record:
+    url: str
+    path: str
+    local_sha256: str
+    remote_sha256: str
+    decision: str
+    verdict: str | None
+    complete: bool
+
+
+class _Store:
+    """The ``sync_urls`` rows, on the index's own connection, so a new file's index row and its
+    URL's record land in one transaction (:meth:`Index.add`)."""
+
+    def __init__(self, index: Index, *, read_only: bool) -> None:
+        self.index = index
+        self.read_only = read_only
+        self.present = True
+        if read_only:
+            found = self._query("SELECT 1 FROM sqlite_master WHERE name = 'sync_urls'")
+            self.present = bool(found)
+        else:
+            with self._write() as conn:
+                conn.execute(_SCHEMA)
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self.index.conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self.index.corrupt(exc) from exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        # Not Index.transaction(): that drops the in-memory search table, and these rows do not
+        # touch it.
+        conn = self.index.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise SyncError(
+                    f"{self.index.path}: index is locked by another samepix process; try again"
+                ) from exc
+            raise self.index.corrupt(exc) from exc
+        try:
+            yield conn
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise self.index.corrupt(exc) from exc
+
+    def get(self, url: str) -> _Record | None:
+        if not self.present:
+            return None
+        rows = self._query(
+            "SELECT url, path, local_sha256, remote_sha256, decision, verdict, complete "
+            "FROM sync_urls WHERE url = ?",
+            (url,),
+        )
+        if not rows:
+            return None
+        u, p, local, remote, decision, verdict, complete = rows[0]
+        return _Record(u, p, local, remote, decision, verdict, bool(complete))
+
+    def holds(self, path: str) -> str | None:
+        """The SHA-256 the index has for ``path`` (after an update: what the file holds)."""
+        rows = self._query("SELECT sha256 FROM files WHERE path = ?", (path,))
+        return bytes(rows[0][0]).hex() if rows else None
+
+    @staticmethod
+    def put(
+        conn: sqlite3.Connection,
+        url: str,
+        path: str,
+        local: str,
+        remote: str,
+        decision: str,
+        verdict: str | None,
+        *,
+        complete: bool = True,
+    ) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO sync_urls (url, path, local_sha256, remote_sha256, decision, "
+            "verdict, complete, synced_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (url, path, local, remote, decision, verdict, int(complete), time.time()),
+        )
+
+    def record(
+        self,
+        url: str,
+        path: str,
+        local: str,
+        remote: str,
+        decision: str,
+        verdict: str | None,
+        *,
+        complete: bool = True,
+    ) -> None:
+        with self._write() as conn:
+            self.put(conn, url, path, local, remote, decision, verdict, complete=complete)
+
+    def settle(self, root: Path) -> None:
+        """Finish the records of files an interrupted run put in place; drop the others.
+
+        Runs after the index update, so the index says what each path holds now.
+        """
+        rows = self._query("SELECT url, path, local_sha256 FROM sync_urls WHERE complete = 0")
+        if not rows:
+            return
+        with self._write() as conn:
+            for url, path, local in rows:
+                if self.holds(path) == local:
+                    conn.execute("UPDATE sync_urls SET complete = 1 WHERE url = ?", (url,))
+                else:
+                    conn.execute("DELETE FROM sync_urls WHERE url = ?", (url,))
+        for folder in {(root / path).parent for _, path, _ in rows}:
+            _clean_parts(folder)
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloads: an asyncio loop in a thread, results through a bounded queue
+
+
+class _Done:
+    """The end of the download stream."""
+
+
+_DONE = _Done()
+_Result = tuple[int, str, Union["Download", SamepixError]]
+
+
+class _Downloads:
+    """Fetch ``work`` (line, url, conditional) with a global and a per-host limit; iterate to
+    get ``(line, url, download or error)`` as each ends."""
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        work: list[tuple[int, str, bool]],
+        *,
+        concurrency: int,
+        per_host: int,
+    ) -> None:
+        self.fetcher = fetcher
+        self.work = work
+        self.concurrency = concurrency
+        self.per_host = per_host
+        # Bounded: downloads wait (in memory, at most this many) while decisions catch up.
+        self._queue: queue.Queue[_Result | _Done | BaseException] = queue.Queue(
+            maxsize=2 * concurrency
+        )
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=self._run, name="samepix-sync-fetch", daemon=True)
+
+    def __enter__(self) -> _Downloads:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        loop, main = self._loop, self._main
+        if loop is not None and main is not None:
+            with contextlib.suppress(RuntimeError):  # the loop may have ended already
+                loop.call_soon_threadsafe(main.cancel)
+        self._thread.join(timeout=10)
+
+    def __iter__(self) -> Iterator[_Result]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, _Done):
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _put(self, item: _Result | _Done | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._all())
+        except asyncio.CancelledError:
+            pass
+        except BaseException as exc:  # handed to the consuming thread, which raises it
+            self._put(exc)
+            return
+        self._put(_DONE)
+
+    async def _all(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
+        loop = self._loop
+        everyone = asyncio.Semaphore(self.concurrency)
+        hosts: dict[str, asyncio.Semaphore] = {}
+
+        async def one(line: int, url: str, conditional: bool) -> None:
+            host = (urlsplit(url).hostname or "").lower()
+            gate = hosts.setdefault(host, asyncio.Semaphore(self.per_host))
+            # The host's gate first: a task waiting for a busy host holds no global slot.
+            async with gate, everyone:
+                if self._stop.is_set():
+                    return
+                result: Download | SamepixError
+                try:
+                    result = await self.fetcher.aget(url, conditional=conditional)
+                except SamepixError as exc:
+                    result = exc
+            await loop.run_in_executor(None, self._put, (line, url, result))
+
+        async with self.fetcher:
+            pending: set[asyncio.Task[None]] = set()
+            try:
+                for line, url, conditional in self.work:
+                    if self._stop.is_set():
+                        break
+                    # A bounded number of tasks, so a list of millions streams through.
+                    while len(pending) >= 4 * self.concurrency:
+                        done, pending = await asyncio.wait(
+                            pending, return_when=asyncio.FIRST_COMPLETED
+                        )
+                        for task in done:
+                            task.result()
+                    pending.add(asyncio.ensure_future(one(line, url, conditional)))
+                if pending:
+                    for outcome in await asyncio.gather(*pending, return_exceptions=True):
+                        if isinstance(outcome, BaseException):
+                            raise outcome
+            finally:
+                for task in pending:
+                    task.cancel()
+
+
+def _read_only_state(path: Path) -> FetchState:
+    """The state file for a dry run: validators are read, never remembered."""
+    from .state import FetchState
+
+    class ReadOnlyState(FetchState):
+        def remember_many(self, records: Iterable[Any]) -> None:
+            pass
+
+        def confirm(self, url: str, **_: Any) -> None:
+            pass
+
+    return ReadOnlyState(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deciding
+
+
+def _trusted(record: _Record | None, replace_better: bool) -> bool:
+    """Whether a past decision can stand while the URL is unchanged.
+
+    A same-picture skip decided without ``--replace-better`` is looked at again with it: the
+    URL's copy may be the better one.
+    """
+    if record is None or not record.complete:
+        return False
+    return not (replace_better and record.decision == "skipped-same-picture")
+
+
+def _quality(width: int, height: int, lossless: bool | None, quality: int | None, size: int) -> Any:
+    # The ranking of samepix.library.quality_key, as "bigger is better".
+    return (width * height, 1 if lossless else 0, quality or 0, size)
+
+
+def _strip_url(message: str, url: str) -> str:
+    prefix = f"{url}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+class _Syncer:
+    """Decides and acts on each download, in the calling thread."""
+
+    def __init__(
+        self,
+        lib: Library,
+        store: _Store,
+        *,
+        dry_run: bool,
+        replace_better: bool,
+        refetch: Callable[[str], Download],
+    ) -> None:
+        self.lib = lib
+        self.root = lib.root
+        self.index = lib.index
+        self.store = store
+        self.dry_run = dry_run
+        self.replace_better = replace_better
+        self.refetch = refetch
+        self.planned_names: set[str] = set()  # dry run: names it would have written
+        self.planned_sha: dict[str, str] = {}  # dry run: sha256 -> name it would have written
+
+    # -- entry ---------------------------------------------------------------------------------
+
+    def decide(self, line: int, url: str, result: Download | SamepixError) -> SyncItem:
+        if isinstance(result, SamepixError):
+            return SyncItem(url, "failed", _strip_url(str(result), url), line=line)
+        record = self.store.get(url)
+        download = result
+        extra = 0
+        if download.not_modified:
+            if record is not None and self._still_holds(record, download.sha256):
+                return SyncItem(
+                    url,
+                    "skipped-unchanged",
+                    f"HTTP 304 Not Modified; {record.path} still holds the bytes decided on",
+                    path=self.root / record.path,
+                    verdict=record.verdict,
+                    transferred=download.transferred,
+                    line=line,
+                )
+            # The validators describe a body this folder has no decision for (a run stopped
+            # between download and decision): ask again for the body.
+            try:
+                extra = download.transferred
+                download = self.refetch(url)
+            except SamepixError as exc:
+                return SyncItem(url, "failed", _strip_url(str(exc), url), line=line)
+        try:
+            item = self._decide_body(line, url, download, record)
+        except SyncError:
+            raise
+        except SamepixError as exc:
+            return SyncItem(
+                url,
+                "failed",
+                _strip_url(str(exc), url),
+                transferred=download.transferred + extra,
+                line=line,
+            )
+        if extra:
+            item = SyncItem(**{**item.__dict__, "transferred": item.transferred + extra})
+        return item
+
+    def _still_holds(self, record: _Record, remote: str) -> bool:
+        return (
+            _trusted(record, self.replace_better)
+            and record.remote_sha256 == remote
+            and self.store.holds(record.path) == record.local_sha256
+        )
+
+    # -- a body --------------------------------------------------------------------------------
+
+    def _decide_body(
+        self, line: int, url: str, download: Download, record: _Record | None
+    ) -> SyncItem:
+        from .compare import load
+        from .library import describe_query
+
+        sha = download.sha256
+        n = download.transferred
+        if record is not None and self._still_holds(record, sha):
+            return SyncItem(
+                url,
+                "skipped-unchanged",
+                f"same bytes as at the last sync; {record.path} still holds the bytes decided on",
+                path=self.root / record.path,
+                verdict=record.verdict,
+                transferred=n,
+                line=line,
+            )
+        holders = self.index.by_sha256(sha)
+        if holders or sha in self.planned_sha:
+            rel = holders[0].path if holders else self.planned_sha[sha]
+            self._record(url, rel, sha, sha, "skipped-bytes", "identical")
+            return SyncItem(
+                url,
+                "skipped-bytes",
+                f"identical bytes already at {rel} (sha256 {sha[:12]}…)",
+                path=self.root / rel,
+                verdict="identical",
+                transferred=n,
+                line=line,
+            )
+
+        query = load(download, limits=self.lib.limits, lazy=True)
+        desc = describe_query(query, self.lib.limits)
+        found = self.lib.find(query, update=False, first=not self.replace_better)
+        if found.found:
+            best_match = found.matches[0]
+            verdict = best_match.comparison.verdict.value
+            if self.replace_better:
+                better = self._replace_target(found.matches, desc, len(download.data))
+                if better is not None:
+                    return self._replace(line, url, download, desc, better, verdict)
+            rel = best_match.path.relative_to(self.root).as_posix()
+            local = self.store.holds(rel) or ""
+            self._record(url, rel, local, sha, "skipped-same-picture", verdict)
+            return SyncItem(
+                url,
+                "skipped-same-picture",
+                f"{verdict} picture as {rel}: " + "; ".join(best_match.comparison.reasons),
+                path=best_match.path,
+                verdict=verdict,
+                transferred=n,
+                line=line,
+            )
+        similar = found.similar[0] if found.similar else None
+        why = "not in the folder"
+        if similar is not None:
+            rel = similar.path.relative_to(self.root).as_posix()
+            why = f"not in the folder (similar, not the same, to {rel})"
+        elif found.compared:
+            why = f"not in the folder ({found.compared} candidates compared)"
+        return self._save_new(line, url, download, desc, why, "similar" if similar else None)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _record(
+        self, url: str, rel: str, local: str, remote: str, decision: str, verdict: str | None
+    ) -> None:
+        if not self.dry_run:
+            self.store.record(url, rel, local, remote, decision, verdict)
+
+    def _fatal(self, target: Path, exc: BaseException) -> SyncError:
+        why = getattr(exc, "strerror", None) or str(exc)
+        return SyncError(
+            f"{target}: cannot write ({why}); nothing partial was left, files saved before are "
+            f"kept: free some space or fix the folder, then run the sync again to continue"
+        )
+
+    def _write_new(self, url: str, download: Download, stem: str, ext: str, folder: str) -> str:
+        """Put the body in place under the first free name; returns its relative path."""
+        from .atomic import atomic_writer
+
+        sha = download.sha256
+        for name in _candidates(stem, ext):
+            rel = f"{folder}/{name}" if folder else name
+            target = self.root / rel
+            if rel in self.planned_names or os.path.lexists(target):
+                continue
+            if self.dry_run:
+                self.planned_names.add(rel)
+                self.planned_sha[sha] = rel
+                return rel
+            self.store.record(url, rel, sha, sha, "downloaded", None, complete=False)
+            try:
+                with atomic_writer(target, overwrite=False) as handle:
+                    handle.write(download.data)
+            except FileExistsError:
+                continue  # appeared meanwhile (not a samepix sync: they hold the lock)
+            except (OSError, SourceError) as exc:
+                raise self._fatal(target, exc) from exc
+            return rel
+        raise AssertionError("unreachable")  # pragma: no cover - _candidates never ends
+
+    def _index_new(
+        self,
+        url: str,
+        rel: str,
+        desc: Descriptor,
+        decision: str,
+        verdict: str | None,
+        *,
+        remove: tuple[str, ...] = (),
+    ) -> None:
+        st = os.stat(self.root / rel)
+        entry = IndexEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, desc)
+
+        def also(conn: sqlite3.Connection) -> None:
+            self.store.put(conn, url, rel, desc.sha256, desc.sha256, decision, verdict)
+            for old in remove:
+                # URLs that stood for the replaced file show the same picture: now this one.
+                conn.execute(
+                    "UPDATE sync_urls SET path = ?, local_sha256 = ? WHERE path = ?",
+                    (rel, desc.sha256, old),
+                )
+
+        self.index.add(entry, remove=remove, also=also)
+
+    def _save_new(
+        self,
+        line: int,
+        url: str,
+        download: Download,
+        desc: Descriptor,
+        why: str,
+        verdict: str | None,
+    ) -> SyncItem:
+        from .formats import SNIFF_BYTES, sniff_format
+        from .report import human_bytes
+
+        fmt = sniff_format(download.data[:SNIFF_BYTES]) or desc.format
+        stem, ext = file_name(download.url, download.content_disposition, fmt)
+        rel = self._write_new(url, download, stem, ext, "")
+        if not self.dry_run:
+            self._index_new(url, rel, desc, "downloaded", verdict)
+        facts = f"{fmt} {desc.width}×{desc.height}, {human_bytes(len(download.data))}"
+        prefix = "would save" if self.dry_run else "saved"
+        return SyncItem(
+            url,
+            "downloaded",
+            f"{why}; {prefix} as {rel} ({facts})",
+            path=self.root / rel,
+            verdict=verdict,
+            transferred=download.transferred,
+            line=line,
+        )
+
+    # -- replacing -----------------------------------------------------------------------------
+
+    def _replace_target(
+        self, matches: Iterable[Any], desc: Descriptor, size: int
+    ) -> IndexEntry | None:
+        """The best local copy among ``matches`` when the download is better than it."""
+        entries = [
+            e
+            for m in matches
+            if (e := self.index.get(m.path.relative_to(self.root).as_posix())) is not None
+        ]
+        if not entries:
+            return None
+
+        def key(e: IndexEntry) -> Any:
+            d = e.descriptor
+            return _quality(d.width, d.height, d.lossless, d.jpeg_quality, e.size)
+
+        best = max(entries, key=key)
+        mine = _quality(desc.width, desc.height, desc.lossless, desc.jpeg_quality, size)
+        return best if mine > key(best) else None
+
+    def _replace(
+        self,
+        line: int,
+        url: str,
+        download: Download,
+        desc: Descriptor,
+        old: IndexEntry,
+        verdict: str,
+    ) -> SyncItem:
+        from .atomic import atomic_writer
+        from .formats import SNIFF_BYTES, sniff_format
+
+        fmt = sniff_format(download.data[:SNIFF_BYTES]) or desc.format
+        old_rel = PurePosixPath(old.path)
+        choices = EXTENSIONS.get(fmt or "", (old_rel.suffix.lower(),))
+        ext = old_rel.suffix if old_rel.suffix.lower() in choices else choices[0]
+        new_rel = old_rel.with_suffix(ext).as_posix()
+        d = old.descriptor
+        was = f"{d.width}×{d.height} {d.format or '?'}"
+        if d.jpeg_quality:
+            was += f" q≈{d.jpeg_quality}"
+        facts = f"{desc.width}×{desc.height} {fmt} over {was}"
+        kept_rel = self._kept_name(old.path)
+        if self.dry_run:
+            return SyncItem(
+                url,
+                "replaced",
+                f"{verdict} picture, better copy ({facts}): would replace {old.path}",
+                path=self.root / new_rel,
+                verdict=verdict,
+                transferred=download.transferred,
+                line=line,
+                kept=self.root / kept_rel,
+            )
+        old_path = self.root / old.path
+        kept = self.root / kept_rel
+        sha = download.sha256
+        try:
+            # 1. keep the old file (a second name for it: the path holds old or new at all times)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            if not (kept.exists() and os.path.samefile(kept, old_path)):
+                os.link(old_path, kept)
+        except OSError as exc:
+            raise self._fatal(kept, exc) from exc
+        if new_rel == old.path:
+            # 2. the new bytes over the old name, atomically
+            self.store.record(url, new_rel, sha, sha, "replaced", verdict, complete=False)
+            try:
+                with atomic_writer(old_path, overwrite=True) as handle:
+                    handle.write(download.data)
+            except (OSError, SourceError) as exc:
+                raise self._fatal(old_path, exc) from exc
+        else:
+            # 2. the new file under its own name (another format), then the old name goes
+            folder = str(old_rel.parent) if str(old_rel.parent) != "." else ""
+            new_rel = self._write_new(url, download, old_rel.stem, ext, folder)
+            with contextlib.suppress(FileNotFoundError):
+                old_path.unlink()
+        # 3. the index and the record, in one transaction
+        self._index_new(url, new_rel, desc, "replaced", verdict, remove=(old.path,))
+        return SyncItem(
+            url,
+            "replaced",
+            f"{verdict} picture, better copy ({facts}); old file kept at {kept_rel}",
+            path=self.root / new_rel,
+            verdict=verdict,
+            transferred=download.transferred,
+            line=line,
+            kept=kept,
+        )
+
+    def _kept_name(self, rel: str) -> str:
+        base = PurePosixPath(STATE_DIR, REPLACED_DIR, rel)
+        old_path = self.root / rel
+        for name in _candidates(base.stem, base.suffix):
+            candidate = (base.parent / name).as_posix()
+            path = self.root / candidate
+            if not path.exists():
+                return candidate
+            with contextlib.suppress(OSError):
+                if os.path.samefile(path, old_path):  # kept by an interrupted run already
+                    return candidate
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------------------
+# The log
+
+
+class _Log:
+    """One JSON line per decision, flushed as written (a killed sync keeps its log)."""
+
+    def __init__(self, target: SyncLog | None) -> None:
+        self._stream: IO[str] | None = None
+        self._owned = False
+        if target is None:
+            return
+        if isinstance(target, (str, os.PathLike)):
+            try:
+                self._stream = open(target, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                raise SourceError(f"{target}: cannot open the log ({exc.strerror or exc})") from exc
+            self._owned = True
+        else:
+            self._stream = target
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._stream is None:
+            return
+        self._stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._owned and self._stream is not None:
+            self._stream.close()
+        self._stream = None
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole run
+
+
+def run_sync(
+    lib: Library,
+    urls: Iterable[str],
+    *,
+    dry_run: bool = False,
+    replace_better: bool = False,
+    concurrency: int = 16,
+    per_host: int = 6,
+    log: SyncLog | None = None,
+    retry: Retry | None = None,
+    allow_private: bool = True,
+) -> SyncSummary:
+    """Sync ``urls`` into ``lib``'s folder; see :meth:`samepix.library.Library.sync`."""
+    from .fetch import DEFAULT_RETRY, Fetcher
+    from .state import FetchState
+
+    if concurrency < 1:
+        raise UsageError(f"concurrency must be at least 1, got {concurrency}")
+    if per_host < 1:
+        raise UsageError(f"per_host must be at least 1, got {per_host}")
+    started = time.perf_counter()
+    root = lib.root
+    if not root.is_dir():
+        raise SourceError(f"{root}: not a folder")
+    if isinstance(urls, str):
+        urls = urls.splitlines()
+    parsed = parse_url_list(urls)
+    state_dir = root / STATE_DIR
+    items: list[SyncItem] = []
+    journal = _Log(log)
+    try:
+        with _FolderLock(state_dir / LOCK_NAME, root):
+            if not dry_run:
+                _clean_parts(root)
+            lib.update()
+            store = _Store(lib.index, read_only=dry_run)
+            if not dry_run:
+                store.settle(root)
+            for number, text, why in parsed.malformed:
+                item = SyncItem(text, "failed", f"malformed URL: {why}", line=number)
+                items.append(item)
+                journal.write(item.to_dict())
+            for rep in parsed.repeated:
+                journal.write(
+                    {
+                        "line": rep.line,
+                        "url": rep.url,
+                        "decision": "repeated",
+                        "reason": f"same URL as line {rep.first_line}; processed once",
+                        "path": None,
+                        "verdict": None,
+                        "bytes": 0,
+                    }
+                )
+            # A conditional request only where a 304 could be used: the URL's file is there.
+            work = []
+            for number, url in parsed.urls:
+                record = store.get(url)
+                usable = (
+                    record is not None
+                    and _trusted(record, replace_better)
+                    and store.holds(record.path) == record.local_sha256
+                )
+                work.append((number, url, usable))
+
+            state_path = state_dir / FETCH_STATE_NAME
+            state: FetchState | None = FetchState(state_path)
+            if dry_run:  # a dry run must not even create the file
+                state = _read_only_state(state_path) if state_path.exists() else None
+
+            def make_fetcher() -> Fetcher:
+                return Fetcher(
+                    limits=lib.limits,
+                    retry=retry or DEFAULT_RETRY,
+                    allow_private=allow_private,
+                    state=state,
+                    concurrency=concurrency,
+                )
+
+            one_off: list[Fetcher] = []
+
+            def refetch(url: str) -> Download:
+                if not one_off:
+                    one_off.append(make_fetcher())
+                return one_off[0].get(url)
+
+            syncer = _Syncer(
+                lib, store, dry_run=dry_run, replace_better=replace_better, refetch=refetch
+            )
+            total = len(work)
+            done = 0
+            progress = lib.progress
+            if progress:
+                progress(Progress("syncing", 0, total))
+            try:
+                with _Downloads(
+                    make_fetcher(), work, concurrency=concurrency, per_host=per_host
+                ) as downloads:
+                    for number, url, result in downloads:
+                        item = syncer.decide(number, url, result)
+                        items.append(item)
+                        journal.write(item.to_dict())
+                        done += 1
+                        if progress:
+                            progress(Progress("syncing", done, total))
+            finally:
+                for fetcher in one_off:
+                    fetcher.close()
+                if state is not None:
+                    state.close()
+    finally:
+        journal.close()
+    items.sort(key=lambda i: i.line)
+    return SyncSummary(
+        root=root,
+        items=tuple(items),
+        repeated=parsed.repeated,
+        dry_run=dry_run,
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def read_url_file(source: str) -> list[str]:
+    """The lines of a URL list file, or of standard input for ``-``."""
+    if source == "-":
+        return sys.stdin.read().splitlines()
+    try:
+        with open(source, encoding="utf-8", errors="replace") as handle:
+            return handle.read().splitlines()
+    except OSError as exc:
+        raise SourceError(f"{source}: cannot read the URL list ({exc.strerror or exc})") from exc
