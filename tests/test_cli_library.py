@@ -103,6 +103,24 @@ def test_find_url_json(folder: Path) -> None:
     assert all(m["verdict"] == "same" for m in data["matches"])
 
 
+def test_find_url_fetch_options(folder: Path) -> None:
+    body = encode(picture(1), "JPEG", quality=70)
+    calls = {"n": 0}
+
+    def flaky(handler: object) -> Response:
+        calls["n"] += 1  # the first try fails with a 503: find retries like compare does
+        if calls["n"] == 1:
+            return Response(503, b"busy")
+        return Response(200, body, {"Content-Type": "image/jpeg"})
+
+    with http_server({"/a.jpg": flaky}) as srv:
+        assert run("find", srv.url("/a.jpg"), "--in", str(folder)).returncode == 0
+        assert calls["n"] == 2
+        refused = run("find", srv.url("/a.jpg"), "--in", str(folder), "--no-private")
+        line = one_line_error(refused)
+        assert "127.0.0.1" in line and calls["n"] == 2  # refused before connecting
+
+
 def test_find_no_update_uses_the_index_as_is(folder: Path) -> None:
     assert run("index", str(folder)).returncode == 0
     (folder / "p9.jpg").write_bytes(encode(picture(9), "JPEG"))

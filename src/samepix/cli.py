@@ -148,6 +148,7 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_policy_options(p)
     _add_limit_options(p)
+    _add_fetch_options(p, state=False)
     p.set_defaults(handler=_cmd_find)
 
     p = sub.add_parser(
@@ -467,7 +468,10 @@ def _cmd_find(args: argparse.Namespace) -> int:
 
     lib, line = _library(args, with_policy=True)
     try:
-        result = lib.find(args.source, update=not args.no_update, first=args.first)
+        with fetcher_from_args(args, lib.limits) as fetcher:
+            result = lib.find(
+                args.source, update=not args.no_update, first=args.first, fetcher=fetcher
+            )
     finally:
         if line is not None:
             line.close()

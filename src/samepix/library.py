@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .compare import Comparison, ImageSource, PreparedImage
-    from .fetch import Retry
+    from .fetch import Fetcher, Retry
     from .sync import SyncLog, SyncSummary
 
 __all__ = [
@@ -288,7 +288,14 @@ class Library:
 
     # -- find ------------------------------------------------------------------------------
 
-    def find(self, source: ImageSource, *, update: bool = True, first: bool = False) -> FindResult:
+    def find(
+        self,
+        source: ImageSource,
+        *,
+        update: bool = True,
+        first: bool = False,
+        fetcher: Fetcher | None = None,
+    ) -> FindResult:
         """Is the picture of ``source`` already in the folder?
 
         Parameters
@@ -300,6 +307,9 @@ class Library:
             rescan later). With False the index is used as it is.
         first : bool
             Stop at the first file that matches (what a downloader needs).
+        fetcher : Fetcher, optional
+            How a URL ``source`` is downloaded (retries, ``allow_private``, state); by
+            default a plain :class:`~samepix.fetch.Fetcher` with this library's limits.
 
         Returns
         -------
@@ -316,7 +326,7 @@ class Library:
         from .compare import compare, load
 
         started = time.perf_counter()
-        query = load(source, limits=self.limits, lazy=True)
+        query = load(source, limits=self.limits, lazy=True, fetcher=fetcher)
         desc = describe_query(query, self.limits)
         self._ensure_current(update)
         index = self.index
