@@ -5,11 +5,15 @@ from __future__ import annotations
 import gzip
 import http.server
 import io
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -281,3 +285,45 @@ def rgb_icc_profile(description: str = "Adobe RGB (1998) test", gamma: float = 2
     )
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + body
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(
+    *args: str,
+    stdin: bytes | str | None = None,
+    text: bool = False,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess[Any]:
+    """Run the real ``samepix`` command (``python -m samepix``) from this checkout's src/."""
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "samepix", *args],
+        input=stdin,
+        capture_output=True,
+        text=text,
+        timeout=timeout,
+        env=full_env,
+        check=False,
+        **kwargs,
+    )
+
+
+def one_line_error(proc: subprocess.CompletedProcess[Any], *needles: str) -> str:
+    """Assert the house rule for bad input: exit 2, one ``error: ...`` line, no traceback."""
+    err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode()
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, err)
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]

@@ -14,23 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .helpers import Response, encode, http_server
+from .helpers import ROOT, Response, encode, http_server, run_cli
+from .helpers import one_line_error as assert_one_line_error
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(
-    *args: str, stdin: bytes | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run(
-        [sys.executable, "-m", "samepix", *args],
-        input=stdin,
-        capture_output=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
+run = run_cli
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +39,6 @@ def pictures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, data in files.items():
         (folder / name).write_bytes(data)
     return {name: folder / name for name in files}
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    err = proc.stderr.decode()
-    assert proc.returncode == 2, (proc.returncode, err)
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def test_same_picture_exit_0(pictures: dict[str, Path]) -> None:

@@ -3,6 +3,7 @@ a real local server; exit codes, JSON, one-line errors."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -13,21 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .helpers import Response, encode, http_server
+from .helpers import Response, encode, http_server, one_line_error, run_cli
+
+run = functools.partial(run_cli, text=True)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run(
-        [sys.executable, "-m", "samepix", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
 
 
 def picture(seed: int, size: tuple[int, int] = (320, 240)) -> np.ndarray:
@@ -45,13 +36,6 @@ def folder(tmp_path: Path) -> Path:
     (root / "p1-copy.png").write_bytes(encode(picture(1), "PNG"))
     (root / "broken.jpg").write_bytes(b"GIF? no: plain text")
     return root
-
-
-def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr
-    return lines[0]
 
 
 def test_index_summary_and_json(folder: Path) -> None:

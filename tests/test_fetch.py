@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import http.server
 import json
-import os
 import random
 import socket
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,7 +26,16 @@ from samepix.fetch import USER_AGENT, Download, Fetcher, Retry, _retry_after, pr
 from samepix.limits import Limits
 from samepix.sources import read_source
 
-from .helpers import Resource, Response, Sequence, encode, http_server, redirect
+from .helpers import (
+    Resource,
+    Response,
+    Sequence,
+    encode,
+    http_server,
+    one_line_error,
+    redirect,
+    run_cli,
+)
 from .test_decode import _png_header_only
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -633,27 +640,11 @@ def test_probe_of_a_page_is_an_error() -> None:
 
 # --- the CLI, end to end ----------------------------------------------------------------------
 
+one_error_line = one_line_error
+
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "samepix", *args],
-        capture_output=True,
-        timeout=60,
-        env=full_env,
-        check=False,
-    )
-
-
-def one_error_line(proc: subprocess.CompletedProcess[bytes], *needles: str) -> str:
-    err = proc.stderr.decode()
-    assert proc.returncode == 2, (proc.returncode, err)
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
+    return run_cli(*args, env=env, timeout=60)
 
 
 @pytest.fixture

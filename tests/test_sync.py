@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.server
 import json
@@ -27,6 +28,9 @@ from samepix.errors import SyncError
 from samepix.sync import _FolderLock, file_name, parse_url_list, sanitize_stem
 
 from .helpers import Resource, Response, encode, http_server
+from .helpers import run_cli as _run_cli
+
+run_cli = functools.partial(_run_cli, text=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,22 +73,6 @@ def pictures_in(folder: Path) -> dict[str, str]:
 
 def decisions(summary: SyncSummary) -> dict[str, str]:
     return {item.url.rsplit("/", 1)[-1]: item.decision for item in summary.items}
-
-
-def run_cli(
-    *args: str, stdin: str | None = None, timeout: float = 120, **kw: Any
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "samepix", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-        **kw,
-    )
 
 
 @pytest.fixture
