@@ -48,6 +48,22 @@ class Policy:
         For images too small for SSIM (< 11 px): lowest NRMSE (1 − RMSE/range) for ``same``.
     greyscale_is_same
         Whether a greyscale copy of a colour picture counts as ``same`` (default: ``similar``).
+    flip_is_same
+        Whether a mirror image (left-right, top-bottom or diagonal) of the picture counts as
+        ``same`` (default: ``similar``, with the reason saying it is a mirror image).
+    rotation_is_same
+        Whether a copy rotated by 90°, 180° or 270° in its pixels (not by an EXIF tag, which is
+        always applied) counts as ``same`` (default: ``similar``).
+    crop_is_same
+        Whether a crop, located inside the larger image, counts as ``same`` when it shows at
+        least ``min_crop_area`` of it (default: a crop is at most ``similar``).
+    min_crop_area
+        With ``crop_is_same``: the smallest fraction of the larger image's area a crop must
+        show to count as ``same``.
+    find_relations
+        When the pair is not the same as it stands, look for a mirror image, a rotation in the
+        pixels or a crop (a few milliseconds to tens of milliseconds per pair). Off: such
+        pairs are judged by the metrics as they stand (usually ``different``).
     candidate_hash_distance
         Largest pHash distance at which a folder search confirms a candidate with a full
         comparison (``find``, ``sync``, ``dupes``).
@@ -64,6 +80,11 @@ class Policy:
     max_aspect_change: float = 0.01
     min_nrmse: float = 0.95
     greyscale_is_same: bool = False
+    flip_is_same: bool = False
+    rotation_is_same: bool = False
+    crop_is_same: bool = False
+    min_crop_area: float = 0.5
+    find_relations: bool = True
     candidate_hash_distance: int = 12
 
     def __post_init__(self) -> None:
@@ -78,7 +99,11 @@ class Policy:
             if not -1.0 <= value <= 1.0:
                 raise UsageError(f"policy {name} must be within [-1, 1], got {value}")
         if not 0.0 < self.region_fraction <= 1.0:
-            raise UsageError(f"policy region_fraction must be in (0, 1], got {self.region_fraction}")
+            raise UsageError(
+                f"policy region_fraction must be in (0, 1], got {self.region_fraction}"
+            )
+        if not 0.0 < self.min_crop_area <= 1.0:
+            raise UsageError(f"policy min_crop_area must be in (0, 1], got {self.min_crop_area}")
         if self.min_psnr < 0:
             raise UsageError(f"policy min_psnr must be >= 0 dB, got {self.min_psnr}")
         if self.max_colour_shift < 0 or self.max_aspect_change < 0:
