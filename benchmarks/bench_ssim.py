@@ -173,6 +173,10 @@ def make_inputs(
     return paths
 
 
+def fmt_ms(ms: float) -> str:
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}"
+
+
 def measure(impl: str, metric: str, pa: str, pb: str, reps: int) -> dict[str, float]:
     cmd = [sys.executable, __file__, "--worker", impl, metric, pa, pb, str(reps)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -219,12 +223,12 @@ def main() -> None:
                 for kind in ("grey", "RGB"):
                     pa, pb, (w, h) = inputs[kind]
                     ours = measure("samepix", metric, pa, pb, ours_reps)
-                    row = [metric.upper(), kind, f"{mp:g} MP ({w}×{h})", f"{ours['ms']:.1f}"]
+                    row = [metric.upper(), kind, f"{mp:g} MP ({w}×{h})", fmt_ms(ours["ms"])]
                     if have_skimage:
                         reps = their_reps if metric == "ssim" else max(their_reps, 3)
                         theirs = measure("skimage", metric, pa, pb, reps)
                         row += [
-                            f"{theirs['ms']:.1f}",
+                            fmt_ms(theirs["ms"]),
                             f"{theirs['ms'] / ours['ms']:.1f}×",
                             f"{ours['peak_mib']:.1f}",
                             f"{theirs['peak_mib']:.1f}",

@@ -62,16 +62,18 @@ def http_server(routes: dict[str, Response | Route] | None = None) -> Iterator[S
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             with lock:
                 state.hits[path] = state.hits.get(path, 0) + 1
             route = state.routes.get(path)
             if route is None:
-                response: Response | None = Response(404, b"not found", {"Content-Type": "text/plain"})
+                response: Response | None = Response(
+                    404, b"not found", {"Content-Type": "text/plain"}
+                )
             elif callable(route):
                 response = route(self)
             else:
@@ -113,7 +115,15 @@ def rgb_icc_profile(description: str = "Adobe RGB (1998) test", gamma: float = 2
         return b"XYZ " + b"\0" * 4 + s15(x) + s15(y) + s15(z)
 
     text = description.encode("ascii") + b"\0"
-    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0" * 3 + b"\0" * 67
+    desc = (
+        b"desc"
+        + b"\0" * 4
+        + struct.pack(">I", len(text))
+        + text
+        + b"\0" * 8
+        + b"\0" * 3
+        + b"\0" * 67
+    )
     curv = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
     tags = [
         (b"desc", desc),
@@ -133,9 +143,18 @@ def rgb_icc_profile(description: str = "Adobe RGB (1998) test", gamma: float = 2
         body += data
     size = offset + len(body)
     header = (
-        struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
-        + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24 + struct.pack(">I", 0)
-        + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48
+        struct.pack(">I", size)
+        + b"\0" * 4
+        + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2026, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + b"\0" * 24
+        + struct.pack(">I", 0)
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + b"\0" * 48
     )
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + body

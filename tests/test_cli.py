@@ -19,7 +19,9 @@ from .helpers import Response, encode, http_server
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*args: str, stdin: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run(
+    *args: str, stdin: bytes | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.run(
         [sys.executable, "-m", "samepix", *args],
@@ -101,7 +103,9 @@ def test_diff_heatmap(pictures: dict[str, Path], tmp_path: Path) -> None:
     edited[60:140, 100:200] = (255, 255, 0)
     (tmp_path / "edited.png").write_bytes(encode(edited, "PNG"))
     out = tmp_path / "heat.png"
-    proc = run("compare", str(pictures["one.png"]), str(tmp_path / "edited.png"), "--diff", str(out))
+    proc = run(
+        "compare", str(pictures["one.png"]), str(tmp_path / "edited.png"), "--diff", str(out)
+    )
     assert proc.returncode == 1
     heat = np.asarray(Image.open(out).convert("RGB")).astype(int)
     assert heat.shape == (240, 320, 3)
@@ -202,7 +206,9 @@ def test_permission_denied_as_unprivileged_user(pictures: dict[str, Path], tmp_p
 def test_http_sources_and_errors(pictures: dict[str, Path]) -> None:
     routes = {
         "/one.jpg": Response(200, pictures["one.jpg"].read_bytes(), {"Content-Type": "image/jpeg"}),
-        "/page.jpg": Response(200, b"<html><body>oops</body></html>", {"Content-Type": "image/jpeg"}),
+        "/page.jpg": Response(
+            200, b"<html><body>oops</body></html>", {"Content-Type": "image/jpeg"}
+        ),
         "/broken.jpg": Response(500, b"boom"),
     }
     with http_server(routes) as server:

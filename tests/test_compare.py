@@ -24,7 +24,9 @@ def _photos() -> list[tuple[str, np.ndarray]]:
     """A few real photographs: Kodak images when ../shared/data is there, else scikit-image's."""
     kodak = SHARED_DATA / "kodak"
     if kodak.exists():
-        return [(name, load_rgb(kodak / f"{name}.png")) for name in ("kodim05", "kodim14", "kodim23")]
+        return [
+            (name, load_rgb(kodak / f"{name}.png")) for name in ("kodim05", "kodim14", "kodim23")
+        ]
     from skimage import data
 
     return [("astronaut", data.astronaut()), ("coffee", data.coffee()), ("chelsea", data.chelsea())]
@@ -36,13 +38,17 @@ PHOTO_IDS = [name for name, _ in PHOTOS]
 
 def _resize(pixels: np.ndarray, scale: float, resample: int = Image.LANCZOS) -> np.ndarray:
     h, w = pixels.shape[:2]
-    return np.asarray(Image.fromarray(pixels).resize((round(w * scale), round(h * scale)), resample))
+    return np.asarray(
+        Image.fromarray(pixels).resize((round(w * scale), round(h * scale)), resample)
+    )
 
 
 def _exif_rotated(pixels: np.ndarray) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 8  # stored turned clockwise; the viewer turns it back
-    return encode(np.ascontiguousarray(np.rot90(pixels, k=-1)), "JPEG", quality=90, exif=exif.tobytes())
+    return encode(
+        np.ascontiguousarray(np.rot90(pixels, k=-1)), "JPEG", quality=90, exif=exif.tobytes()
+    )
 
 
 # Copies that show the same picture: (id, make bytes from the original pixels)
@@ -61,7 +67,10 @@ SAME_PICTURE: list[tuple[str, Callable[[np.ndarray], bytes]]] = [
 
 IDENTICAL_PICTURE: list[tuple[str, Callable[[np.ndarray], bytes]]] = [
     ("webp-lossless", lambda p: encode(p, "WEBP", lossless=True)),
-    ("opaque-rgba-png", lambda p: encode(np.dstack([p, np.full(p.shape[:2], 255, np.uint8)]), "PNG")),
+    (
+        "opaque-rgba-png",
+        lambda p: encode(np.dstack([p, np.full(p.shape[:2], 255, np.uint8)]), "PNG"),
+    ),
     ("bmp", lambda p: encode(p, "BMP")),
     ("tiff", lambda p: encode(p, "TIFF")),
 ]
@@ -113,7 +122,7 @@ def test_not_same_picture(photo: str, pixels: np.ndarray, case: str, make: Calla
 
 
 def test_different_photographs_are_different() -> None:
-    for (name_a, a), (name_b, b) in zip(PHOTOS, PHOTOS[1:] + PHOTOS[:1]):
+    for (name_a, a), (name_b, b) in zip(PHOTOS, PHOTOS[1:] + PHOTOS[:1], strict=True):
         result = compare(a, b)
         assert result.verdict is Verdict.DIFFERENT, (name_a, name_b, result.reasons)
 

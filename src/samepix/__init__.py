@@ -42,7 +42,29 @@ _EXPORTS = {
     "IndexCorrupt": "errors",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "DEFAULT_POLICY",
+    "Comparison",
+    "DecodeError",
+    "FetchError",
+    "HashSet",
+    "ImageHash",
+    "ImageInfo",
+    "IndexCorrupt",
+    "LimitExceeded",
+    "Limits",
+    "Metrics",
+    "Policy",
+    "PreparedImage",
+    "SamepixError",
+    "SourceError",
+    "StateError",
+    "UsageError",
+    "Verdict",
+    "__version__",
+    "compare",
+    "load",
+]
 
 if TYPE_CHECKING:
     from .compare import Comparison, Metrics, PreparedImage, compare, load

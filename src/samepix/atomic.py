@@ -45,7 +45,9 @@ def atomic_writer(path: str | os.PathLike[str], *, overwrite: bool = True) -> It
     _fsync_dir(folder)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True) -> None:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True
+) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`)."""
     try:
         with atomic_writer(path, overwrite=overwrite) as handle:

@@ -124,7 +124,9 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
 def _add_limit_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("limits")
     g.add_argument("--max-pixels", type=int, metavar="N", help="refuse images above N pixels")
-    g.add_argument("--max-bytes", type=int, metavar="N", help="refuse files/downloads above N bytes")
+    g.add_argument(
+        "--max-bytes", type=int, metavar="N", help="refuse files/downloads above N bytes"
+    )
     g.add_argument("--timeout", type=float, metavar="S", help="network read timeout in seconds")
 
 

@@ -33,7 +33,14 @@ if TYPE_CHECKING:
 __all__ = ["Comparison", "ImageSource", "Metrics", "PreparedImage", "compare", "load"]
 
 ImageSource = Union[
-    str, "os.PathLike[str]", bytes, bytearray, memoryview, np.ndarray, "PILImage.Image", "PreparedImage"
+    str,
+    "os.PathLike[str]",
+    bytes,
+    bytearray,
+    memoryview,
+    np.ndarray,
+    "PILImage.Image",
+    "PreparedImage",
 ]
 
 
@@ -92,7 +99,9 @@ class PreparedImage:
         return hashlib.sha256(self.blob.data).hexdigest()
 
 
-def load(source: ImageSource, *, limits: Limits = DEFAULT_LIMITS, lazy: bool = False) -> PreparedImage:
+def load(
+    source: ImageSource, *, limits: Limits = DEFAULT_LIMITS, lazy: bool = False
+) -> PreparedImage:
     """Read and prepare an image: a path, ``http(s)://``/``file://``/``data:`` URL, ``-``,
     bytes, a PIL image or a numpy array.
 
@@ -109,7 +118,7 @@ def load(source: ImageSource, *, limits: Limits = DEFAULT_LIMITS, lazy: bool = F
         return PreparedImage("<array>", decoded=decode_array(source), limits=limits)
     if _is_pil_image(source):
         name = getattr(source, "filename", "") or "<PIL image>"
-        return PreparedImage(name, decoded=decode_pil(source, name=name), limits=limits)
+        return PreparedImage(name, decoded=decode_pil(source, name=name), limits=limits)  # type: ignore[arg-type]
     blob = read_source(source, limits=limits)  # type: ignore[arg-type]
     prepared = PreparedImage(blob.name, blob=blob, limits=limits)
     if not lazy:
@@ -565,7 +574,9 @@ def _locate_crop(pair: _Pair) -> tuple[str, str, _Pair, float] | None:
 
 def _inside(x: float, y: float, w: float, h: float, width: int, height: int) -> bool:
     slack_x, slack_y = 0.02 * width + 2, 0.02 * height + 2
-    return x >= -slack_x and y >= -slack_y and x + w <= width + slack_x and y + h <= height + slack_y
+    return (
+        x >= -slack_x and y >= -slack_y and x + w <= width + slack_x and y + h <= height + slack_y
+    )
 
 
 _Image = tuple[np.ndarray, "np.ndarray | None", np.ndarray]  # pixels, alpha, luma
@@ -635,8 +646,10 @@ def _cut(
 
 def _collapse_grey(pixels: np.ndarray) -> np.ndarray:
     """An RGB array whose three channels are equal, as H×W; anything else unchanged."""
-    if pixels.ndim == 3 and np.array_equal(pixels[:, :, 0], pixels[:, :, 1]) and np.array_equal(
-        pixels[:, :, 1], pixels[:, :, 2]
+    if (
+        pixels.ndim == 3
+        and np.array_equal(pixels[:, :, 0], pixels[:, :, 1])
+        and np.array_equal(pixels[:, :, 1], pixels[:, :, 2])
     ):
         return np.ascontiguousarray(pixels[:, :, 0])
     return pixels
@@ -693,7 +706,10 @@ def _measure(
     height, width = a.shape[:2]
     psnr = m.psnr(al.a, al.b)
     planes = 1 if a.ndim == 2 else a.shape[2]
-    nrmse = min(m.nrmse(a[..., i], b[..., i]) for i in range(planes)) if planes > 1 else m.nrmse(a, b)
+    if planes == 1:
+        nrmse = m.nrmse(a, b)
+    else:
+        nrmse = min(m.nrmse(a[..., i], b[..., i]) for i in range(planes))
     base = {
         "nrmse": nrmse,
         "psnr": psnr,

@@ -36,7 +36,8 @@ def make_picture(seed: int, size: tuple[int, int] = (768, 512)) -> np.ndarray:
     for octave in range(7):  # fractal noise: shading at every scale
         cells = 2 ** (octave + 2)
         noise = rng.standard_normal((cells, cells)).astype(np.float32)
-        field += cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC) / (1.6**octave)
+        layer: np.ndarray = cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
+        field += layer / (1.6**octave)
     field = (field - field.min()) / (field.max() - field.min())
     palette = rng.uniform(0, 255, (3, 3)).astype(np.float32)
     t = field[:, :, None]
@@ -49,18 +50,22 @@ def make_picture(seed: int, size: tuple[int, int] = (768, 512)) -> np.ndarray:
         if rng.random() < 0.5:
             cv2.circle(img, centre, int(rng.integers(5, height // 6)), colour, -1, cv2.LINE_AA)
         else:
-            corner = (centre[0] + int(rng.integers(10, 120)), centre[1] + int(rng.integers(10, 120)))
+            corner = (
+                centre[0] + int(rng.integers(10, 120)),
+                centre[1] + int(rng.integers(10, 120)),
+            )
             cv2.rectangle(img, centre, corner, colour, -1, cv2.LINE_AA)
-    grain = rng.standard_normal((height, width)).astype(np.float32)
-    grain = cv2.GaussianBlur(grain, (0, 0), 0.7) * 14.0
-    return np.clip(img + grain[:, :, None], 0, 255).astype(np.uint8)
+    noise = rng.standard_normal((height, width)).astype(np.float32)
+    grain: np.ndarray = cv2.GaussianBlur(noise, (0, 0), 0.7) * 14.0
+    picture: np.ndarray = np.clip(img + grain[:, :, None], 0, 255).astype(np.uint8)
+    return picture
 
 
 def _encode(pixels: np.ndarray, fmt: str, **options: object) -> bytes:
     from PIL import Image
 
     out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format=fmt, **options)  # type: ignore[arg-type]
+    Image.fromarray(pixels).save(out, format=fmt, **options)
     return out.getvalue()
 
 
@@ -85,7 +90,7 @@ def _edited(pixels: np.ndarray) -> np.ndarray:
     """A local edit: one region painted over, the rest untouched."""
     import cv2
 
-    out = pixels.copy()
+    out: np.ndarray = pixels.copy()
     h, w = out.shape[:2]
     cv2.rectangle(out, (w // 2, h // 3), (w // 2 + w // 6, h // 3 + h // 5), (250, 240, 20), -1)
     cv2.putText(out, "EDITED", (w // 10, h - h // 8), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (255,) * 3, 5)
@@ -93,7 +98,7 @@ def _edited(pixels: np.ndarray) -> np.ndarray:
 
 
 def build_demo_site(folder: Path) -> tuple[Path, Path, dict[str, str]]:
-    """Write the demo's local library and web files; return (library, web root, what each URL is)."""
+    """Write the demo's library and web files; return (library, web root, URL descriptions)."""
     library, web = folder / "library", folder / "web"
     library.mkdir(parents=True, exist_ok=True)
     web.mkdir(parents=True, exist_ok=True)
@@ -116,7 +121,7 @@ def build_demo_site(folder: Path) -> tuple[Path, Path, dict[str, str]]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

@@ -41,7 +41,9 @@ class Limits:
                 raise UsageError(f"limit {name} must be positive, got {getattr(self, name)}")
         for name in ("connect_timeout", "read_timeout", "total_timeout"):
             if getattr(self, name) <= 0:
-                raise UsageError(f"limit {name} must be positive seconds, got {getattr(self, name)}")
+                raise UsageError(
+                    f"limit {name} must be positive seconds, got {getattr(self, name)}"
+                )
         if self.max_redirects < 0:
             raise UsageError(f"limit max_redirects must be >= 0, got {self.max_redirects}")
 

@@ -152,7 +152,7 @@ class _Workspace:
     """One thread's float32 buffers for tiles of up to ``_TILE_ROWS`` × ``_tile_cols(channels)``."""
 
     def __init__(self, channels: int) -> None:
-        self.channels = channels
+        self.key = _workspace_key(channels)
         rows, cols, pad = _TILE_ROWS, _tile_cols(channels), 2 * SSIM_BORDER
         extra = () if channels == 1 else (channels,)
         full = (rows + pad, cols + pad, *extra)
@@ -165,6 +165,10 @@ def _tile_cols(channels: int) -> int:
     return max(64, _TILE_FLOATS // channels)
 
 
+def _workspace_key(channels: int) -> tuple[int, int, int]:
+    return channels, _TILE_ROWS, _tile_cols(channels)
+
+
 # First touches of fresh memory cost a page fault per 4 KiB (about 2-4 µs on a VM): for a
 # 1-megapixel image that is as long as the SSIM itself. So workspaces outlive a call.
 _spare: list[_Workspace] = []
@@ -172,9 +176,10 @@ _spare_lock = threading.Lock()
 
 
 def _borrow(channels: int) -> _Workspace:
+    key = _workspace_key(channels)
     with _spare_lock:
         for i, ws in enumerate(_spare):
-            if ws.channels == channels:
+            if ws.key == key:
                 return _spare.pop(i)
     return _Workspace(channels)
 
@@ -318,12 +323,17 @@ def _ssim_sums(
     integer = all(np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_ for x in (a, b))
     sums = np.zeros((len(tiles), channels), np.float64)
     cs = np.zeros((len(tiles), channels), np.float64) if want_cs else None
-    next_tile = itertools.count()  # shared by the threads: next() is atomic under the GIL
+    counter = itertools.count()
+    counter_lock = threading.Lock()
+
+    def next_tile() -> int:
+        with counter_lock:
+            return next(counter)
 
     def work() -> None:
         ws: _Workspace | None = None
         try:
-            while (i := next(next_tile)) < len(tiles):
+            while (i := next_tile()) < len(tiles):
                 ws = ws or _borrow(channels)
                 (r0, r1), (c0, c1_) = tiles[i]
                 dest = None if out is None else out[r0:r1, c0:c1_]
@@ -340,9 +350,12 @@ def _ssim_sums(
 
     helpers = min(threads, len(tiles)) - 1
     futures = [_executor().submit(work) for _ in range(helpers)]
-    work()
-    for future in futures:
-        future.result()
+    try:
+        work()
+    finally:
+        for future in futures:
+            if not future.cancel():  # a helper that never started has nothing to finish
+                future.result()
     # Summed in tile order whatever the threads did: the result is deterministic.
     return sums.sum(axis=0), (None if cs is None else cs.sum(axis=0))
 

@@ -73,9 +73,7 @@ def format_comparison(result: Comparison) -> str:
     return "\n".join(lines)
 
 
-def write_heatmap(
-    result: Comparison, base: PreparedImage, path: str | os.PathLike[str]
-) -> None:
+def write_heatmap(result: Comparison, base: PreparedImage, path: str | os.PathLike[str]) -> None:
     """Write a PNG of where the images differ: red where SSIM is low, over a grey ``base``.
 
     ``result`` must come from ``compare(..., keep_map=True)``. The worst region is outlined.
@@ -98,9 +96,9 @@ def write_heatmap(
 
         loss = np.clip(1.0 - ssim_map, 0.0, 1.0)
         full = np.zeros(grey.shape, np.float32)
-        full[SSIM_BORDER : SSIM_BORDER + loss.shape[0], SSIM_BORDER : SSIM_BORDER + loss.shape[1]] = (
-            loss
-        )
+        full[
+            SSIM_BORDER : SSIM_BORDER + loss.shape[0], SSIM_BORDER : SSIM_BORDER + loss.shape[1]
+        ] = loss
         # Scale so the loss a JPEG leaves (~0.1) stays faint and a real change (~0.5+) is vivid.
         weight = np.clip(full / 0.5, 0.0, 1.0)[:, :, None]
         red = np.array([255.0, 30.0, 30.0], np.float32)

@@ -12,7 +12,6 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from .errors import SourceError
@@ -23,7 +22,7 @@ __all__ = ["Blob", "SourceSpec", "is_url", "read_source"]
 # "ftp://x", "s3://x": a URL we do not read. A Windows drive ("C:\\x") has no "//".
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
-SourceSpec = Union[str, os.PathLike[str], bytes, bytearray, memoryview]
+SourceSpec = str | os.PathLike[str] | bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
