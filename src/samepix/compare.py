@@ -238,6 +238,24 @@ def compare(
     Comparison
         ``verdict``, ``reasons``, ``metrics`` and both images' :class:`ImageInfo`.
     """
+    result, _ = _compare(a, b, policy=policy, limits=limits, keep_map=keep_map, exhaustive=False)
+    return result
+
+
+def _compare(
+    a: ImageSource,
+    b: ImageSource,
+    *,
+    policy: Policy,
+    limits: Limits,
+    keep_map: bool,
+    exhaustive: bool,
+) -> tuple[Comparison, _Found | None]:
+    """:func:`compare`, and the evidence behind it (None when the ladder stopped at rung 1-2).
+
+    With ``exhaustive`` every relation is measured and every SSIM map kept, so the evidence can
+    be judged again under any policy (``benchmarks/accuracy.py``).
+    """
     pa = load(a, limits=limits, lazy=True)
     pb = load(b, limits=limits, lazy=True)
     transferred = sum(p.blob.transferred for p in (pa, pb) if p.blob is not None)
@@ -260,7 +278,7 @@ def compare(
             info_b,
             rung="bytes",
             transferred=transferred,
-        )
+        ), None
 
     da, db = pa.decoded, pb.decoded
     facts = _describe_changes(da.info, db.info)
@@ -284,7 +302,7 @@ def compare(
             db.info,
             rung="pixels",
             transferred=transferred,
-        )
+        ), None
 
     # Rungs 3-5: size alignment, metrics, verdict (and relations when the pair is not the same).
     if grey_vs_colour:  # compare structure on luma; the policy decides what greyscale means
@@ -295,7 +313,7 @@ def compare(
         policy,
         hash_distances,
         keep_map=keep_map,
-        exhaustive=False,
+        exhaustive=exhaustive,
     )
     decision = decide_all(found.evidence, policy)
     chosen = found.primary
@@ -314,7 +332,7 @@ def compare(
         ssim_map=chosen.ssim_map if keep_map else None,
         evidence=found.evidence,
         relation=None if decision.relation is None else decision.relation.kind,
-    )
+    ), found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,9 +390,9 @@ def _examine(
     if exhaustive or (
         policy.find_relations and decide_all(primary.evidence, policy).verdict is not Verdict.SAME
     ):
-        for kind, detail, other, area in _relation_candidates(pair, policy, exhaustive=exhaustive):
+        for kind, detail, other, area, cut in _relation_candidates(pair, policy):
             m = _measure_pair(other, policy, {}, keep_map=want_maps)
-            rel = Relation(kind, detail, m.evidence, area)
+            rel = Relation(kind, detail, m.evidence, area, cut)
             relations.append(rel)
             measured[id(rel)] = m
     evidence = replace(primary.evidence, relations=tuple(relations))
@@ -452,9 +470,12 @@ def orientation_scores(pair_a: np.ndarray, pair_b: np.ndarray) -> list[float]:
 
 
 def _relation_candidates(
-    pair: _Pair, policy: Policy, *, exhaustive: bool
-) -> Iterator[tuple[str, str, _Pair, float]]:
-    """Pairs to measure again, each with a geometric change undone: (kind, words, pair, area)."""
+    pair: _Pair, policy: Policy
+) -> Iterator[tuple[str, str, _Pair, float, float]]:
+    """Pairs to measure again, each with a geometric change undone.
+
+    Yields (kind, words, pair, area, cut): see :class:`~samepix.verdict.Relation`.
+    """
     from .align import aspect_change
 
     # Mirror or rotation: the orientation whose thumbnails agree best, if it beats the pair as
@@ -470,17 +491,23 @@ def _relation_candidates(
             continue
         if scores[i + 1] > best_score:
             best, best_score = i, scores[i + 1]
-    if best is not None and (
-        exhaustive or (best_score >= ORIENTATION_GATE and best_score > scores[0])
-    ):
+    # The gate depends on no policy setting, so exhaustive runs apply it too: they must see
+    # exactly the relations a plain compare() would look at.
+    if best is not None and best_score >= ORIENTATION_GATE and best_score > scores[0]:
         kind, words, undo = _ORIENTATIONS[best]
-        yield kind, words, _Pair(
-            pair.a,
-            np.ascontiguousarray(undo(pair.b)),
-            pair.a_alpha,
-            None if pair.b_alpha is None else np.ascontiguousarray(undo(pair.b_alpha)),
-            pair.grey_vs_colour,
-        ), 1.0
+        yield (
+            kind,
+            words,
+            _Pair(
+                pair.a,
+                np.ascontiguousarray(undo(pair.b)),
+                pair.a_alpha,
+                None if pair.b_alpha is None else np.ascontiguousarray(undo(pair.b_alpha)),
+                pair.grey_vs_colour,
+            ),
+            1.0,
+            0.0,
+        )
 
     crop = _locate_crop(pair)
     if crop is not None:
@@ -488,9 +515,9 @@ def _relation_candidates(
 
 
 _FEATURE_SIDE = 800  # crops are located on copies at most this long: ORB is fast and scale-robust
+_FEATURES = 1000  # ORB keypoints per image: matching is quadratic in this
 _MIN_INLIERS = 15  # ORB matches that must agree on one placement before a crop is measured
 _REFINE = 3  # pixels searched around the feature placement, at the compared scale
-_NOT_A_CROP = 0.995  # a "crop" keeping more of the picture is a border trim: the pair as it is
 
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, float, float] | None:
@@ -506,7 +533,7 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, float, float] 
     def features(img: np.ndarray) -> tuple[Any, Any, float]:
         f = min(1.0, _FEATURE_SIDE / max(img.shape))
         small = resize_area(img, (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f))))
-        keypoints, descriptors = cv2.ORB.create(nfeatures=1500).detectAndCompute(small, None)
+        keypoints, descriptors = cv2.ORB.create(nfeatures=_FEATURES).detectAndCompute(small, None)
         return keypoints, descriptors, f
 
     ks, ds, fs = features(src)
@@ -531,7 +558,7 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, float, float] 
     return scale, float(transform[0, 2]), float(transform[1, 2])
 
 
-def _locate_crop(pair: _Pair) -> tuple[str, str, _Pair, float] | None:
+def _locate_crop(pair: _Pair) -> tuple[str, str, _Pair, float, float] | None:
     """Find one image as a crop of the other; return it and the matching region, same size."""
     la, lb = _luma(pair.a), _luma(pair.b)
     found = _similarity(lb, la)  # b's pixels placed in a
@@ -551,13 +578,21 @@ def _locate_crop(pair: _Pair) -> tuple[str, str, _Pair, float] | None:
         area = box[2] * box[3] / (wb * hb)
     else:
         return None
-    if area >= _NOT_A_CROP:
-        return None
+    (outer_h, outer_w), (inner_h, inner_w) = (
+        ((ha, wa), (hb, wb)) if outer == "a" else ((hb, wb), (ha, wa))
+    )
+    if abs(scale - 1.0) * max(inner_h, inner_w) < 1.0:  # the same scale: sizes are exact
+        scale = 1.0
+        box = (box[0], box[1], float(inner_w), float(inner_h))
+        area = inner_w * inner_h / (outer_w * outer_h)
+    if abs(box[2] - outer_w) < 1.0 and abs(box[3] - outer_h) < 1.0:
+        return None  # the whole picture: no crop, the pair as it stands says it all
+    cut = max(0.0, 1.0 - box[2] / outer_w, 1.0 - box[3] / outer_h)
     get = {"a": (pair.a, pair.a_alpha, la), "b": (pair.b, pair.b_alpha, lb)}
-    cut = _cut(get[outer], get[inner], box, scale)
-    if cut is None:
+    pieces = _cut(get[outer], get[inner], box, scale)
+    if pieces is None:
         return None
-    (o_px, o_alpha), (i_px, i_alpha) = cut
+    (o_px, o_alpha), (i_px, i_alpha) = pieces
     x, y, w, h = box
     words = (
         f"{inner} is a crop of {outer}: {area:.0%} of its area, "
@@ -569,7 +604,7 @@ def _locate_crop(pair: _Pair) -> tuple[str, str, _Pair, float] | None:
         other = _Pair(o_px, i_px, o_alpha, i_alpha, pair.grey_vs_colour)
     else:
         other = _Pair(i_px, o_px, i_alpha, o_alpha, pair.grey_vs_colour)
-    return "crop", words, other, area
+    return "crop", words, other, area, cut
 
 
 def _inside(x: float, y: float, w: float, h: float, width: int, height: int) -> bool:
@@ -709,7 +744,11 @@ def _measure(
     if planes == 1:
         nrmse = m.nrmse(a, b)
     else:
-        nrmse = min(m.nrmse(a[..., i], b[..., i]) for i in range(planes))
+        import cv2
+
+        # Contiguous planes first (one fast split): a strided plane is copied by every
+        # reduction that touches it.
+        nrmse = min(m.nrmse(pa, pb) for pa, pb in zip(cv2.split(a), cv2.split(b), strict=True))
     base = {
         "nrmse": nrmse,
         "psnr": psnr,
@@ -722,19 +761,18 @@ def _measure(
     colour = al.a.ndim == 3
     luma_a = _luma(a[..., :3]) if colour else a[..., 0] if a.ndim == 3 else a
     luma_b = _luma(b[..., :3]) if colour else b[..., 0] if b.ndim == 3 else b
-    luma = m.ssim(luma_a, luma_b, return_map=True)
-    assert luma.map is not None
+    want_ms = min(height, width) >= m.MS_SSIM_MIN_SIDE
+    luma_mean, luma_map, ms = _luma_ssim_and_ms_ssim(luma_a, luma_b, want_ms=want_ms)
     if planes == 1:
-        channels: tuple[float, ...] = (luma.mean,)
+        channels: tuple[float, ...] = (luma_mean,)
     else:
-        # All channels in one pass: OpenCV filters interleaved channels together, which is
-        # faster than three passes over strided planes.
+        # All channels in one pass: OpenCV filters interleaved channels together, faster than
+        # a pass per strided plane.
         channels = m.ssim_channels(a, b)
-    worst, region = worst_region(luma.map, policy.region_fraction)
-    ms = m.ms_ssim(luma_a, luma_b) if min(height, width) >= m.MS_SSIM_MIN_SIDE else None
+    worst, region = worst_region(luma_map, policy.region_fraction)
     colour_shift = _colour_shift(al) if colour else None
     metrics = Metrics(
-        ssim=luma.mean,
+        ssim=luma_mean,
         ssim_channels=channels,
         ssim_min_channel=min(channels),
         ms_ssim=ms,
@@ -743,7 +781,41 @@ def _measure(
         colour_shift=colour_shift,
         **base,  # type: ignore[arg-type]
     )
-    return metrics, (luma.map if keep_map else None)
+    return metrics, (luma_map if keep_map else None)
+
+
+def _luma_ssim_and_ms_ssim(
+    a: np.ndarray, b: np.ndarray, *, want_ms: bool
+) -> tuple[float, np.ndarray, float | None]:
+    """Luma SSIM with its map, and MS-SSIM, with one pass over the full-size images.
+
+    MS-SSIM's first scale needs the mean contrast-structure term of the very SSIM pass that
+    gives the map, so it is taken from that pass instead of a second one: the same tiles and
+    the same arithmetic as :func:`samepix.metrics.ms_ssim`, hence the same number, for about
+    60 % of its cost. (A candidate for ``samepix.metrics`` as a public function.)
+    """
+    from . import metrics as m
+
+    border = m.SSIM_BORDER
+    height, width = a.shape
+    count = (height - 2 * border) * (width - 2 * border)
+    ssim_map = np.empty((height - 2 * border, width - 2 * border), np.float32)
+    sums, cs = m._ssim_sums(a, b, 255.0, want_cs=want_ms, out=ssim_map)
+    mean = float(sums[0] / count)
+    if not want_ms or cs is None:
+        return mean, ssim_map, None
+    weights = m.MS_SSIM_WEIGHTS
+    score = np.maximum(cs / count, 0.0) ** weights[0]
+    x: np.ndarray = a
+    y: np.ndarray = b
+    last = len(weights) - 1
+    for scale in range(1, len(weights)):
+        x, y = m._half(x), m._half(y)
+        s, c = m._per_channel(x, y, 255.0, want_cs=scale < last)
+        term = s if scale == last else c
+        assert term is not None
+        score *= np.maximum(term, 0.0) ** weights[scale]  # clipped at 0 as TensorFlow does
+    return mean, ssim_map, float(score.mean())
 
 
 def worst_region(ssim_map: np.ndarray, fraction: float) -> tuple[float, tuple[int, int, int, int]]:

@@ -60,6 +60,9 @@ class Policy:
     min_crop_area
         With ``crop_is_same``: the smallest fraction of the larger image's area a crop must
         show to count as ``same``.
+    max_trim
+        Largest fraction of the width or height that a crop may leave out and still be the
+        same picture (a trimmed edge, a border added or removed); larger crops are crops.
     find_relations
         When the pair is not the same as it stands, look for a mirror image, a rotation in the
         pixels or a crop (a few milliseconds to tens of milliseconds per pair). Off: such
@@ -84,6 +87,7 @@ class Policy:
     rotation_is_same: bool = False
     crop_is_same: bool = False
     min_crop_area: float = 0.5
+    max_trim: float = 0.01
     find_relations: bool = True
     candidate_hash_distance: int = 12
 
@@ -104,6 +108,8 @@ class Policy:
             )
         if not 0.0 < self.min_crop_area <= 1.0:
             raise UsageError(f"policy min_crop_area must be in (0, 1], got {self.min_crop_area}")
+        if not 0.0 <= self.max_trim < 1.0:
+            raise UsageError(f"policy max_trim must be in [0, 1), got {self.max_trim}")
         if self.min_psnr < 0:
             raise UsageError(f"policy min_psnr must be >= 0 dB, got {self.min_psnr}")
         if self.max_colour_shift < 0 or self.max_aspect_change < 0:

@@ -81,12 +81,16 @@ class Relation:
         the larger image against the smaller image).
     area : float
         For a crop: the fraction of the larger image's area that the crop shows; 1.0 otherwise.
+    cut : float
+        For a crop: the largest fraction of the larger image's width or height that the crop
+        leaves out (a 1-pixel trim of a 768-pixel side: 0.0013); 0.0 otherwise.
     """
 
     kind: str
     detail: str
     evidence: Evidence
     area: float = 1.0
+    cut: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,9 @@ def decide_all(ev: Evidence, policy: Policy) -> Decision:
 
     1. The pair as it stands passes every test for ``same``: ``same``.
     2. Otherwise, a relation whose evidence passes every test: a mirror image, a rotation in
-       the pixels or a crop of the same picture. It is ``same`` when the policy's switch for
+       the pixels or a crop of the same picture. A crop that only trims the edges (at most
+       ``max_trim`` of the width and height: a border added or removed) is ``same``; any other
+       relation is ``same`` when the policy's switch for
        it is on (``flip_is_same``, ``rotation_is_same``, ``crop_is_same`` with
        ``min_crop_area``), else ``similar``, and the reasons say which switch decided.
     3. Otherwise ``similar`` when luma SSIM or the pHash distance says the pictures are close,
@@ -121,10 +127,21 @@ def decide_all(ev: Evidence, policy: Policy) -> Decision:
     passed, failures = _tests(ev, policy)
     if passed:
         return Decision(Verdict.SAME, (_summary(ev),))
-    for rel in ev.relations:
+    for rel in ev.relations if policy.find_relations else ():
         ok, _ = _tests(rel.evidence, policy)
         if not ok:
             continue
+        if rel.kind == "crop" and rel.cut <= policy.max_trim:
+            # A trimmed edge or an added/removed border: the picture is all there.
+            return Decision(
+                Verdict.SAME,
+                (
+                    rel.detail,
+                    _summary(rel.evidence),
+                    f"edges trimmed by at most {rel.cut:.1%} ≤ policy max_trim {policy.max_trim:g}",
+                ),
+                rel,
+            )
         switch, allowed = _switch(rel, policy)
         if allowed:
             return Decision(
@@ -169,9 +186,7 @@ def _tests(ev: Evidence, policy: Policy) -> tuple[bool, list[str]]:
     if ev.psnr is not None and ev.psnr < policy.min_psnr:
         failures.append(f"PSNR {ev.psnr:.1f} dB < {policy.min_psnr:g} dB")
     if ev.ssim_min_channel is not None and ev.ssim_min_channel < policy.min_ssim_channel:
-        failures.append(
-            f"worst channel SSIM {ev.ssim_min_channel:.3f} < {policy.min_ssim_channel}"
-        )
+        failures.append(f"worst channel SSIM {ev.ssim_min_channel:.3f} < {policy.min_ssim_channel}")
     if ev.worst_region_ssim is not None and ev.worst_region_ssim < policy.min_worst_region:
         failures.append(
             f"worst region SSIM {ev.worst_region_ssim:.3f} < {policy.min_worst_region}: "
