@@ -29,7 +29,13 @@ class Policy:
         Lowest mean SSIM of the worst tile of the SSIM map for ``same``: a pasted patch, an
         edited face or added text lowers one region while the global mean stays high.
     region_fraction
-        Tile side as a fraction of the shorter side of the compared images.
+        Side of the regions the two local tests look at, as a fraction of the shorter side of
+        the compared images.
+    max_local_change
+        Largest local change for ``same``: how much more structure (SSIM's contrast-structure
+        term, texture-weighted) the worst region lost than ``LOCAL_SPREAD`` times the picture
+        as a whole. A pasted patch, a blurred face or added text change one region; a
+        re-encode or a resize loses structure all over.
     min_psnr
         Lowest PSNR (dB) for ``same``. SSIM alone is lenient on smooth or flat pictures, where
         its stabilising constants dominate; an absolute error floor catches two different
@@ -76,6 +82,7 @@ class Policy:
     min_ssim_channel: float = 0.60
     min_worst_region: float = 0.45
     region_fraction: float = 0.125
+    max_local_change: float = 0.35
     min_psnr: float = 20.0
     max_colour_shift: float = 6.0
     similar_ssim: float = 0.50
@@ -110,6 +117,8 @@ class Policy:
             raise UsageError(f"policy min_crop_area must be in (0, 1], got {self.min_crop_area}")
         if not 0.0 <= self.max_trim < 1.0:
             raise UsageError(f"policy max_trim must be in [0, 1), got {self.max_trim}")
+        if self.max_local_change < 0:
+            raise UsageError(f"policy max_local_change must be >= 0, got {self.max_local_change}")
         if self.min_psnr < 0:
             raise UsageError(f"policy min_psnr must be >= 0 dB, got {self.min_psnr}")
         if self.max_colour_shift < 0 or self.max_aspect_change < 0:

@@ -63,6 +63,7 @@ class Evidence:
     psnr: float | None
     hash_distances: Mapping[str, int]
     relations: tuple[Relation, ...] = ()
+    local_change: float | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,11 @@ def _tests(ev: Evidence, policy: Policy) -> tuple[bool, list[str]]:
         failures.append(
             f"worst region SSIM {ev.worst_region_ssim:.3f} < {policy.min_worst_region}: "
             "a local change"
+        )
+    if ev.local_change is not None and ev.local_change > policy.max_local_change:
+        failures.append(
+            f"local change {ev.local_change:.2f} > {policy.max_local_change}: "
+            "one region changed more than the rest (an edit)"
         )
     if ev.colour_shift is not None and ev.colour_shift > policy.max_colour_shift:
         failures.append(
