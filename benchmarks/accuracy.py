@@ -63,7 +63,7 @@ from _common import ROOT, machine, shared_data, table, usable_cpus
 
 CACHE = ROOT / "benchmarks" / "out" / "accuracy-cache.jsonl"
 # Bump when the pairs or the measurements change: cached records of another version are ignored.
-VERSION = "4"
+VERSION = "5"
 FRACTIONS = (0.0625, 0.09375, 0.125, 0.1875, 0.25)  # worst-region window sides measured
 PHASH_BASELINE = 10  # imagededup's default Hamming threshold for pHash
 
@@ -1204,6 +1204,115 @@ def distributions(records: list[dict[str, Any]]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Calibration: each test's threshold against the copies it must pass and the pairs it must stop
+
+
+def _effective(r: dict[str, Any], policy: Any) -> Any | None:
+    """The evidence that decided a pair: the pair as it stands, or the trim that made it same."""
+    from samepix.verdict import decide_all
+
+    if r["rung"] != "metrics":
+        return None
+    ev = rebuild(
+        r["evidence"],
+        r.get("regions", {}),
+        r.get("local", {}),
+        policy.region_fraction,
+        r.get("relation_regions", []),
+        r.get("relation_local", []),
+    )
+    decision = decide_all(ev, policy)
+    if decision.relation is not None:
+        return decision.relation.evidence
+    return ev
+
+
+def calibration(records: list[dict[str, Any]], policy: Any) -> str:
+    """Per test: the target copies' worst value and the margin to the threshold, and how the
+    negatives that test exists for fall on the other side."""
+    evs = [(r, _effective(r, policy)) for r in records]
+    evs = [(r, e) for r, e in evs if e is not None and e.aligned and e.ssim is not None]
+    target = [(r, e) for r, e in evs if r["target"]]
+    other = [(r, e) for r, e in evs if r["family"] == "other photo"]
+    edits = [(r, e) for r, e in evs if r["family"] == "local edit"]
+    colour = [(r, e) for r, e in evs if r["family"] == "colour"]
+
+    def vals(group: list[tuple[dict[str, Any], Any]], attr: str) -> list[float]:
+        out = [getattr(e, attr) for _, e in group]
+        return [float(v) for v in out if v is not None and math.isfinite(v)]
+
+    def worst(group: list[tuple[dict[str, Any], Any]], attr: str, low: bool) -> str:
+        pick = [(getattr(e, attr), r) for r, e in group if getattr(e, attr) is not None]
+        if not pick:
+            return "—"
+        v, r = min(pick, key=lambda p: p[0]) if low else max(pick, key=lambda p: p[0])
+        return f"{v:.3f} ({r['transform']}, {r['source']})"
+
+    rows = []
+    tests = [
+        ("SSIM", "ssim", policy.min_ssim, True, other, "other photographs"),
+        ("PSNR dB", "psnr", policy.min_psnr, True, other, "other photographs"),
+        (
+            "worst channel SSIM",
+            "ssim_min_channel",
+            policy.min_ssim_channel,
+            True,
+            other,
+            "other photographs",
+        ),
+        (
+            "worst region SSIM",
+            "worst_region_ssim",
+            policy.min_worst_region,
+            True,
+            edits,
+            "local edits",
+        ),
+        ("local change", "local_change", policy.max_local_change, False, edits, "local edits"),
+        (
+            "colour ΔE",
+            "colour_shift",
+            policy.max_colour_shift,
+            False,
+            colour,
+            "strong colour changes",
+        ),
+    ]
+    for name, attr, thr, higher, negs, neg_name in tests:
+        tv = vals(target, attr)
+        nv = vals(negs, attr)
+        if not tv:
+            continue
+        t_edge = min(tv) if higher else max(tv)
+        p01 = float(np.percentile(tv, 0.1 if higher else 99.9))
+        caught = sum((v < thr) if higher else (v > thr) for v in nv)
+        n_edge = max(nv) if higher and nv else (min(nv) if nv else float("nan"))
+        rows.append(
+            [
+                name,
+                f"{'≥' if higher else '≤'} {thr:g}",
+                worst(target, attr, low=higher),
+                f"{p01:.3f}",
+                f"{(t_edge - thr) if higher else (thr - t_edge):+.3f}",
+                neg_name,
+                f"{n_edge:.3f}",
+                f"{caught}/{len(nv)}",
+            ]
+        )
+    header = [
+        "test",
+        "threshold",
+        "target copies: worst (which)",
+        "target 0.1 %ile",
+        "margin",
+        "negatives it is for",
+        "their best",
+        "caught by this test",
+    ]
+    return table(header, rows)
+
+
+# ---------------------------------------------------------------------------------------------
 # The classic answer's table, re-made on a real photograph
 
 
@@ -1367,6 +1476,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=usable_cpus(), help="worker processes")
     parser.add_argument("--policy", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--distributions", action="store_true", help="print metric distributions")
+    parser.add_argument("--calibrate", action="store_true", help="print each test's margins")
     parser.add_argument("--montage", type=Path, help="write a PNG of the hardest pairs")
     parser.add_argument("--markdown", type=Path, help="also write the report to this file")
     parser.add_argument("--no-classic", action="store_true", help="skip the classic-answer table")
@@ -1394,6 +1504,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"Policy: {policy.as_dict()}\n",
         report(records, policy, note),
     ]
+    if args.calibrate:
+        parts += ["\n## Calibration: each test against its target copies and its negatives\n"]
+        parts += [calibration(records, policy)]
     if args.distributions:
         parts += ["\n## Distributions\n", distributions(records)]
     if not args.no_classic:

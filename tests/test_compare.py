@@ -318,6 +318,31 @@ def test_policy_rejects_impossible_switch_settings(setting: str, value: float) -
         Policy().with_(**{setting: value})
 
 
+def test_local_change_sees_an_edit_but_not_an_even_loss() -> None:
+    pixels = PHOTOS[0][1]
+    original = encode(pixels, "PNG")
+    edited = compare(original, encode(_paste_patch(pixels), "PNG"))
+    jpeg_q20 = compare(original, encode(pixels, "JPEG", quality=20))
+    policy = Policy()
+    assert edited.metrics.local_change is not None and jpeg_q20.metrics.local_change is not None
+    assert edited.metrics.local_change > policy.max_local_change > jpeg_q20.metrics.local_change
+    assert any("local change" in r for r in edited.reasons)
+    x, y, w, h = edited.metrics.local_change_region or (0, 0, 0, 0)
+    height, width = pixels.shape[:2]
+    assert x < width // 2 + width // 5 and x + w > width // 2  # over the pasted rectangle
+    assert y < height // 3 + height // 5 and y + h > height // 3
+
+
+def test_structure_map_ignores_brightness_and_contrast() -> None:
+    from samepix.compare import local_change, structure_map
+
+    grey = np.asarray(Image.fromarray(PHOTOS[0][1]).convert("L")).astype(np.float64)
+    toned = np.clip((grey - 128) * 0.9 + 140, 0, 255).astype(np.uint8)  # flatter and brighter
+    structure = structure_map(grey.astype(np.uint8), toned)
+    assert float(np.median(structure.cs)) > 0.99
+    assert local_change(structure, Policy().region_fraction)[0] < 0.05
+
+
 def test_worst_region_windows_overlap_so_an_edit_on_a_tile_edge_is_not_diluted() -> None:
     from samepix.compare import worst_region
 

@@ -41,8 +41,9 @@ class Policy:
         its stabilising constants dominate; an absolute error floor catches two different
         smooth images that SSIM would call close.
     max_colour_shift
-        Largest mean colour difference (CIE76 ΔE between small thumbnails) for ``same``:
-        catches recolouring that SSIM, a structure measure, barely sees.
+        Largest mean chroma difference (CIE76 ΔE over a* and b*, between 32-pixel thumbnails)
+        for ``same``: catches recolouring (a hue rotation, swapped channels, a tint, sepia)
+        that SSIM, a structure measure, barely sees. Lightness is left to SSIM and PSNR.
     similar_ssim
         Lowest luma SSIM for ``similar`` when the picture is not the same.
     similar_hash_distance
