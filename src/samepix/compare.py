@@ -525,6 +525,7 @@ def _relation_candidates(
 _FEATURE_SIDE = 800  # crops are located on copies at most this long: ORB is fast and scale-robust
 _FEATURES = 1000  # ORB keypoints per image: matching is quadratic in this
 _MIN_INLIERS = 15  # ORB matches that must agree on one placement before a crop is measured
+_ECC_SIDE = 640  # ECC refines a placement on copies at most this long (sub-pixel there)
 _REFINE = 3  # pixels searched around the feature placement, at the compared scale
 
 
@@ -595,8 +596,11 @@ def _locate_crop(pair: _Pair) -> tuple[str, str, _Pair, float, float] | None:
         scale = 1.0
         box = (box[0], box[1], float(inner_w), float(inner_h))
         area = inner_w * inner_h / (outer_w * outer_h)
-    if abs(box[2] - outer_w) < 1.0 and abs(box[3] - outer_h) < 1.0:
-        return None  # the whole picture: no crop, the pair as it stands says it all
+    # The whole picture (a resize: the pair as it stands says it all). A scaled placement is
+    # only good to a few tenths of a percent, so "whole" has that much slack there.
+    slack = 1.0 if scale == 1.0 else 1.0 + 0.005 * max(outer_w, outer_h)
+    if abs(box[2] - outer_w) < slack and abs(box[3] - outer_h) < slack:
+        return None
     cut = max(0.0, 1.0 - box[2] / outer_w, 1.0 - box[3] / outer_h)
     get = {"a": (pair.a, pair.a_alpha, la), "b": (pair.b, pair.b_alpha, lb)}
     pieces = _cut(get[outer], get[inner], box, scale)
@@ -694,7 +698,7 @@ def _refine_placement(
 ) -> np.ndarray | None:
     """Affine map from inner pixel centres to outer ones, refined by ECC; None if it fails.
 
-    Both images are reduced to one pixel scale (the outer to at most ``_FEATURE_SIDE`` long)
+    Both images are reduced to one pixel scale (the outer to at most ``_ECC_SIDE`` long)
     so ECC only has a small correction to find, then the map is brought back to full size.
 
     References
@@ -707,7 +711,7 @@ def _refine_placement(
 
     from .align import resize_area
 
-    f = min(1.0, _FEATURE_SIDE / max(outer.shape))
+    f = min(1.0, _ECC_SIDE / max(outer.shape))
     g = f * scale  # inner pixels → reduced-outer pixels
     o_size = (max(16, round(outer.shape[1] * f)), max(16, round(outer.shape[0] * f)))
     i_size = (max(16, round(inner.shape[1] * g)), max(16, round(inner.shape[0] * g)))
@@ -724,7 +728,7 @@ def _refine_placement(
         ],
         np.float32,
     )
-    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 60, 1e-6)
+    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-5)
     try:
         _, small = cv2.findTransformECC(
             i_small,
