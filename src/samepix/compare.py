@@ -25,7 +25,7 @@ from .hashes import HashSet, hash_image
 from .limits import DEFAULT_LIMITS, Limits
 from .policy import DEFAULT_POLICY, Policy
 from .sources import Blob, read_source
-from .verdict import Evidence, Relation, Verdict, decide_all
+from .verdict import Evidence, Relation, Verdict, decide_all, needs_relations
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -311,7 +311,13 @@ def _compare(
         ), None
 
     # Rungs 3-5: size alignment, metrics, verdict (and relations when the pair is not the same).
-    if grey_vs_colour:  # compare structure on luma; the policy decides what greyscale means
+    # A colour image whose colour is only encoder noise (a grey picture saved as WebP or as an
+    # RGB JPEG) is grey: compared as grey with a grey image, and as "a greyscale copy" with a
+    # colourful one.
+    grey_a = pixels_a.ndim == 2 or _looks_grey(pixels_a, da.alpha)
+    grey_b = pixels_b.ndim == 2 or _looks_grey(pixels_b, db.alpha)
+    grey_vs_colour = grey_a != grey_b
+    if grey_a or grey_b:  # compare structure on luma; the policy decides what greyscale means
         pixels_a, pixels_b = _luma(pixels_a), _luma(pixels_b)
     hash_distances = pa.hashes.distances(pb.hashes)
     found = _examine(
@@ -394,9 +400,7 @@ def _examine(
     primary = _measure_pair(pair, policy, hash_distances, keep_map=want_maps)
     measured: dict[int, _Measured] = {}
     relations: list[Relation] = []
-    if exhaustive or (
-        policy.find_relations and decide_all(primary.evidence, policy).verdict is not Verdict.SAME
-    ):
+    if exhaustive or (policy.find_relations and needs_relations(primary.evidence, policy)):
         for kind, detail, other, area, cut in _relation_candidates(pair, policy):
             m = _measure_pair(other, policy, {}, keep_map=want_maps)
             rel = Relation(kind, detail, m.evidence, area, cut)
@@ -822,6 +826,38 @@ def _same_pixels(
         return False
     visible = alpha_a > 0  # colour under fully transparent pixels is not part of the picture
     return bool(np.array_equal(a[visible], b[visible]))
+
+
+_GREY_CHROMA = 2.0  # largest C*ab of any pixel of a 64-px thumbnail of a "grey" image
+
+
+def _looks_grey(pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
+    """Whether a colour image is grey but for encoder noise (largest thumbnail chroma C* < 2).
+
+    WebP (always YUV 4:2:0) and some JPEG encoders leave a grey picture's channels a level or
+    two apart; averaged over a thumbnail that noise is far below any real colour (a sepia
+    print's C* is about 10).
+    """
+    if pixels.ndim == 2:
+        return True
+    import cv2
+
+    from .align import resize_area
+
+    h, w = pixels.shape[:2]
+    step = max(1, min(h, w) // 256)  # a strided view first: the check costs the same at 12 MP
+    small = pixels[::step, ::step]
+    scale = min(1.0, 64 / min(small.shape[:2]))
+    size = (max(1, round(small.shape[1] * scale)), max(1, round(small.shape[0] * scale)))
+    lab = cv2.cvtColor(
+        resize_area(np.ascontiguousarray(small), size).astype(np.float32) / 255.0,
+        cv2.COLOR_RGB2Lab,
+    )
+    chroma = np.hypot(lab[:, :, 1], lab[:, :, 2])
+    if alpha is not None:  # only what shows counts
+        shown = resize_area(np.ascontiguousarray(alpha[::step, ::step]), size) > 0
+        chroma = chroma[shown] if shown.any() else chroma
+    return bool(chroma.max() < _GREY_CHROMA)
 
 
 def _luma(pixels: np.ndarray) -> np.ndarray:

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 
 from .policy import Policy
 
-__all__ = ["Decision", "Evidence", "Relation", "Verdict", "decide", "decide_all"]
+__all__ = [
+    "RECHECK_BELOW_SSIM",
+    "Decision",
+    "Evidence",
+    "Relation",
+    "Verdict",
+    "decide",
+    "decide_all",
+    "needs_relations",
+]
 
 
 class Verdict(str, enum.Enum):
@@ -115,23 +124,28 @@ def decide(ev: Evidence, policy: Policy) -> tuple[Verdict, list[str]]:
 def decide_all(ev: Evidence, policy: Policy) -> Decision:
     """Apply ``policy`` to the evidence, including the relations found between the images.
 
-    1. The pair as it stands passes every test for ``same``: ``same``.
-    2. Otherwise, a relation whose evidence passes every test: a mirror image, a rotation in
+    1. The pair as it stands passes every test for ``same`` with luma SSIM of at least
+       :data:`RECHECK_BELOW_SSIM`: ``same``.
+    2. Otherwise, a relation whose evidence passes every test (and, when the pair as it stands
+       passed too, whose SSIM is clearly higher): a mirror image, a rotation in
        the pixels or a crop of the same picture. A crop that only trims the edges (at most
        ``max_trim`` of the width and height: a border added or removed) is ``same``; any other
        relation is ``same`` when the policy's switch for
        it is on (``flip_is_same``, ``rotation_is_same``, ``crop_is_same`` with
        ``min_crop_area``), else ``similar``, and the reasons say which switch decided.
-    3. Otherwise ``similar`` when luma SSIM or the pHash distance says the pictures are close,
-       else ``different``.
+    3. Otherwise, the pair as it stands passed: ``same``; it did not: ``similar`` when luma
+       SSIM or the pHash distance says the pictures are close, else ``different``.
     """
     passed, failures = _tests(ev, policy)
-    if passed:
+    relations = ev.relations if policy.find_relations else ()
+    if passed and not (ev.ssim is not None and ev.ssim < RECHECK_BELOW_SSIM):
         return Decision(Verdict.SAME, (_summary(ev),))
-    for rel in ev.relations if policy.find_relations else ():
+    for rel in relations:
         ok, _ = _tests(rel.evidence, policy)
         if not ok:
             continue
+        if passed and not _explains_better(rel, ev):
+            continue  # the pair passes as it stands; this relation is no better an account
         if rel.kind == "crop" and rel.cut <= policy.max_trim:
             # A trimmed edge or an added/removed border: the picture is all there.
             return Decision(
@@ -155,7 +169,30 @@ def decide_all(ev: Evidence, policy: Policy) -> Decision:
                 f"less than policy min_crop_area {policy.min_crop_area:g}"
             )
         return Decision(Verdict.SIMILAR, (rel.detail, _summary(rel.evidence), why), rel)
+    if passed:
+        return Decision(Verdict.SAME, (_summary(ev),))
     return _fallback(ev, policy, failures)
+
+
+RECHECK_BELOW_SSIM = 0.9
+"""A pair that passes with a luma SSIM below this is still checked for a relation: a 10 %
+crop of a smooth picture, resized back to full size, can pass at SSIM 0.71, and the crop,
+once found, explains it far better (SSIM 0.99)."""
+_BETTER_BY = 0.05  # how much higher a relation's SSIM must be to override a passing pair
+
+
+def needs_relations(ev: Evidence, policy: Policy) -> bool:
+    """Whether :func:`decide_all` could use relations for this pair as it stands: when it is
+    not the same picture, or passes only with SSIM below :data:`RECHECK_BELOW_SSIM`."""
+    passed, _ = _tests(ev, policy)
+    return not passed or (ev.ssim is not None and ev.ssim < RECHECK_BELOW_SSIM)
+
+
+def _explains_better(rel: Relation, ev: Evidence) -> bool:
+    """Whether a relation accounts for a pair that passes as it stands clearly better."""
+    if rel.evidence.ssim is None or ev.ssim is None:
+        return False
+    return rel.evidence.ssim >= ev.ssim + _BETTER_BY
 
 
 def _switch(rel: Relation, policy: Policy) -> tuple[str, bool]:
