@@ -97,9 +97,13 @@ def webp(x: Pixels, q: int | None = None) -> bytes:
     return encode(x, "WEBP", quality=q)
 
 
-def decode_rgb(data: bytes) -> Pixels:
+def decode_rgb(data: bytes, *, upright: bool = False) -> Pixels:
+    """Decoded pixels as stored (as a naive re-encoder sees them), or turned by EXIF."""
+    from PIL import ImageOps
+
     with Image.open(io.BytesIO(data)) as im:
-        return np.asarray(im.convert("RGB"))
+        shown = ImageOps.exif_transpose(im) if upright else im
+        return np.asarray(shown.convert("RGB"))
 
 
 FILTERS = {
@@ -1144,63 +1148,106 @@ def report(records: list[dict[str, Any]], policy: Any, note: str) -> str:
 # Distributions (docs/verdicts.md)
 
 
-def distributions(records: list[dict[str, Any]]) -> str:
-    def q(vals: list[float], p: float) -> float:
-        return float(np.percentile(vals, p)) if vals else float("nan")
+def _change(pair: list[float] | None, spread: float) -> float | None:
+    return None if pair is None else max(0.0, (1 - pair[1]) - spread * (1 - pair[0]))
 
-    metric_fns: dict[str, Callable[[dict[str, Any]], float | None]] = {
-        "SSIM": lambda r: r["evidence"]["ssim"],
-        "min channel SSIM": lambda r: r["evidence"]["ssim_min_channel"],
-        "PSNR": lambda r: r["evidence"]["psnr"],
-        "colour ΔE": lambda r: r["evidence"]["colour_shift"],
-        "pHash": lambda r: r["evidence"]["hash_distances"].get("phash"),
-    }
+
+def _metric_fns(fraction: float | None) -> dict[str, Callable[[dict[str, Any]], float | None]]:
     from samepix.compare import LOCAL_SPREAD
 
-    def change(r: dict[str, Any], f: float) -> float | None:
-        pair = r.get("local", {}).get(str(f))
-        return None if pair is None else max(0.0, (1 - pair[1]) - LOCAL_SPREAD * (1 - pair[0]))
-
-    for f in FRACTIONS:
-        metric_fns[f"worst region @{f:g}"] = lambda r, f=f: r.get("regions", {}).get(str(f))
-    for f in FRACTIONS:
-        metric_fns[f"local change @{f:g}"] = lambda r, f=f: change(r, f)
-    by: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        if (
-            r["rung"] == "metrics"
-            and r["evidence"]["aligned"]
-            and r["evidence"]["ssim"] is not None
-        ):
-            by[r["transform"]].append(r)
-    out = []
-    for metric, fn in metric_fns.items():
-        rows = []
-        for name in [t.name for t in TRANSFORMS] + [DIFFERENT, STEREO]:
-            rs = by.get(name, [])
-            vals = [v for v in (fn(r) for r in rs) if v is not None and math.isfinite(v)]
-            if not vals:
-                continue
-            pos = rs[0]["positive"]
-            rows.append(
-                [
-                    name,
-                    "same" if pos else "not",
-                    len(vals),
-                    f"{min(vals):.3f}",
-                    f"{q(vals, 1):.3f}",
-                    f"{q(vals, 5):.3f}",
-                    f"{q(vals, 50):.3f}",
-                    f"{q(vals, 95):.3f}",
-                    f"{max(vals):.3f}",
-                ]
-            )
-        out.append(f"### {metric}\n")
-        out.append(
-            table(["transform", "label", "n", "min", "p1", "p5", "median", "p95", "max"], rows)
+    fns: dict[str, Callable[[dict[str, Any]], float | None]] = {
+        "SSIM": lambda r: r["evidence"]["ssim"],
+        "worst channel SSIM": lambda r: r["evidence"]["ssim_min_channel"],
+        "PSNR dB": lambda r: r["evidence"]["psnr"],
+        "colour ΔE (chroma)": lambda r: r["evidence"]["colour_shift"],
+        "pHash distance": lambda r: r["evidence"]["hash_distances"].get("phash"),
+    }
+    for f in FRACTIONS if fraction is None else (fraction,):
+        fns[f"worst region SSIM @{f:g}"] = lambda r, f=f: r.get("regions", {}).get(str(f))
+        fns[f"local change @{f:g}"] = lambda r, f=f: _change(
+            r.get("local", {}).get(str(f)), LOCAL_SPREAD
         )
+    return fns
+
+
+def distributions(records: list[dict[str, Any]], fraction: float | None, by_family: bool) -> str:
+    """min / percentiles / max of each measure, per transform or per family and label.
+
+    Pairs as they stand (aligned, at least 11 px); a pair a relation decided (a trim, a crop,
+    a mirror) counts here with its values as it stands.
+    """
+
+    def q(vals: list[float], p: float) -> str:
+        return f"{float(np.percentile(vals, p)):.3f}"
+
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        ev = r.get("evidence")
+        if r["rung"] == "metrics" and ev and ev["aligned"] and ev["ssim"] is not None:
+            name = r["transform"]
+            if by_family:
+                label = "target copy" if r["target"] else ("copy" if r["positive"] else "not")
+                name = f"{r['family']} ({label})"
+            groups[name].append(r)
+    if by_family:
+        order = sorted(groups, key=lambda n: ("(not)" in n, n))
+    else:
+        order = [t.name for t in TRANSFORMS if t.name in groups] + [
+            n for n in (DIFFERENT, STEREO) if n in groups
+        ]
+    out = []
+    for metric, fn in _metric_fns(fraction).items():
+        rows = []
+        for name in order:
+            vals = [v for v in (fn(r) for r in groups[name]) if v is not None and math.isfinite(v)]
+            if vals:
+                spread = [q(vals, p) for p in (1, 5, 50, 95, 99)]
+                rows.append([name, len(vals), f"{min(vals):.3f}", *spread, f"{max(vals):.3f}"])
+        out.append(f"### {metric}\n")
+        out.append(table(["pairs", "n", "min", "p1", "p5", "median", "p95", "p99", "max"], rows))
         out.append("")
     return "\n".join(out)
+
+
+def window_sizes(records: list[dict[str, Any]]) -> str:
+    """For each window size and spread: the local-change threshold just above every target
+    copy and at their 99.9th percentile, and the share of local edits each would catch."""
+    rows = []
+    target = [r for r in records if r["target"] and r.get("local")]
+    edits = [r for r in records if r["family"] == "local edit" and r.get("local")]
+
+    def best(r: dict[str, Any], f: float, k: float) -> float:
+        # A target copy passes through its trim relation when it has one (1-px crops).
+        pairs = [r["local"][str(f)]]
+        for rel, loc in zip(r["evidence"]["relations"], r.get("relation_local", []), strict=False):
+            if rel["kind"] == "crop" and rel.get("cut", 0.0) <= 0.01 and loc:
+                pairs.append(loc[str(f)])
+        return min(_change(p, k) or 0.0 for p in pairs)
+
+    for f in FRACTIONS:
+        for k in (2.0, 3.0, 4.0, 6.0):
+            tv = np.array([best(r, f, k) for r in target])
+            ev = np.array([_change(r["local"][str(f)], k) or 0.0 for r in edits])
+            top, p999 = float(tv.max()), float(np.percentile(tv, 99.9))
+            rows.append(
+                [
+                    f"{f:g}",
+                    f"{k:g}",
+                    f"{top:.3f}",
+                    f"{float(np.mean(ev > top)):.1%}",
+                    f"{p999:.3f}",
+                    f"{float(np.mean(ev > p999)):.1%}",
+                ]
+            )
+    header = [
+        "window (× shorter side)",
+        "spread k",
+        "target copies' max",
+        "edits above it",
+        "target copies' 99.9th %ile",
+        "edits above it",
+    ]
+    return table(header, rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1317,8 +1364,11 @@ def calibration(records: list[dict[str, Any]], policy: Any) -> str:
 
 
 def classic_table() -> str:
-    from samepix import compare
     from samepix import metrics as m
+
+    # Not `from samepix import compare`: once the submodule samepix.compare is imported
+    # (measure() does), that name on the package is the module, not the function.
+    from samepix.compare import compare
 
     data = shared_data()
     if data is not None and (data / "kodak" / "kodim23.png").exists():
@@ -1343,7 +1393,7 @@ def classic_table() -> str:
                 f"{nrmse:.3f}",
                 f"{r.metrics.ssim:.3f}",
                 str(r.verdict),
-                "; ".join(r.reasons[-1:]),
+                "; ".join(r.reasons[-3:]),
             ]
         )
     return f"Original: {name} as PNG.\n\n" + table(
@@ -1367,38 +1417,40 @@ def montage(records: list[dict[str, Any]], policy: Any, path: Path) -> list[str]
     """A PNG of the hardest pairs: a | b | where they differ. Returns the captions."""
     import cv2
 
-    from samepix import compare
+    # Not `from samepix import compare`: once the submodule samepix.compare is imported (as
+    # above), that name is the module, not the function.
+    from samepix.compare import compare
 
     said = {r["key"]: verdict_of(r, policy) for r in records}
-    wrong = [r for r in records if (said[r["key"]] in ("identical", "same")) != r["positive"]]
-    picks: list[tuple[str, dict[str, Any]]] = [("wrong", r) for r in wrong[:4]]
+    match = {k: v in ("identical", "same") for k, v in said.items()}
+    false_same = [r for r in records if match[r["key"]] and not r["positive"]]
+    missed = [r for r in records if r["target"] and not match[r["key"]]]
+    picks: list[tuple[str, dict[str, Any]]] = []
+    for why, group in (("wrongly same", false_same), ("missed target copy", missed)):
+        seen: set[str] = set()
+        for r in group:  # one per transform, two at most
+            if r["transform"] not in seen and len(seen) < 2:
+                seen.add(r["transform"])
+                picks.append((why, r))
 
-    def ev(r: dict[str, Any], k: str) -> float:
-        v = (
-            r["evidence"][k]
-            if k != "region"
-            else r.get("regions", {}).get(str(policy.region_fraction))
-        )
+    def effective(r: dict[str, Any], attr: str) -> float:
+        e = _effective(r, policy)
+        v = None if e is None else getattr(e, attr)
         return float("nan") if v is None else float(v)
 
     metric = [r for r in records if r["rung"] == "metrics" and r["evidence"]["ssim"] is not None]
-    target = [r for r in metric if r["target"] and said[r["key"]] in ("same", "identical")]
-    edits = [r for r in metric if r["family"] == "local edit"]
     others = [r for r in metric if r["family"] == "other photo"]
-    if target:
-        picks.append(("lowest SSIM among target copies", min(target, key=lambda r: ev(r, "ssim"))))
-        picks.append(
-            ("lowest worst region among target copies", min(target, key=lambda r: ev(r, "region")))
-        )
-    if edits:
-        picks.append(
-            ("local edit with the highest worst region", max(edits, key=lambda r: ev(r, "region")))
-        )
-        picks.append(("local edit with the highest SSIM", max(edits, key=lambda r: ev(r, "ssim"))))
+    caught = [r for r in metric if r["family"] == "local edit" and not match[r["key"]]]
+    kept = [r for r in metric if r["target"] and match[r["key"]]]
     if others:
-        picks.append(
-            ("other photograph with the highest SSIM", max(others, key=lambda r: ev(r, "ssim")))
-        )
+        best = max(others, key=lambda r: r["evidence"]["ssim"])
+        picks.append(("other photograph with the highest SSIM", best))
+    if caught:
+        closest = min(caught, key=lambda r: effective(r, "local_change"))
+        picks.append(("caught edit with the lowest local change", closest))
+    if kept:
+        hardest = max(kept, key=lambda r: effective(r, "local_change"))
+        picks.append(("kept copy with the highest local change", hardest))
     cell = 180
     rows_img, captions = [], []
     photos = {short(i): i for i, _ in photographs(False)[0]}
@@ -1408,27 +1460,34 @@ def montage(records: list[dict[str, Any]], policy: Any, path: Path) -> list[str]
             continue
         a, b = pair
         res = compare(a, b, policy=policy, keep_map=True)
-        xa, xb = decode_rgb(a), decode_rgb(b)
+        xa, xb = decode_rgb(a, upright=True), decode_rgb(b, upright=True)
         cells = [_fit(xa, cell), _fit(xb, cell)]
-        if res.ssim_map is not None:
+        if res.ssim_map is not None:  # where SSIM is lost: black none, bright ≥ 0.5
             heat = np.clip((1.0 - res.ssim_map) * 255 * 2, 0, 255).astype(np.uint8)
             cells.append(_fit(cv2.applyColorMap(heat, cv2.COLORMAP_INFERNO)[:, :, ::-1], cell))
         else:
             cells.append(np.full((cell, cell, 3), 40, np.uint8))
-        rows_img.append(np.hstack(cells))
+        row = np.hstack(cells)
+        cv2.putText(
+            row, str(len(rows_img) + 1), (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3
+        )
+        cv2.putText(
+            row, str(len(rows_img) + 1), (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255,) * 3, 1
+        )
+        rows_img.append(row)
         ssim = res.metrics.ssim if res.metrics.ssim is not None else float("nan")
-        region = res.metrics.worst_region_ssim
-        region = float("nan") if region is None else region
+        change = res.metrics.local_change
+        change = float("nan") if change is None else change
         captions.append(
             f"row {len(rows_img)}: {why}: {r['transform']} on {r['source']} → {res.verdict} "
-            f"(SSIM {ssim:.3f}, worst region {region:.2f})"
+            f"(SSIM {ssim:.3f}, local change {change:.2f}): {'; '.join(res.reasons[-2:])}"
         )
     if not rows_img:
         return []
     sheet = np.vstack(
         [np.vstack([row, np.full((4, row.shape[1], 3), 255, np.uint8)]) for row in rows_img]
     )
-    im = Image.fromarray(sheet).quantize(128, dither=Image.Dither.NONE)
+    im = Image.fromarray(sheet).quantize(256, dither=Image.Dither.FLOYDSTEINBERG)
     path.parent.mkdir(parents=True, exist_ok=True)
     im.save(path, optimize=True)
     return captions
@@ -1475,7 +1534,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--all", action="store_true", help="every transform on every photo")
     parser.add_argument("--jobs", type=int, default=usable_cpus(), help="worker processes")
     parser.add_argument("--policy", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--distributions", action="store_true", help="print metric distributions")
+    parser.add_argument(
+        "--distributions", action="store_true", help="metric distributions per family"
+    )
+    parser.add_argument(
+        "--distributions-full",
+        action="store_true",
+        help="per transform, at every measured window size",
+    )
     parser.add_argument("--calibrate", action="store_true", help="print each test's margins")
     parser.add_argument("--montage", type=Path, help="write a PNG of the hardest pairs")
     parser.add_argument("--markdown", type=Path, help="also write the report to this file")
@@ -1508,7 +1574,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         parts += ["\n## Calibration: each test against its target copies and its negatives\n"]
         parts += [calibration(records, policy)]
     if args.distributions:
-        parts += ["\n## Distributions\n", distributions(records)]
+        parts += [
+            f"\n## Distributions per family (windows {policy.region_fraction:g})\n",
+            distributions(records, policy.region_fraction, by_family=True),
+            "\n## Window size and spread of the local-change test\n",
+            window_sizes(records),
+        ]
+    if args.distributions_full:
+        parts += ["\n## Distributions per transform\n", distributions(records, None, False)]
     if not args.no_classic:
         parts += ["\n## The classic answer's table on a real photograph\n", classic_table()]
     if args.montage:
