@@ -81,6 +81,9 @@ def classic_job(path_a: str, path_b: str) -> float:
 
 
 def worker(impl: str, path_a: str, path_b: str, reps: int) -> None:
+    src = os.environ.get("SAMEPIX_SRC")
+    if src:  # time another checkout's samepix (before/after comparisons)
+        sys.path.insert(0, src)
     job = samepix_job if impl == "samepix" else classic_job
     base = status_kib("VmRSS") or 0
     exact = reset_peak()
@@ -113,7 +116,8 @@ def measure(impl: str, path_a: str, path_b: str, reps: int) -> dict[str, float]:
 
 def process_ms(cmd: list[str], reps: int, ok_codes: tuple[int, ...] = (0, 1)) -> float | str:
     """Median wall time of a whole process (after one warm-up run), or why it could not run."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}  # samepix from this checkout
+    # samepix from this checkout (or from --src)
+    env = {**os.environ, "PYTHONPATH": os.environ.get("SAMEPIX_SRC") or str(ROOT / "src")}
     times = []
     for i in range(reps + 1):
         start = time.perf_counter()
@@ -160,7 +164,9 @@ def make_files(photo: np.ndarray, mp: float, folder: Path) -> tuple[str, str, st
 def ratio(ours: float, theirs: float | str) -> str:
     if isinstance(theirs, str):
         return "—"
-    return f"{ours / theirs:.3f} ({theirs / ours:.1f}× faster)"
+    if ours <= theirs:
+        return f"{ours / theirs:.3f} ({theirs / ours:.1f}× faster)"
+    return f"{ours / theirs:.3f} ({ours / theirs:.1f}× slower)"
 
 
 def fmt(v: float | str | None, digits: int = 0) -> str:
@@ -173,19 +179,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="0.5,2,12", help="megapixels, comma-separated")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--src", help="time the samepix in this src/ folder instead (before/after comparisons)"
+    )
+    parser.add_argument("--no-peers", action="store_true", help="samepix only")
     args = parser.parse_args()
     if args.worker:
         impl, pa, pb, reps = args.worker
         worker(impl, pa, pb, int(reps))
         return
+    if args.src:
+        os.environ["SAMEPIX_SRC"] = str(Path(args.src).resolve())
+        print(f"samepix from {os.environ['SAMEPIX_SRC']}")
 
-    have_skimage = importlib.util.find_spec("skimage") is not None
-    magick = shutil.which("magick")
-    im_compare = (
-        [magick, "compare"]
-        if magick
-        else ([shutil.which("compare")] if shutil.which("compare") else None)
-    )
+    have_skimage = importlib.util.find_spec("skimage") is not None and not args.no_peers
+    magick = None if args.no_peers else shutil.which("magick")
+    plain = None if args.no_peers else shutil.which("compare")
+    im_compare = [magick, "compare"] if magick else ([plain] if plain else None)
     samepix_cli = [sys.executable, "-m", "samepix"]
     photo, source = source_image()
     today = time.strftime("%Y-%m-%d")
@@ -194,12 +204,17 @@ def main() -> None:
     if not have_skimage:
         print("Pillow + scikit-image: skipped (scikit-image not installed)")
     im_version = ""
+    im_metrics: set[str] = set()
     if im_compare is None:
         print("ImageMagick: skipped (not installed; `apt-get install imagemagick` to include it)")
     else:
         out = subprocess.run([*im_compare, "-version"], capture_output=True, text=True, check=False)
         im_version = out.stdout.splitlines()[0] if out.stdout else "ImageMagick"
         print(im_version)
+        listed = subprocess.run(
+            [*im_compare, "-list", "metric"], capture_output=True, text=True, check=False
+        )
+        im_metrics = set(listed.stdout.split())
     print("time: median ms; peak: MiB above the process's resident set before the first call\n")
 
     rows, cli_rows = [], []
@@ -228,6 +243,9 @@ def main() -> None:
             for metric in ("PSNR", "SSIM"):
                 if im_compare is None:
                     crow += ["skipped: not installed", "—"]
+                    continue
+                if metric not in im_metrics:
+                    crow += [f"skipped: {im_version.split(' http')[0]} has no {metric}", "—"]
                     continue
                 t = process_ms([*im_compare, "-metric", metric, a, b, "null:"], proc_reps)
                 crow += [fmt(t), ratio(cli, t) if isinstance(cli, float) else "—"]
