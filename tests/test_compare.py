@@ -185,6 +185,177 @@ def test_greyscale_copy_is_a_policy_choice() -> None:
     assert lenient.verdict is Verdict.SAME
 
 
+# --- what counts as the same picture: explicit policy switches ---------------------------------
+
+
+def _mirror(p: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(p[:, ::-1])
+
+
+def _turn(p: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(p))
+
+
+def _crop_each_side(p: np.ndarray, keep: float) -> np.ndarray:
+    h, w = p.shape[:2]
+    dy, dx = round(h * (1 - keep) / 2), round(w * (1 - keep) / 2)
+    return np.ascontiguousarray(p[dy : h - dy, dx : w - dx])
+
+
+# (id, make the copy, relation found, the switch that makes it "same")
+SWITCHED: list[tuple[str, Callable[[np.ndarray], bytes], str, dict[str, object]]] = [
+    ("mirror-png", lambda p: encode(_mirror(p), "PNG"), "mirror", {"flip_is_same": True}),
+    (
+        "mirror-jpeg-q75",
+        lambda p: encode(_mirror(p), "JPEG", quality=75),
+        "mirror",
+        {"flip_is_same": True},
+    ),
+    ("rotated-90-png", lambda p: encode(_turn(p), "PNG"), "rotation", {"rotation_is_same": True}),
+    (
+        "rotated-180-jpeg-q85",
+        lambda p: encode(np.ascontiguousarray(p[::-1, ::-1]), "JPEG", quality=85),
+        "rotation",
+        {"rotation_is_same": True},
+    ),
+    (
+        "crop-80pct-centre",
+        lambda p: encode(_crop_each_side(p, 0.8), "PNG"),
+        "crop",
+        {"crop_is_same": True},
+    ),
+    (
+        "crop-80pct-half-size-jpeg",
+        lambda p: encode(_resize(_crop_each_side(p, 0.8), 0.5), "JPEG", quality=85),
+        "crop",
+        {"crop_is_same": True},
+    ),
+]
+
+
+@pytest.mark.parametrize(("photo", "pixels"), PHOTOS, ids=PHOTO_IDS)
+@pytest.mark.parametrize(
+    ("case", "make", "relation", "switch"), SWITCHED, ids=[c[0] for c in SWITCHED]
+)
+def test_relations_are_similar_by_default_and_same_with_their_switch(
+    photo: str,
+    pixels: np.ndarray,
+    case: str,
+    make: Callable[[np.ndarray], bytes],
+    relation: str,
+    switch: dict[str, object],
+) -> None:
+    original, copy = encode(pixels, "PNG"), make(pixels)
+    default = compare(original, copy)
+    assert default.verdict is Verdict.SIMILAR, (case, default.reasons)
+    assert default.relation == relation, default.reasons
+    name = next(iter(switch))
+    assert any(f"policy {name} is off" in r for r in default.reasons), default.reasons
+    switched = compare(original, copy, policy=Policy().with_(**switch))
+    assert switched.verdict is Verdict.SAME, (case, switched.reasons)
+    assert switched.relation == relation
+    assert any(f"policy {name} is on" in r for r in switched.reasons), switched.reasons
+
+
+def test_a_small_crop_stays_similar_under_crop_is_same() -> None:
+    pixels = PHOTOS[0][1]
+    h, w = pixels.shape[:2]
+    small = np.ascontiguousarray(pixels[h // 4 : h // 4 + h // 3, w // 4 : w // 4 + w // 3])
+    policy = Policy(crop_is_same=True)  # min_crop_area 0.5 by default; this crop shows 11 %
+    result = compare(encode(pixels, "PNG"), encode(small, "PNG"), policy=policy)
+    assert result.verdict is Verdict.SIMILAR and result.relation == "crop", result.reasons
+    assert any("min_crop_area" in r for r in result.reasons)
+
+
+@pytest.mark.parametrize(
+    ("case", "make"),
+    [
+        ("crop-1px-right", lambda p: np.ascontiguousarray(p[:, :-1])),
+        ("crop-1px-all-sides", lambda p: np.ascontiguousarray(p[1:-1, 1:-1])),
+        ("border-1px-black", lambda p: np.pad(p, ((1, 1), (1, 1), (0, 0)))),
+    ],
+    ids=["crop-1px-right", "crop-1px-all-sides", "border-1px-black"],
+)
+def test_a_trimmed_edge_or_a_thin_border_is_the_same_picture(
+    case: str, make: Callable[[np.ndarray], np.ndarray]
+) -> None:
+    pixels = PHOTOS[0][1]
+    result = compare(encode(pixels, "PNG"), encode(make(pixels), "PNG"))
+    assert result.verdict is Verdict.SAME, (case, result.reasons)
+
+
+def test_relations_can_be_switched_off() -> None:
+    pixels = PHOTOS[0][1]
+    mirrored = encode(_mirror(pixels), "PNG")
+    result = compare(encode(pixels, "PNG"), mirrored, policy=Policy(find_relations=False))
+    assert result.relation is None
+    assert not result.is_match
+    assert result.evidence is not None and result.evidence.relations == ()
+
+
+def test_evidence_can_be_judged_again_under_another_policy() -> None:
+    from samepix.verdict import decide
+
+    pixels = PHOTOS[0][1]
+    original, mirrored = encode(pixels, "PNG"), encode(_mirror(pixels), "JPEG", quality=90)
+    default = compare(original, mirrored)
+    lenient = Policy(flip_is_same=True)
+    assert default.evidence is not None
+    verdict, reasons = decide(default.evidence, lenient)
+    assert verdict is compare(original, mirrored, policy=lenient).verdict is Verdict.SAME
+    assert "b is a mirror image of a (left-right)" in reasons
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("min_crop_area", 0.0), ("min_crop_area", 1.5), ("max_trim", -0.1), ("max_trim", 1.0)],
+    ids=["min-crop-area-zero", "min-crop-area-above-one", "max-trim-negative", "max-trim-one"],
+)
+def test_policy_rejects_impossible_switch_settings(setting: str, value: float) -> None:
+    from samepix import UsageError
+
+    with pytest.raises(UsageError, match=setting):
+        Policy().with_(**{setting: value})
+
+
+def test_local_change_sees_an_edit_but_not_an_even_loss() -> None:
+    pixels = PHOTOS[0][1]
+    original = encode(pixels, "PNG")
+    edited = compare(original, encode(_paste_patch(pixels), "PNG"))
+    jpeg_q20 = compare(original, encode(pixels, "JPEG", quality=20))
+    policy = Policy()
+    assert edited.metrics.local_change is not None and jpeg_q20.metrics.local_change is not None
+    assert edited.metrics.local_change > policy.max_local_change > jpeg_q20.metrics.local_change
+    assert any("local change" in r for r in edited.reasons)
+    x, y, w, h = edited.metrics.local_change_region or (0, 0, 0, 0)
+    height, width = pixels.shape[:2]
+    assert x < width // 2 + width // 5 and x + w > width // 2  # over the pasted rectangle
+    assert y < height // 3 + height // 5 and y + h > height // 3
+
+
+def test_structure_map_ignores_brightness_and_contrast() -> None:
+    from samepix.compare import local_change, structure_map
+
+    grey = np.asarray(Image.fromarray(PHOTOS[0][1]).convert("L")).astype(np.float64)
+    toned = np.clip((grey - 128) * 0.9 + 140, 0, 255).astype(np.uint8)  # flatter and brighter
+    structure = structure_map(grey.astype(np.uint8), toned)
+    assert float(np.median(structure.cs)) > 0.99
+    assert local_change(structure, Policy().region_fraction)[0] < 0.05
+
+
+def test_worst_region_windows_overlap_so_an_edit_on_a_tile_edge_is_not_diluted() -> None:
+    from samepix.compare import worst_region
+
+    ssim_map = np.ones((400, 600), np.float32)
+    # A 50×50 edit centred on the corner where four 50-px grid tiles meet.
+    ssim_map[175:225, 275:325] = 0.0
+    value, (x, y, w, h) = worst_region(ssim_map, 50 / 400)
+    # A disjoint 50-px grid sees at most a quarter of the edit in any tile (mean 0.75); the
+    # half-overlapping windows contain it whole.
+    assert value < 0.1
+    assert x - 5 <= 275 and y - 5 <= 175 and x - 5 + w >= 325 and y - 5 + h >= 225
+
+
 def test_grey_stored_as_rgb_equals_grey() -> None:
     grey = np.asarray(Image.fromarray(PHOTOS[0][1]).convert("L"))
     result = compare(encode(grey, "PNG"), encode(np.dstack([grey] * 3), "PNG"))

@@ -1,7 +1,8 @@
 """Every threshold behind a verdict, in one frozen dataclass.
 
 The defaults come from measurements on real photographs (``benchmarks/accuracy.py`` over
-``../shared/data``); ``docs/verdicts.md`` gives the numbers behind each one.
+``../shared/data`` and scikit-image's photographs: 5,671 labelled pairs); ``docs/verdicts.md``
+gives the numbers behind each one and the margin it leaves.
 """
 
 from __future__ import annotations
@@ -26,17 +27,26 @@ class Policy:
         Lowest SSIM of the worst colour (or alpha) channel for ``same``: catches a channel
         changed on its own.
     min_worst_region
-        Lowest mean SSIM of the worst tile of the SSIM map for ``same``: a pasted patch, an
-        edited face or added text lowers one region while the global mean stays high.
+        Lowest mean SSIM of the worst region of the SSIM map for ``same``: a floor for a
+        region left with no structure in common at all (0: uncorrelated). Local edits are
+        caught by ``max_local_change``; on real photographs the plain worst-region SSIM of a
+        JPEG q20 copy falls as low as a pasted patch's, so it cannot be the edit test itself.
     region_fraction
-        Tile side as a fraction of the shorter side of the compared images.
+        Side of the regions the two local tests look at, as a fraction of the shorter side of
+        the compared images.
+    max_local_change
+        Largest local change for ``same``: how much more structure (SSIM's contrast-structure
+        term, texture-weighted) the worst region lost than ``LOCAL_SPREAD`` times the picture
+        as a whole. A pasted patch, a blurred face or added text change one region; a
+        re-encode or a resize loses structure all over.
     min_psnr
         Lowest PSNR (dB) for ``same``. SSIM alone is lenient on smooth or flat pictures, where
         its stabilising constants dominate; an absolute error floor catches two different
         smooth images that SSIM would call close.
     max_colour_shift
-        Largest mean colour difference (CIE76 ΔE between small thumbnails) for ``same``:
-        catches recolouring that SSIM, a structure measure, barely sees.
+        Largest mean chroma difference (CIE76 ΔE over a* and b*, between 32-pixel thumbnails)
+        for ``same``: catches recolouring (a hue rotation, swapped channels, a tint, sepia)
+        that SSIM, a structure measure, barely sees. Lightness is left to SSIM and PSNR.
     similar_ssim
         Lowest luma SSIM for ``similar`` when the picture is not the same.
     similar_hash_distance
@@ -48,6 +58,25 @@ class Policy:
         For images too small for SSIM (< 11 px): lowest NRMSE (1 − RMSE/range) for ``same``.
     greyscale_is_same
         Whether a greyscale copy of a colour picture counts as ``same`` (default: ``similar``).
+    flip_is_same
+        Whether a mirror image (left-right, top-bottom or diagonal) of the picture counts as
+        ``same`` (default: ``similar``, with the reason saying it is a mirror image).
+    rotation_is_same
+        Whether a copy rotated by 90°, 180° or 270° in its pixels (not by an EXIF tag, which is
+        always applied) counts as ``same`` (default: ``similar``).
+    crop_is_same
+        Whether a crop, located inside the larger image, counts as ``same`` when it shows at
+        least ``min_crop_area`` of it (default: a crop is at most ``similar``).
+    min_crop_area
+        With ``crop_is_same``: the smallest fraction of the larger image's area a crop must
+        show to count as ``same``.
+    max_trim
+        Largest fraction of the width or height that a crop may leave out and still be the
+        same picture (a trimmed edge, a border added or removed); larger crops are crops.
+    find_relations
+        When the pair is not the same as it stands, look for a mirror image, a rotation in the
+        pixels or a crop (a few milliseconds to tens of milliseconds per pair). Off: such
+        pairs are judged by the metrics as they stand (usually ``different``).
     candidate_hash_distance
         Largest pHash distance at which a folder search confirms a candidate with a full
         comparison (``find``, ``sync``, ``dupes``).
@@ -60,15 +89,22 @@ class Policy:
 
     min_ssim: float = 0.70
     min_ssim_channel: float = 0.60
-    min_worst_region: float = 0.45
-    region_fraction: float = 0.125
-    min_psnr: float = 20.0
-    max_colour_shift: float = 6.0
-    similar_ssim: float = 0.50
+    min_worst_region: float = 0.0
+    region_fraction: float = 0.0625
+    max_local_change: float = 0.35
+    min_psnr: float = 18.0
+    max_colour_shift: float = 6.5
+    similar_ssim: float = 0.65
     similar_hash_distance: int = 12
     max_aspect_change: float = 0.01
     min_nrmse: float = 0.95
     greyscale_is_same: bool = False
+    flip_is_same: bool = False
+    rotation_is_same: bool = False
+    crop_is_same: bool = False
+    min_crop_area: float = 0.5
+    max_trim: float = 0.01
+    find_relations: bool = True
     candidate_hash_distance: int = 12
     candidate_thumb_distance: float = 24.0
 
@@ -87,6 +123,12 @@ class Policy:
             raise UsageError(
                 f"policy region_fraction must be in (0, 1], got {self.region_fraction}"
             )
+        if not 0.0 < self.min_crop_area <= 1.0:
+            raise UsageError(f"policy min_crop_area must be in (0, 1], got {self.min_crop_area}")
+        if not 0.0 <= self.max_trim < 1.0:
+            raise UsageError(f"policy max_trim must be in [0, 1), got {self.max_trim}")
+        if self.max_local_change < 0:
+            raise UsageError(f"policy max_local_change must be >= 0, got {self.max_local_change}")
         if self.min_psnr < 0:
             raise UsageError(f"policy min_psnr must be >= 0 dB, got {self.min_psnr}")
         if self.max_colour_shift < 0 or self.max_aspect_change < 0:
