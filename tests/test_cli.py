@@ -102,6 +102,15 @@ def test_policy_flags_change_the_verdict(pictures: dict[str, Path]) -> None:
     assert_one_line_error(run(*args, "--min-ssim", "7"), "min_ssim")
 
 
+def test_mirror_image_is_a_policy_switch(pictures: dict[str, Path], tmp_path: Path) -> None:
+    mirrored = np.ascontiguousarray(np.asarray(Image.open(pictures["one.png"]))[:, ::-1])
+    (tmp_path / "mirror.png").write_bytes(encode(mirrored, "PNG"))
+    args = ("compare", str(pictures["one.png"]), str(tmp_path / "mirror.png"))
+    assert run(*args).returncode == 1
+    lenient = run(*args, "--flip-is-same")
+    assert lenient.returncode == 0, lenient.stdout.decode()
+
+
 def test_stdin_source(pictures: dict[str, Path]) -> None:
     proc = run("compare", "-", str(pictures["one.png"]), stdin=pictures["one.jpg"].read_bytes())
     assert proc.returncode == 0 and "<stdin>" in proc.stdout.decode()

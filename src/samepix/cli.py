@@ -230,11 +230,14 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-colour-shift", type=float, metavar="DE", help="largest mean ΔE for 'same'"
     )
-    g.add_argument(
-        "--greyscale-is-same",
-        action="store_true",
-        help="count a greyscale copy of a colour picture as 'same'",
-    )
+    # What "the same picture" means is a policy choice (docs/verdicts.md); each is off by default.
+    for flag, what in (
+        ("--greyscale-is-same", "a greyscale copy of a colour picture"),
+        ("--flip-is-same", "a mirror image"),
+        ("--rotation-is-same", "a copy rotated by 90°, 180° or 270° in its pixels"),
+        ("--crop-is-same", "a crop (at least Policy.min_crop_area of the larger image)"),
+    ):
+        g.add_argument(flag, action="store_true", help=f"count {what} as 'same'")
     g.add_argument(
         "--policy",
         action="append",
@@ -311,8 +314,9 @@ def policy_from_args(args: argparse.Namespace) -> Any:
         value = getattr(args, name, None)
         if value is not None:
             changes[name] = value
-    if getattr(args, "greyscale_is_same", False):
-        changes["greyscale_is_same"] = True
+    for switch in ("greyscale_is_same", "flip_is_same", "rotation_is_same", "crop_is_same"):
+        if getattr(args, switch, False):
+            changes[switch] = True
     defaults = DEFAULT_POLICY.as_dict()
     for item in getattr(args, "policy", []) or []:
         name, sep, text = item.partition("=")
