@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import reset_peak, status_kib
+
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "photos"
 SKIMAGE_SETTING = {
@@ -49,27 +51,6 @@ MISSING = "skipped: scikit-image not installed"
 
 # --------------------------------------------------------------------------------------------
 # Worker: one measurement in a fresh process
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux ≥ 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def _max_rss_kib() -> int:
@@ -101,8 +82,8 @@ def worker(impl: str, metric: str, path_a: str, path_b: str, reps: int) -> None:
             return float(skm.structural_similarity(a, b, channel_axis=axis, **SKIMAGE_SETTING))
 
     a, b = np.load(path_a), np.load(path_b)
-    base = _status_kib("VmRSS")
-    exact = base is not None and _reset_peak()
+    base = status_kib("VmRSS")
+    exact = base is not None and reset_peak()
     if base is None:
         base = _max_rss_kib()
     times, value = [], 0.0
@@ -110,7 +91,7 @@ def worker(impl: str, metric: str, path_a: str, path_b: str, reps: int) -> None:
         start = time.perf_counter()
         value = run(a, b)
         times.append((time.perf_counter() - start) * 1e3)
-    peak = (_status_kib("VmHWM") if exact else None) or _max_rss_kib()
+    peak = (status_kib("VmHWM") if exact else None) or _max_rss_kib()
     print(
         json.dumps(
             {
