@@ -356,6 +356,34 @@ def test_worst_region_windows_overlap_so_an_edit_on_a_tile_edge_is_not_diluted()
     assert x - 5 <= 275 and y - 5 <= 175 and x - 5 + w >= 325 and y - 5 + h >= 225
 
 
+def test_webp_of_a_grey_picture_is_the_grey_picture() -> None:
+    # WebP is always YUV 4:2:0: a grey picture comes back with channels a level apart.
+    grey = np.asarray(Image.fromarray(PHOTOS[0][1]).convert("L"))
+    result = compare(encode(grey, "PNG"), encode(grey, "WEBP", quality=75))
+    assert result.verdict is Verdict.SAME, result.reasons
+    assert not any("greyscale" in r for r in result.reasons)
+
+
+def test_greyscale_saved_as_rgb_jpeg_is_still_a_greyscale_copy() -> None:
+    pixels = PHOTOS[0][1]
+    grey_rgb = np.dstack([np.asarray(Image.fromarray(pixels).convert("L"))] * 3)
+    result = compare(encode(pixels, "PNG"), encode(grey_rgb, "JPEG", quality=90))
+    assert result.verdict is Verdict.SIMILAR
+    assert any("greyscale" in r for r in result.reasons)
+
+
+def test_a_crop_enlarged_back_to_full_size_is_a_crop_even_when_it_passes_as_it_stands() -> None:
+    # A 10 % crop of a smooth picture, enlarged back, scores SSIM ~0.7 against the original as
+    # it stands; found as a crop it scores ~0.99, and the crop is the better account.
+    skimage_data = pytest.importorskip("skimage.data")
+    rocket = np.asarray(skimage_data.rocket())
+    h, w = rocket.shape[:2]
+    zoom = _resize(_crop_each_side(rocket, 0.9), 1.0)
+    zoom = np.asarray(Image.fromarray(zoom).resize((w, h), Image.LANCZOS))
+    result = compare(encode(rocket, "PNG"), encode(zoom, "PNG"))
+    assert result.verdict is Verdict.SIMILAR and result.relation == "crop", result.reasons
+
+
 def test_grey_stored_as_rgb_equals_grey() -> None:
     grey = np.asarray(Image.fromarray(PHOTOS[0][1]).convert("L"))
     result = compare(encode(grey, "PNG"), encode(np.dstack([grey] * 3), "PNG"))
