@@ -479,3 +479,13 @@ def test_png_and_webp_round_trip_in_memory() -> None:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="WEBP", lossless=True)
     assert compare(pixels, buf.getvalue()).verdict is Verdict.IDENTICAL
+
+
+def test_compare_function_is_not_shadowed_by_its_module() -> None:
+    import subprocess
+    import sys
+
+    # Accessing samepix.load (or Library) imports the samepix.compare module first.
+    code = "import samepix; samepix.load; import samepix.library; print(callable(samepix.compare))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

@@ -14,6 +14,8 @@ Heavy modules (numpy, OpenCV, Pillow, httpx) load on first use, so importing sam
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -124,6 +126,23 @@ if TYPE_CHECKING:
     from .state import FetchState
     from .sync import SyncItem, SyncSummary
     from .verdict import Verdict
+
+
+class _Package(types.ModuleType):
+    """Keeps public names from being shadowed by submodules of the same name.
+
+    Importing ``samepix.compare`` (the module) makes the import system set the package
+    attribute ``compare`` to that module, hiding the function ``samepix.compare``; the module
+    stays reachable through ``sys.modules`` and ``from samepix.compare import ...``.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -219,7 +219,7 @@ class Comparison:
         """A JSON-ready dict (the ``--json`` schema documented in the README)."""
         metrics = asdict(self.metrics)
         metrics["hash_distances"] = dict(self.metrics.hash_distances)
-        for key in ("ssim_channels", "worst_region", "compared_size"):
+        for key in ("ssim_channels", "worst_region", "compared_size", "local_change_region"):
             if metrics[key] is not None:
                 metrics[key] = list(metrics[key])
         if metrics["psnr"] is not None and metrics["psnr"] == float("inf"):
@@ -247,7 +247,7 @@ class Comparison:
             ``data`` is not what :meth:`to_dict` writes.
         """
         metrics = dict(data["metrics"])
-        for key in ("ssim_channels", "worst_region", "compared_size"):
+        for key in ("ssim_channels", "worst_region", "compared_size", "local_change_region"):
             if metrics.get(key) is not None:
                 metrics[key] = tuple(metrics[key])
         if metrics.get("psnr") == "inf":
