@@ -272,6 +272,28 @@ def test_foreign_database_and_newer_schema(folder: Path, tmp_path: Path) -> None
         Index(folder)
 
 
+def test_older_index_is_described_again_and_keeps_other_tables(folder: Path) -> None:
+    # Version 1 hashed a 256 px grey image; its rows must not meet version 2's queries.
+    from samepix.index import SCHEMA_VERSION
+
+    update(folder)
+    db = default_db_path(folder)
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE files SET phash = 0, dhash = 0")  # as if made another way
+        conn.execute("CREATE TABLE sync_urls (url TEXT PRIMARY KEY, path TEXT)")
+        conn.execute("INSERT INTO sync_urls VALUES ('http://x/a.jpg', 'a.jpg')")
+        conn.execute("PRAGMA user_version = 1")
+    with Index(folder) as index:
+        assert len(index) == 0  # dropped on opening, in one transaction
+    s = update(folder)
+    assert (s.added, s.decoded, s.total) == (5, 5, 5)
+    with Index(folder) as index:
+        assert all(e.hashes.phash.value != 0 for e in index.entries())
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("SELECT path FROM sync_urls").fetchall() == [("a.jpg",)]
+
+
 def test_explicit_db_belongs_to_one_folder(folder: Path, tmp_path: Path) -> None:
     db = tmp_path / "elsewhere.db"
     with Index(folder, db) as index:

@@ -63,8 +63,11 @@ __all__ = [
     "update_index",
 ]
 
-#: ``PRAGMA user_version`` of the schema below; an index written by another version is rebuilt.
-SCHEMA_VERSION = 1
+#: ``PRAGMA user_version`` of the schema below and of the way files are described. 2: hashes from
+#: a grey image of at least ``decode.HASH_MIN_SIDE`` = 128 px (was 256). An index of an older
+#: version keeps its sync records; its file rows are dropped and described again at the next
+#: update. A newer version is refused (this samepix cannot know what changed).
+SCHEMA_VERSION = 2
 
 #: Folder (inside the indexed folder) that holds the index; never indexed itself, at any depth.
 STATE_DIR = ".samepix"
@@ -519,6 +522,13 @@ class Index:
             # WAL: readers never block the writer, and a crash mid-commit rolls back cleanly.
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            if 0 < version < SCHEMA_VERSION:
+                # Descriptions made another way would not match a query's: describe the files
+                # again, in one transaction. Sync's URL records stay: they name files and bytes.
+                conn.executescript(
+                    "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM unreadable; "
+                    f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                )
             if version == 0:
                 # One transaction: the schema and its version land together, or not at all.
                 conn.executescript(
