@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 __all__ = [
+    "HASH_MIN_SIDE",
     "Decoded",
     "ImageInfo",
     "decode_array",
@@ -43,7 +44,6 @@ __all__ = [
     "draft_grey",
     "grey_pil",
     "read_info",
-    "HASH_MIN_SIDE",
 ]
 
 
