@@ -300,7 +300,7 @@ def _jpeg_grey_scaled(im: PILImage.Image, data: bytes, min_side: int) -> PILImag
 
 
 def _reduce_to(grey: PILImage.Image, min_side: int | None) -> PILImage.Image:
-    """Box-reduce by the largest integer factor that keeps the shorter side at least ``min_side``."""
+    """Box-reduce by the largest integer factor keeping the shorter side at least ``min_side``."""
     factor = min(grey.size) // min_side if min_side else 1
     return grey.reduce(factor) if factor > 1 else grey
 
