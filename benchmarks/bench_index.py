@@ -6,12 +6,16 @@
 
 1. Index build on real JPEG photographs: the 24 Kodak images and the 24 photos of
    ``shared/data`` saved as JPEG into a temporary folder: quality 90 at their own size
-   (0.4–1.7 MP), and quality 90 and 75 upscaled 3× with Lanczos (3.5–15 MP, camera-sized).
-   samepix indexes the folder with one worker process (images per second per core) and with one
-   per CPU; the
-   baseline is the loop a user would write with imagehash: ``imagehash.phash(Image.open(p))``
-   for each file, which decodes every file in full. Both read the files from the page cache
-   (a warm-up pass reads them first).
+   (0.4–1.7 MP), and quality 90 and 75 upscaled 3× (3.5–12 MP) and 4× (6.3–21 MP, mean 11.8:
+   phone and camera sizes) with Lanczos (``--sets`` picks others). samepix indexes the folder
+   with one worker process (images per second per core) and with one per CPU; the baseline is
+   the loop a user would write with imagehash: ``imagehash.phash(Image.open(p))`` for each
+   file, which decodes every file in full. Both read the files from the page cache (a warm-up
+   pass reads them first); the columns are measured in turn, ``--reps`` times, best kept.
+   Upscaled photographs are smoother than a camera's: fewer bytes per pixel, which favours the
+   DCT-scaled decode (its cost follows the bytes, a full decode's the pixels). The "mosaic"
+   sets are 11.8 MP tiled from the photographs at their own resolution: a camera's bytes per
+   pixel (:func:`make_mosaics`).
 2. ``find``'s candidate lookup against N synthetic entries (random 64-bit pHash/dHash, a few
    planted near copies) in a real SQLite index file: the time to load the in-memory table once,
    the time per query (median of 200), the table's memory, and a pure-Python loop over the same
@@ -51,13 +55,17 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data"
 # 1. Index build
 
 
+def _sources(data: Path) -> list[Path]:
+    return sorted((data / "kodak").glob("*.png")) + sorted((data / "photos").glob("*.png"))
+
+
 def make_jpegs(data: Path, folder: Path, scale: int, quality: int) -> list[Path]:
+    """Every photograph as a JPEG, upscaled ``scale``× with LANCZOS (1: its own size)."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    sources = sorted((data / "kodak").glob("*.png")) + sorted((data / "photos").glob("*.png"))
-    for src in sources:
+    for src in _sources(data):
         with Image.open(src) as im:
             rgb = im.convert("RGB")
             if scale != 1:
@@ -65,6 +73,47 @@ def make_jpegs(data: Path, folder: Path, scale: int, quality: int) -> list[Path]
             path = folder / f"{src.parent.name}-{src.stem}.jpg"
             rgb.save(path, format="JPEG", quality=quality)
             out.append(path)
+    return out
+
+
+MOSAIC_TILE = (768, 512)
+MOSAIC_GRID = (5, 6)  # columns, rows: 3840×3072 = 11.8 MP
+
+
+def make_mosaics(data: Path, folder: Path, quality: int) -> list[Path]:
+    """48 camera-sized (11.8 MP) JPEGs with a camera's detail per pixel.
+
+    Upscaled photographs are smooth: their JPEGs hold half the bytes per pixel of a camera's,
+    and a DCT-scaled decode's cost follows the bytes. Each of these is instead a 5×6 mosaic of
+    768×512 crops of the photographs at their own resolution (every file another arrangement),
+    so the entropy per pixel is that of real photographs (~2.4 bits per pixel at q90, like a
+    camera's JPEG).
+    """
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tw, th = MOSAIC_TILE
+    tiles = []
+    for src in _sources(data):
+        with Image.open(src) as im:
+            rgb = im.convert("RGB")
+        if rgb.height > rgb.width:
+            rgb = rgb.transpose(Image.Transpose.ROTATE_90)
+        left, top = (rgb.width - tw) // 2, (rgb.height - th) // 2
+        tiles.append(np.asarray(rgb.crop((left, top, left + tw, top + th))))
+    cols, rows = MOSAIC_GRID
+    out = []
+    for i in range(len(tiles)):
+        grid = [
+            np.concatenate(
+                [tiles[(i + r * cols + c) * 7 % len(tiles)] for c in range(cols)], axis=1
+            )
+            for r in range(rows)
+        ]
+        path = folder / f"mosaic-{i:02d}.jpg"
+        Image.fromarray(np.concatenate(grid, axis=0)).save(path, format="JPEG", quality=quality)
+        out.append(path)
     return out
 
 
@@ -93,29 +142,41 @@ def time_index(folder: Path, workers: int) -> tuple[float, int]:
     return time.perf_counter() - start, summary.decoded
 
 
-def bench_build(data: Path, tmp: Path, reps: int) -> list[str]:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    rows = [
-        "| set | files | MP per file | imagehash phash loop, img/s | samepix index 1 worker, "
-        f"img/s/core | ratio | samepix index {cpus} workers, img/s | ratio per core |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for scale, quality in ((1, 90), (3, 90), (3, 75)):
-        folder = tmp / f"jpegs-x{scale}-q{quality}"
-        files = make_jpegs(data, folder, scale, quality)
-        from PIL import Image
+def bench_build(data: Path, tmp: Path, reps: int, sets: list[tuple[str, int]]) -> list[str]:
+    from PIL import Image
 
-        mp = statistics.mean(Image.open(p).size[0] * Image.open(p).size[1] for p in files) / 1e6
-        warm(files)
-        base = min(time_imagehash(files) for _ in range(reps))
-        one = min(time_index(folder, 1)[0] for _ in range(reps))
-        many = min(time_index(folder, cpus or 1)[0] for _ in range(reps))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    rows = [
+        "| set | files | MP per file: mean (range) | MB per file | imagehash phash loop, img/s "
+        f"| samepix index 1 worker, img/s | ratio per core | samepix index {cpus} workers, "
+        "img/s | ratio per core |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for kind, quality in sets:
+        folder = tmp / f"jpegs-{kind}-q{quality}"
+        if kind == "mosaic":
+            files = make_mosaics(data, folder, quality)
+            label = f"photo mosaics JPEG q{quality} (camera detail)"
+        else:
+            files = make_jpegs(data, folder, int(kind), quality)
+            label = f"Kodak + photos JPEG q{quality} ×{kind}"
+        mps = []
+        for p in files:
+            with Image.open(p) as im:
+                mps.append(im.size[0] * im.size[1] / 1e6)
+        mb = warm(files) / len(files) / 1e6
+        base = one = many = float("inf")
+        for _ in range(reps):  # interleaved, so a noisy moment hits every column alike
+            base = min(base, time_imagehash(files))
+            one = min(one, time_index(folder, 1)[0])
+            many = min(many, time_index(folder, cpus)[0])
         n = len(files)
         shutil.rmtree(folder)
         rows.append(
-            f"| Kodak + photos JPEG q{quality} ×{scale} | {n} | {mp:.1f} | {n / base:.1f} | "
-            f"{n / one:.1f} | {base / one:.1f}× | {n / many:.1f} | "
-            f"{base / many / (cpus or 1):.1f}× |"
+            f"| {label} | {n} | {statistics.mean(mps):.1f} "
+            f"({min(mps):.1f}–{max(mps):.1f}) | {mb:.2f} | {n / base:.1f} | {n / one:.1f} | "
+            f"{base / one:.2f}× | {n / many:.1f} | {base / many / cpus:.2f}× |"
         )
     return rows
 
@@ -300,6 +361,12 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared/data folder")
     parser.add_argument("--entries", type=int, default=1_000_000, help="synthetic index size")
     parser.add_argument("--reps", type=int, default=3, help="repetitions (best is kept)")
+    parser.add_argument(
+        "--sets",
+        default="1:90,3:90,3:75,4:90,4:75,mosaic:90,mosaic:75",
+        help="index-build sets as KIND:QUALITY,... (KIND: upscale factor of the photographs, or "
+        "'mosaic'; QUALITY: JPEG quality)",
+    )
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--skip-lookup", action="store_true")
     parser.add_argument("--skip-prescreen", action="store_true")
@@ -318,7 +385,9 @@ def main() -> int:
                 print(f"index build skipped: no photographs at {args.data} (use --data)\n")
             else:
                 print("## Index build (real JPEG photographs)\n")
-                print("\n".join(bench_build(args.data, tmp, args.reps)) + "\n")
+                sets = [(a, int(b)) for a, b in (i.split(":") for i in args.sets.split(","))]
+                rows = bench_build(args.data, tmp, args.reps, sets)
+                print("\n".join(rows) + "\n")
         if not args.skip_lookup:
             print("## find: candidate lookup\n")
             print("\n".join(bench_lookup(tmp, args.entries)) + "\n")
