@@ -63,7 +63,7 @@ from _common import ROOT, machine, shared_data, table, usable_cpus
 
 CACHE = ROOT / "benchmarks" / "out" / "accuracy-cache.jsonl"
 # Bump when the pairs or the measurements change: cached records of another version are ignored.
-VERSION = "7"
+VERSION = "8"  # 8: hashes from a 128 px grey image (decode.HASH_MIN_SIDE)
 FRACTIONS = (0.0625, 0.09375, 0.125, 0.1875, 0.25)  # worst-region window sides measured
 PHASH_BASELINE = 10  # imagededup's default Hamming threshold for pHash
 

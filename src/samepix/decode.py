@@ -289,8 +289,8 @@ def _jpeg_grey_scaled(im: PILImage.Image, data: bytes, min_side: int) -> PILImag
             pixels = simplejpeg.decode_jpeg(
                 data, colorspace="GRAY", min_factor=factor, min_width=size[1], min_height=size[0]
             )
-        except ValueError:  # strict about warnings Pillow tolerates: let Pillow decide below
-            pixels = None
+        except (ValueError, TypeError):  # strict about warnings Pillow tolerates (or an old
+            pixels = None  # simplejpeg without min_factor): let Pillow decide below
         # Another scale (TurboJPEG also has 3/8, 5/8, ...) would change the hashes: Pillow then.
         if pixels is not None and pixels.shape[:2] == size:
             return Image.fromarray(pixels[:, :, 0])
