@@ -333,7 +333,10 @@ def bench_prescreen(tmp: Path) -> list[str]:
     with Library(folder, workers=1) as lib:
         lib.update()
     for label, policy in (
-        ("on (default, thumbnail distance 24)", DEFAULT_POLICY),
+        (
+            f"on (default, thumbnail distance {DEFAULT_POLICY.candidate_thumb_distance:g})",
+            DEFAULT_POLICY,
+        ),
         (
             "off (candidate_thumb_distance=255)",
             DEFAULT_POLICY.with_(candidate_thumb_distance=255.0),

@@ -126,6 +126,38 @@ def test_other_aspect_ratio_is_screened_out_without_decoding(folder: Path) -> No
     assert result.candidates >= 1 and result.screened_out >= 1 and result.compared == 0
 
 
+def test_thumbnail_screen_never_drops_a_same_match(tmp_path: Path) -> None:
+    # One drawing on flat backgrounds 0..252: pHash cannot tell them apart, so all are
+    # candidates. The screen may only skip files the full comparison would not call `same`.
+    import cv2
+
+    from samepix.policy import DEFAULT_POLICY
+
+    def drawing(shade: int) -> np.ndarray:
+        img = np.full((240, 320, 3), shade, np.uint8)
+        cv2.circle(img, (100, 120), 60, (20, 60, 200), -1, cv2.LINE_AA)
+        cv2.rectangle(img, (190, 50), (280, 190), (230, 200, 40), -1, cv2.LINE_AA)
+        cv2.putText(img, "logo", (30, 220), cv2.FONT_HERSHEY_SIMPLEX, 1, (0, 0, 0), 2)
+        return img
+
+    root = tmp_path / "shades"
+    root.mkdir()
+    for shade in range(0, 256, 12):
+        (root / f"shade{shade:03d}.png").write_bytes(encode(drawing(shade), "PNG"))
+    query = encode(drawing(130), "PNG")
+    found = {}
+    for label, policy in (
+        ("screened", DEFAULT_POLICY),
+        ("all", DEFAULT_POLICY.with_(candidate_thumb_distance=255.0)),
+    ):
+        with Library(root, workers=1, policy=policy) as library:
+            result = library.find(query)
+        found[label] = (sorted(m.path.name for m in result.matches), result.screened_out)
+    assert found["screened"][0] == found["all"][0]
+    assert len(found["all"][0]) >= 5  # the background moved by up to 34–38 levels: still `same`
+    assert found["screened"][1] > 0 and found["all"][1] == 0  # and the screen did work
+
+
 def test_vanished_candidate_is_skipped(folder: Path) -> None:
     with lib(folder) as library:
         library.update()

@@ -82,9 +82,15 @@ class Policy:
         comparison (``find``, ``sync``, ``dupes``).
     candidate_thumb_distance
         Largest mean absolute difference (grey levels, 0–255) between the 16×16 grey thumbnails
-        of an indexed candidate and the query for the candidate to be decoded and compared; a
-        larger one cannot be ``same``. Measured on Kodak and photos/: re-encodes, resizes to ¼
-        and WebP ≤ 1.0, the largest ``same`` copy (brightness ±8 %) 13.4, different photos ≥ 21.
+        of an indexed candidate and the query for the candidate to be decoded and compared. It
+        is a speed screen that must never drop a ``same``: a ``same`` pair has PSNR ≥
+        ``min_psnr``, so an RGB RMS difference ≤ 255·10^(−min_psnr/20) = 32.1 at 18 dB; the
+        thumbnails' mean absolute grey difference is at most their RMS, which averaging only
+        lowers, and a grey difference is at most √(3 × 0.587) = 1.33× the RGB one (all of it in
+        green): 42.6, rounded up to 43. Keep it at least that bound when lowering ``min_psnr``.
+        Measured on Kodak and photos/: the largest ``same`` copy (brightness ±8 %) 13.4; a
+        drawing whose flat background moved 38 grey levels is still ``same`` at 25.8 (an
+        earlier default of 24 dropped it); different photos ≥ 21.
     """
 
     min_ssim: float = 0.70
@@ -106,7 +112,7 @@ class Policy:
     max_trim: float = 0.01
     find_relations: bool = True
     candidate_hash_distance: int = 12
-    candidate_thumb_distance: float = 24.0
+    candidate_thumb_distance: float = 43.0
 
     def __post_init__(self) -> None:
         for name in (
