@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from .align import Alignment, align
-from .decode import Decoded, ImageInfo, decode_array, decode_blob, decode_pil, draft_grey, grey_pil
+from .decode import (
+    Decoded,
+    ImageInfo,
+    decode_array,
+    decode_blob,
+    decode_pil,
+    draft_grey,
+    grey_pil,
+    luma,
+)
 from .decode import read_info as read_header_info
 from .hashes import HashSet, hash_image
 from .limits import DEFAULT_LIMITS, Limits
@@ -402,7 +411,7 @@ def _compare_prepared(
     grey_b = pixels_b.ndim == 2 or _looks_grey(pixels_b, db.alpha)
     grey_vs_colour = grey_a != grey_b
     if grey_a or grey_b:  # compare structure on luma; the policy decides what greyscale means
-        pixels_a, pixels_b = _luma(pixels_a), _luma(pixels_b)
+        pixels_a, pixels_b = luma(pixels_a), luma(pixels_b)
     hash_distances = pa.hashes.distances(pb.hashes)
     found = _examine(
         _Pair(pixels_a, pixels_b, da.alpha, db.alpha, grey_vs_colour),
@@ -558,8 +567,8 @@ def orientation_scores(pair_a: np.ndarray, pair_b: np.ndarray) -> list[float]:
     from .align import resize_area
 
     size = (_ORIENT_THUMB, _ORIENT_THUMB)
-    ta = resize_area(_luma(pair_a), size)
-    tb = resize_area(_luma(pair_b), size)
+    ta = resize_area(luma(pair_a), size)
+    tb = resize_area(luma(pair_b), size)
     scores = [m.ssim(ta, tb).mean]
     scores += [m.ssim(ta, np.ascontiguousarray(undo(tb))).mean for _, _, undo in _ORIENTATIONS]
     return scores
@@ -657,7 +666,7 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, float, float] 
 
 def _locate_crop(pair: _Pair) -> tuple[str, str, _Pair, float, float] | None:
     """Find one image as a crop of the other; return it and the matching region, same size."""
-    la, lb = _luma(pair.a), _luma(pair.b)
+    la, lb = luma(pair.a), luma(pair.b)
     found = _similarity(lb, la)  # b's pixels placed in a
     if found is None:
         return None
@@ -1048,16 +1057,6 @@ def _looks_grey(pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
     return bool(chroma.max() < _GREY_CHROMA)
 
 
-def _luma(pixels: np.ndarray) -> np.ndarray:
-    """BT.601 luma as 8-bit (the weights Pillow's convert('L') uses)."""
-    if pixels.ndim == 2:
-        return pixels
-    import cv2
-
-    out: np.ndarray = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
-    return out
-
-
 def _premultiply(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     if alpha is None:
         return pixels
@@ -1104,8 +1103,8 @@ def _measure(
         return Metrics(**base), None, None  # type: ignore[arg-type]
 
     colour = al.a.ndim == 3
-    luma_a = _luma(a[..., :3]) if colour else a[..., 0] if a.ndim == 3 else a
-    luma_b = _luma(b[..., :3]) if colour else b[..., 0] if b.ndim == 3 else b
+    luma_a = luma(a[..., :3]) if colour else a[..., 0] if a.ndim == 3 else a
+    luma_b = luma(b[..., :3]) if colour else b[..., 0] if b.ndim == 3 else b
     want_ms = min(height, width) >= m.MS_SSIM_MIN_SIDE
     luma_mean, luma_map, ms = _luma_ssim_and_ms_ssim(luma_a, luma_b, want_ms=want_ms)
     if planes == 1:
