@@ -1106,7 +1106,7 @@ def _measure(
     luma_a = luma(a[..., :3]) if colour else a[..., 0] if a.ndim == 3 else a
     luma_b = luma(b[..., :3]) if colour else b[..., 0] if b.ndim == 3 else b
     want_ms = min(height, width) >= m.MS_SSIM_MIN_SIDE
-    luma_mean, luma_map, ms = _luma_ssim_and_ms_ssim(luma_a, luma_b, want_ms=want_ms)
+    luma_mean, luma_map, ms = m.ssim_and_ms_ssim(luma_a, luma_b, want_ms=want_ms)
     if planes == 1:
         channels: tuple[float, ...] = (luma_mean,)
     else:
@@ -1270,40 +1270,6 @@ def local_change(
         round(side * inv),
     )
     return value, region
-
-
-def _luma_ssim_and_ms_ssim(
-    a: np.ndarray, b: np.ndarray, *, want_ms: bool
-) -> tuple[float, np.ndarray, float | None]:
-    """Luma SSIM with its map, and MS-SSIM, with one pass over the full-size images.
-
-    MS-SSIM's first scale needs the mean contrast-structure term of the very SSIM pass that
-    gives the map, so it is taken from that pass instead of a second one: the same tiles and
-    the same arithmetic as :func:`samepix.metrics.ms_ssim`, hence the same number, for about
-    60 % of its cost. (A candidate for ``samepix.metrics`` as a public function.)
-    """
-    from . import metrics as m
-
-    border = m.SSIM_BORDER
-    height, width = a.shape
-    count = (height - 2 * border) * (width - 2 * border)
-    ssim_map = np.empty((height - 2 * border, width - 2 * border), np.float32)
-    sums, cs = m._ssim_sums(a, b, 255.0, want_cs=want_ms, out=ssim_map)
-    mean = float(sums[0] / count)
-    if not want_ms or cs is None:
-        return mean, ssim_map, None
-    weights = m.MS_SSIM_WEIGHTS
-    score = np.maximum(cs / count, 0.0) ** weights[0]
-    x: np.ndarray = a
-    y: np.ndarray = b
-    last = len(weights) - 1
-    for scale in range(1, len(weights)):
-        x, y = m._half(x), m._half(y)
-        s, c = m._per_channel(x, y, 255.0, want_cs=scale < last)
-        term = s if scale == last else c
-        assert term is not None
-        score *= np.maximum(term, 0.0) ** weights[scale]  # clipped at 0 as TensorFlow does
-    return mean, ssim_map, float(score.mean())
 
 
 def worst_region(ssim_map: np.ndarray, fraction: float) -> tuple[float, tuple[int, int, int, int]]:
