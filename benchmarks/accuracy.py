@@ -721,10 +721,11 @@ def measure(a: Any, b: Any) -> dict[str, Any]:
 
     from samepix import load
     from samepix import metrics as m
-    from samepix.compare import _compare, orientation_scores
+    from samepix.compare import _compare
     from samepix.limits import DEFAULT_LIMITS
     from samepix.policy import DEFAULT_POLICY
     from samepix.regions import local_windows, worst_region
+    from samepix.relations import orientation_scores
 
     start = time.perf_counter()
     pa, pb = load(a, lazy=True), load(b, lazy=True)
