@@ -721,9 +721,11 @@ def measure(a: Any, b: Any) -> dict[str, Any]:
 
     from samepix import load
     from samepix import metrics as m
-    from samepix.compare import _compare, local_windows, orientation_scores, worst_region
+    from samepix.compare import _compare
     from samepix.limits import DEFAULT_LIMITS
     from samepix.policy import DEFAULT_POLICY
+    from samepix.regions import local_windows, worst_region
+    from samepix.relations import orientation_scores
 
     start = time.perf_counter()
     pa, pb = load(a, lazy=True), load(b, lazy=True)
@@ -969,7 +971,7 @@ def rebuild(
     rel_local: Sequence[dict[str, list[float]]] = (),
 ) -> Any:
     """An Evidence from its cached dict, with both local tests at window ``fraction``."""
-    from samepix.compare import LOCAL_SPREAD
+    from samepix.regions import LOCAL_SPREAD
     from samepix.verdict import Evidence, Relation
 
     rels = []
@@ -1153,7 +1155,7 @@ def _change(pair: list[float] | None, spread: float) -> float | None:
 
 
 def _metric_fns(fraction: float | None) -> dict[str, Callable[[dict[str, Any]], float | None]]:
-    from samepix.compare import LOCAL_SPREAD
+    from samepix.regions import LOCAL_SPREAD
 
     fns: dict[str, Callable[[dict[str, Any]], float | None]] = {
         "SSIM": lambda r: r["evidence"]["ssim"],

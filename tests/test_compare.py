@@ -334,7 +334,7 @@ def test_local_change_sees_an_edit_but_not_an_even_loss() -> None:
 
 
 def test_structure_map_ignores_brightness_and_contrast() -> None:
-    from samepix.compare import local_change, structure_map
+    from samepix.regions import local_change, structure_map
 
     grey = np.asarray(Image.fromarray(PHOTOS[0][1]).convert("L")).astype(np.float64)
     toned = np.clip((grey - 128) * 0.9 + 140, 0, 255).astype(np.uint8)  # flatter and brighter
@@ -344,7 +344,7 @@ def test_structure_map_ignores_brightness_and_contrast() -> None:
 
 
 def test_worst_region_windows_overlap_so_an_edit_on_a_tile_edge_is_not_diluted() -> None:
-    from samepix.compare import worst_region
+    from samepix.regions import worst_region
 
     ssim_map = np.ones((400, 600), np.float32)
     # A 50×50 edit centred on the corner where four 50-px grid tiles meet.

@@ -32,6 +32,7 @@ from samepix.metrics import (
     region_means,
     rmse,
     ssim,
+    ssim_and_ms_ssim,
     ssim_channels,
 )
 
@@ -389,6 +390,21 @@ def test_ms_ssim_identical_and_symmetric(goldhill: tuple[np.ndarray, np.ndarray]
 
 def test_ms_ssim_min_side_constant() -> None:
     assert MS_SSIM_MIN_SIDE == 11 * 2**4 == 176
+
+
+@pytest.mark.parametrize("shape", [(176, 176), (177, 301), (255, 383)], ids=str)
+def test_ssim_and_ms_ssim_in_one_pass_is_ssim_and_ms_ssim(
+    astronaut: np.ndarray, shape: tuple[int, int]
+) -> None:
+    grey = np.asarray(Image.fromarray(astronaut).convert("L").resize((shape[1], shape[0])))
+    a, b = grey, jpeg_copy(grey, 25)
+    mean, ssim_map, ms = ssim_and_ms_ssim(a, b, want_ms=True)
+    alone = ssim(a, b, return_map=True)
+    assert mean == alone.mean and ms == ms_ssim(a, b)  # the same arithmetic: the same numbers
+    assert alone.map is not None and np.array_equal(ssim_map, alone.map)
+    assert ssim_and_ms_ssim(a, b, want_ms=False)[2] is None
+    with pytest.raises(ValueError, match="too small"):
+        ssim_and_ms_ssim(a[:100], b[:100], want_ms=True)
 
 
 # --------------------------------------------------------------------------------------------

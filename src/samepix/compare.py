@@ -6,12 +6,17 @@
 4. metrics: SSIM per channel and on luma, its worst region, MS-SSIM, NRMSE, PSNR, a colour
    shift, perceptual-hash distances;
 5. the :class:`~samepix.policy.Policy` turns them into a verdict with reasons.
+
+When the pair fails as it stands, it is measured again with a mirror, a rotation or a crop
+undone (:mod:`samepix.relations`). Where in the picture a change lies (the worst region, a
+local change) is found by :mod:`samepix.regions`. Both are imported from here and never import
+this module.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Union
@@ -19,11 +24,22 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from .align import Alignment, align
-from .decode import Decoded, ImageInfo, decode_array, decode_blob, decode_pil, draft_grey, grey_pil
+from .decode import (
+    Decoded,
+    ImageInfo,
+    decode_array,
+    decode_blob,
+    decode_pil,
+    draft_grey,
+    grey_pil,
+    luma,
+)
 from .decode import read_info as read_header_info
 from .hashes import HashSet, hash_image
 from .limits import DEFAULT_LIMITS, Limits
 from .policy import DEFAULT_POLICY, Policy
+from .regions import StructureMap, local_change, structure_map, worst_region
+from .relations import Pair, relation_candidates
 from .sources import Blob, blob_from_download, read_source
 from .verdict import Evidence, Relation, Verdict, decide_all, needs_relations
 
@@ -173,7 +189,8 @@ class Metrics:
     ``compared_size`` pixels.
     ``local_change`` says how much more the structure of the most changed region was lost
     than the picture's as a whole (0: evenly, as a re-encode or resize loses it; near 1: a
-    region replaced), and ``local_change_region`` where (see :func:`local_change`).
+    region replaced), and ``local_change_region`` where (see
+    :func:`~samepix.regions.local_change`).
     """
 
     ssim: float | None = None
@@ -402,10 +419,10 @@ def _compare_prepared(
     grey_b = pixels_b.ndim == 2 or _looks_grey(pixels_b, db.alpha)
     grey_vs_colour = grey_a != grey_b
     if grey_a or grey_b:  # compare structure on luma; the policy decides what greyscale means
-        pixels_a, pixels_b = _luma(pixels_a), _luma(pixels_b)
+        pixels_a, pixels_b = luma(pixels_a), luma(pixels_b)
     hash_distances = pa.hashes.distances(pb.hashes)
     found = _examine(
-        _Pair(pixels_a, pixels_b, da.alpha, db.alpha, grey_vs_colour),
+        Pair(pixels_a, pixels_b, da.alpha, db.alpha, grey_vs_colour),
         policy,
         hash_distances,
         keep_map=keep_map,
@@ -436,17 +453,6 @@ def _compare_prepared(
 
 
 @dataclass(frozen=True, eq=False)
-class _Pair:
-    """Two normalised images (both colour or both grey) and their alpha planes."""
-
-    a: np.ndarray
-    b: np.ndarray
-    a_alpha: np.ndarray | None
-    b_alpha: np.ndarray | None
-    grey_vs_colour: bool
-
-
-@dataclass(frozen=True, eq=False)
 class _Measured:
     """One measurement of a pair: its metrics, evidence, SSIM map and what was done to it."""
 
@@ -467,7 +473,7 @@ class _Found:
 
 
 def _examine(
-    pair: _Pair,
+    pair: Pair,
     policy: Policy,
     hash_distances: Mapping[str, int],
     *,
@@ -485,7 +491,7 @@ def _examine(
     measured: dict[int, _Measured] = {}
     relations: list[Relation] = []
     if exhaustive or (policy.find_relations and needs_relations(primary.evidence, policy)):
-        for kind, detail, other, area, cut in _relation_candidates(pair, policy):
+        for kind, detail, other, area, cut in relation_candidates(pair, policy):
             m = _measure_pair(other, policy, {}, keep_map=want_maps)
             rel = Relation(kind, detail, m.evidence, area, cut)
             relations.append(rel)
@@ -495,7 +501,7 @@ def _examine(
 
 
 def _measure_pair(
-    pair: _Pair, policy: Policy, hash_distances: Mapping[str, int], *, keep_map: bool
+    pair: Pair, policy: Policy, hash_distances: Mapping[str, int], *, keep_map: bool
 ) -> _Measured:
     al = align(
         pair.a, pair.b, pair.a_alpha, pair.b_alpha, max_aspect_change=policy.max_aspect_change
@@ -519,369 +525,6 @@ def _measure_pair(
         local_change=metrics.local_change,
     )
     return _Measured(metrics, evidence, ssim_map, facts, structure)
-
-
-# ---------------------------------------------------------------------------------------------
-# Relations: a mirror image, a rotation in the pixels, a crop
-
-
-# Each way to undo a mirror or a rotation of b: (kind, words, the function applied to b). If
-# np.rot90(b, 1) is a, then b is a turned 90° clockwise.
-_ORIENTATIONS: tuple[tuple[str, str, Callable[[np.ndarray], np.ndarray]], ...] = (
-    ("mirror", "b is a mirror image of a (left-right)", lambda x: x[:, ::-1]),
-    ("mirror", "b is a mirror image of a (top-bottom)", lambda x: x[::-1]),
-    ("mirror", "b is a mirror image of a (across the diagonal)", lambda x: x.swapaxes(0, 1)),
-    (
-        "mirror",
-        "b is a mirror image of a (across the anti-diagonal)",
-        lambda x: x[::-1, ::-1].swapaxes(0, 1),
-    ),
-    ("rotation", "b is a turned 90° clockwise in its pixels", lambda x: np.rot90(x, 1)),
-    ("rotation", "b is a turned 180° in its pixels", lambda x: x[::-1, ::-1]),
-    ("rotation", "b is a turned 90° counter-clockwise in its pixels", lambda x: np.rot90(x, -1)),
-)
-_PROBE = np.empty((2, 3), np.uint8)
-_ORIENT_THUMB = 64  # both sides squashed to 64 px: cheap, and flips map thumbnails to thumbnails
-# A mirror or rotation is measured in full only when its thumbnails agree at least this well
-# (and better than the pair as it stands). Copies down to JPEG q10 at 0.25× score above 0.8
-# at this size; unrelated photographs mostly below 0.3 (docs/verdicts.md).
-ORIENTATION_GATE = 0.5
-
-
-def orientation_scores(pair_a: np.ndarray, pair_b: np.ndarray) -> list[float]:
-    """Thumbnail SSIM of a against b as it is, then against each way of undoing a flip/rotation.
-
-    Used to choose which orientation is worth measuring in full; exposed for the accuracy
-    benchmark, which reports how well it separates.
-    """
-    from . import metrics as m
-    from .align import resize_area
-
-    size = (_ORIENT_THUMB, _ORIENT_THUMB)
-    ta = resize_area(_luma(pair_a), size)
-    tb = resize_area(_luma(pair_b), size)
-    scores = [m.ssim(ta, tb).mean]
-    scores += [m.ssim(ta, np.ascontiguousarray(undo(tb))).mean for _, _, undo in _ORIENTATIONS]
-    return scores
-
-
-def _relation_candidates(
-    pair: _Pair, policy: Policy
-) -> Iterator[tuple[str, str, _Pair, float, float]]:
-    """Pairs to measure again, each with a geometric change undone.
-
-    Yields (kind, words, pair, area, cut): see :class:`~samepix.verdict.Relation`.
-    """
-    from .align import aspect_change
-
-    # Mirror or rotation: the orientation whose thumbnails agree best, if it beats the pair as
-    # it stands and its size fits a's.
-    scores = orientation_scores(pair.a, pair.b)
-    size_a = (pair.a.shape[1], pair.a.shape[0])
-    best, best_score = None, -2.0
-    for i, (_, _, undo) in enumerate(_ORIENTATIONS):
-        swapped = undo(_PROBE).shape[0] == _PROBE.shape[1]  # does undoing swap the sides?
-        h, w = pair.b.shape[:2]
-        size_b = (h, w) if swapped else (w, h)
-        if aspect_change(size_a, size_b) > policy.max_aspect_change:
-            continue
-        if scores[i + 1] > best_score:
-            best, best_score = i, scores[i + 1]
-    # The gate depends on no policy setting, so exhaustive runs apply it too: they must see
-    # exactly the relations a plain compare() would look at.
-    if best is not None and best_score >= ORIENTATION_GATE and best_score > scores[0]:
-        kind, words, undo = _ORIENTATIONS[best]
-        yield (
-            kind,
-            words,
-            _Pair(
-                pair.a,
-                np.ascontiguousarray(undo(pair.b)),
-                pair.a_alpha,
-                None if pair.b_alpha is None else np.ascontiguousarray(undo(pair.b_alpha)),
-                pair.grey_vs_colour,
-            ),
-            1.0,
-            0.0,
-        )
-
-    crop = _locate_crop(pair)
-    if crop is not None:
-        yield crop
-
-
-_FEATURE_SIDE = 800  # crops are located on copies at most this long: ORB is fast and scale-robust
-_FEATURES = 1000  # ORB keypoints per image: matching is quadratic in this
-_MIN_INLIERS = 15  # ORB matches that must agree on one placement before a crop is measured
-_ECC_SIDE = 640  # ECC refines a placement on copies at most this long (sub-pixel there)
-_REFINE = 3  # pixels searched around the feature placement, at the compared scale
-
-
-def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, float, float] | None:
-    """Scale and shift that place grey image ``src`` in grey image ``dst``, from ORB features.
-
-    Returns (s, tx, ty) with dst ≈ s · src + t in full-size pixel coordinates, or None when the
-    features do not agree on an unrotated placement.
-    """
-    import cv2
-
-    from .align import resize_area
-
-    def features(img: np.ndarray) -> tuple[Any, Any, float]:
-        f = min(1.0, _FEATURE_SIDE / max(img.shape))
-        small = resize_area(img, (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f))))
-        keypoints, descriptors = cv2.ORB.create(nfeatures=_FEATURES).detectAndCompute(small, None)
-        return keypoints, descriptors, f
-
-    ks, ds, fs = features(src)
-    kd, dd, fd = features(dst)
-    if ds is None or dd is None or len(ks) < _MIN_INLIERS or len(kd) < _MIN_INLIERS:
-        return None
-    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(ds, dd)
-    if len(matches) < _MIN_INLIERS:
-        return None
-    # Keypoints back to full-size pixel centres (an area resize maps centre c to (c + .5)/f - .5).
-    ps = (np.array([ks[m.queryIdx].pt for m in matches], np.float32) + 0.5) / fs - 0.5
-    pd = (np.array([kd[m.trainIdx].pt for m in matches], np.float32) + 0.5) / fd - 0.5
-    transform, inliers = cv2.estimateAffinePartial2D(
-        ps, pd, method=cv2.RANSAC, ransacReprojThreshold=3.0 / fd, maxIters=2000
-    )
-    if transform is None or inliers is None or int(inliers.sum()) < _MIN_INLIERS:
-        return None
-    scale = float(np.hypot(transform[0, 0], transform[1, 0]))
-    angle = float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))
-    if abs(angle) > 1.0 or not 0.1 < scale < 10.0:  # crops are not rotated
-        return None
-    return scale, float(transform[0, 2]), float(transform[1, 2])
-
-
-def _locate_crop(pair: _Pair) -> tuple[str, str, _Pair, float, float] | None:
-    """Find one image as a crop of the other; return it and the matching region, same size."""
-    la, lb = _luma(pair.a), _luma(pair.b)
-    found = _similarity(lb, la)  # b's pixels placed in a
-    if found is None:
-        return None
-    scale, tx, ty = found
-    (ha, wa), (hb, wb) = la.shape, lb.shape
-    # Which frame lies inside the other (a few pixels of slack for the feature placement)?
-    if _inside(tx, ty, scale * wb, scale * hb, wa, ha):
-        inner, outer = "b", "a"
-        box = (tx, ty, scale * wb, scale * hb)
-        area = (scale * wb) * (scale * hb) / (wa * ha)
-    elif _inside(-tx / scale, -ty / scale, wa / scale, ha / scale, wb, hb):
-        inner, outer = "a", "b"
-        scale = 1.0 / scale
-        box = (-tx * scale, -ty * scale, wa * scale, ha * scale)
-        area = box[2] * box[3] / (wb * hb)
-    else:
-        return None
-    (outer_h, outer_w), (inner_h, inner_w) = (
-        ((ha, wa), (hb, wb)) if outer == "a" else ((hb, wb), (ha, wa))
-    )
-    # Within 2.5 pixels over the inner image, features cannot tell a scale from none (an
-    # ORB placement is good to a pixel or so): take it as the same scale, cut exactly.
-    if abs(scale - 1.0) * max(inner_h, inner_w) < 2.5:
-        scale = 1.0
-        box = (box[0], box[1], float(inner_w), float(inner_h))
-        area = inner_w * inner_h / (outer_w * outer_h)
-    # The whole picture (a resize: the pair as it stands says it all). A scaled placement is
-    # only good to a few tenths of a percent, so "whole" has that much slack there.
-    slack = 1.0 if scale == 1.0 else 1.0 + 0.005 * max(outer_w, outer_h)
-    if abs(box[2] - outer_w) < slack and abs(box[3] - outer_h) < slack:
-        return None
-    cut = max(0.0, 1.0 - box[2] / outer_w, 1.0 - box[3] / outer_h)
-    get = {"a": (pair.a, pair.a_alpha, la), "b": (pair.b, pair.b_alpha, lb)}
-    pieces = _cut(get[outer], get[inner], box, scale)
-    if pieces is None:
-        return None
-    (o_px, o_alpha), (i_px, i_alpha) = pieces
-    x, y, w, h = box
-    words = (
-        f"{inner} is a crop of {outer}: {area:.0%} of its area, "
-        f"({max(0, round(x))}, {max(0, round(y))}) to ({round(x + w)}, {round(y + h)})"
-    )
-    if scale != 1.0:
-        words += f", scaled {1 / scale:.2f}×"
-    if inner == "b":
-        other = _Pair(o_px, i_px, o_alpha, i_alpha, pair.grey_vs_colour)
-    else:
-        other = _Pair(i_px, o_px, i_alpha, o_alpha, pair.grey_vs_colour)
-    return "crop", words, other, area, cut
-
-
-def _inside(x: float, y: float, w: float, h: float, width: int, height: int) -> bool:
-    slack_x, slack_y = 0.02 * width + 2, 0.02 * height + 2
-    return (
-        x >= -slack_x and y >= -slack_y and x + w <= width + slack_x and y + h <= height + slack_y
-    )
-
-
-_Image = tuple[np.ndarray, "np.ndarray | None", np.ndarray]  # pixels, alpha, luma
-
-
-def _cut(
-    outer: _Image, inner: _Image, box: tuple[float, float, float, float], scale: float
-) -> tuple[tuple[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]] | None:
-    """The region ``box`` of ``outer`` and ``inner``, brought to one scale and size.
-
-    ``scale`` is outer pixels per inner pixel. The side with more pixels per detail is shrunk
-    (INTER_AREA) so neither is enlarged; the placement is then refined to the pixel by
-    normalised cross-correlation within ±3 pixels.
-    """
-    import cv2
-
-    from .align import resize_area
-
-    def shrink(img: _Image, factor: float) -> _Image:
-        px, alpha, luma = img
-        size = (max(1, round(px.shape[1] * factor)), max(1, round(px.shape[0] * factor)))
-        return (
-            resize_area(px, size),
-            None if alpha is None else resize_area(alpha, size),
-            resize_area(luma, size),
-        )
-
-    x, y = box[0], box[1]
-    if scale != 1.0:
-        # Another scale: features place the crop to a pixel or two and the scale to a few
-        # tenths of a percent, which blurs SSIM; refine both to a fraction of a pixel.
-        warp = _refine_placement(outer[2], inner[2], scale, x, y)
-        if warp is not None:
-            return _warp_cut(outer, inner, warp, shrink)
-        if scale > 1.0:
-            outer = shrink(outer, 1.0 / scale)
-            x, y = x / scale, y / scale
-        else:
-            inner = shrink(inner, scale)
-    o_px, o_alpha, o_luma = outer
-    i_px, i_alpha, i_luma = inner
-    th, tw = min(i_luma.shape[0], o_luma.shape[0]), min(i_luma.shape[1], o_luma.shape[1])
-    if th < 16 or tw < 16:
-        return None
-    ox = min(max(0, round(x)), o_luma.shape[1] - tw)
-    oy = min(max(0, round(y)), o_luma.shape[0] - th)
-    # Where the inner image is larger than the outer (a placement a few pixels off), compare
-    # the part that overlaps: the inner image's centre.
-    ix, iy = (i_luma.shape[1] - tw) // 2, (i_luma.shape[0] - th) // 2
-    template = i_luma[iy : iy + th, ix : ix + tw]
-    x0, y0 = max(0, ox - _REFINE), max(0, oy - _REFINE)
-    x1 = min(o_luma.shape[1], ox + tw + _REFINE)
-    y1 = min(o_luma.shape[0], oy + th + _REFINE)
-    scores = cv2.matchTemplate(o_luma[y0:y1, x0:x1], template, cv2.TM_CCOEFF_NORMED)
-    _, _, _, (dx, dy) = cv2.minMaxLoc(scores)
-    ox, oy = x0 + dx, y0 + dy
-    region = (slice(oy, oy + th), slice(ox, ox + tw))
-    inner_region = (slice(iy, iy + th), slice(ix, ix + tw))
-    return (
-        (np.ascontiguousarray(o_px[region]), None if o_alpha is None else o_alpha[region]),
-        (
-            np.ascontiguousarray(i_px[inner_region]),
-            None if i_alpha is None else i_alpha[inner_region],
-        ),
-    )
-
-
-def _refine_placement(
-    outer: np.ndarray, inner: np.ndarray, scale: float, x: float, y: float
-) -> np.ndarray | None:
-    """Affine map from inner pixel centres to outer ones, refined by ECC; None if it fails.
-
-    Both images are reduced to one pixel scale (the outer to at most ``_ECC_SIDE`` long)
-    so ECC only has a small correction to find, then the map is brought back to full size.
-
-    References
-    ----------
-    .. [1] G. D. Evangelidis and E. Z. Psarakis, "Parametric image alignment using enhanced
-       correlation coefficient maximization", IEEE TPAMI 30(10), 1858-1865, 2008.
-       :doi:`10.1109/TPAMI.2008.113`
-    """
-    import cv2
-
-    from .align import resize_area
-
-    f = min(1.0, _ECC_SIDE / max(outer.shape))
-    g = f * scale  # inner pixels → reduced-outer pixels
-    o_size = (max(16, round(outer.shape[1] * f)), max(16, round(outer.shape[0] * f)))
-    i_size = (max(16, round(inner.shape[1] * g)), max(16, round(inner.shape[0] * g)))
-    fo, go = o_size[0] / outer.shape[1], i_size[0] / inner.shape[1]
-    o_small = resize_area(outer, o_size).astype(np.float32)
-    i_small = resize_area(inner, i_size).astype(np.float32)
-    # An area resize by k maps pixel centre c to (c + 0.5) k − 0.5. The feature placement
-    # c_outer = scale · c_inner + (x, y), written between the two reduced images:
-    lin = scale * fo / go
-    start = np.array(
-        [
-            [lin, 0.0, scale * fo * (0.5 / go - 0.5) + (x + 0.5) * fo - 0.5],
-            [0.0, lin, scale * fo * (0.5 / go - 0.5) + (y + 0.5) * fo - 0.5],
-        ],
-        np.float32,
-    )
-    criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 40, 1e-5)
-    try:
-        _, small = cv2.findTransformECC(
-            i_small,
-            o_small,
-            start,
-            cv2.MOTION_AFFINE,
-            criteria,
-            np.full(o_small.shape, 255, np.uint8),  # no mask: every outer pixel counts
-            3,
-        )
-    except cv2.error:  # did not converge: keep the feature placement
-        return None
-    # Back to full size: c_outer = A (go/fo) c_inner + (A (go/2 − 1/2) + T + 1/2) / fo − 1/2.
-    a = small[:, :2].astype(np.float64)
-    t = small[:, 2].astype(np.float64)
-    full_a = a * (go / fo)
-    full_t = (a @ np.full(2, 0.5 * go - 0.5) + t + 0.5) / fo - 0.5
-    if abs(np.degrees(np.arctan2(full_a[1, 0], full_a[0, 0]))) > 1.0:
-        return None  # ECC wandered into a rotation: not a crop
-    warp: np.ndarray = np.hstack([full_a, full_t[:, None]])
-    return warp
-
-
-def _warp_cut(
-    outer: _Image,
-    inner: _Image,
-    warp: np.ndarray,
-    shrink: Callable[[_Image, float], _Image],
-) -> tuple[tuple[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]] | None:
-    """Resample the outer image's region onto the inner's pixel grid (the coarser of the two).
-
-    The side with more pixels per detail is first shrunk with INTER_AREA (no aliasing); the
-    small remaining affine correction is applied with bilinear interpolation.
-    """
-    import cv2
-
-    scale = float(np.sqrt(abs(np.linalg.det(warp[:, :2]))))  # outer pixels per inner pixel
-    a, t = warp[:, :2], warp[:, 2]
-    if scale > 1.0:  # shrink the outer: c_s = (c + .5) k − .5
-        k_x = round(outer[0].shape[1] / scale) / outer[0].shape[1]
-        k_y = round(outer[0].shape[0] / scale) / outer[0].shape[0]
-        outer = shrink(outer, 1.0 / scale)
-        k = np.array([[k_x], [k_y]])
-        a = a * k
-        t = t * k[:, 0] + 0.5 * (k[:, 0] - 1.0)
-    else:  # shrink the inner: c = (c_s + .5)/k − .5
-        h0, w0 = inner[0].shape[:2]
-        inner = shrink(inner, scale)
-        k_x, k_y = inner[0].shape[1] / w0, inner[0].shape[0] / h0
-        t = t + a @ np.array([0.5 / k_x - 0.5, 0.5 / k_y - 0.5])
-        a = a @ np.diag([1.0 / k_x, 1.0 / k_y])
-    o_px, o_alpha, _ = outer
-    i_px, i_alpha, _ = inner
-    h, w = i_px.shape[:2]
-    if h < 16 or w < 16:
-        return None
-    m = np.hstack([a, t[:, None]]).astype(np.float64)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    region = cv2.warpAffine(o_px, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    region_alpha = (
-        None
-        if o_alpha is None
-        else cv2.warpAffine(o_alpha, m, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    )
-    return (region, region_alpha), (i_px, i_alpha)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1048,16 +691,6 @@ def _looks_grey(pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
     return bool(chroma.max() < _GREY_CHROMA)
 
 
-def _luma(pixels: np.ndarray) -> np.ndarray:
-    """BT.601 luma as 8-bit (the weights Pillow's convert('L') uses)."""
-    if pixels.ndim == 2:
-        return pixels
-    import cv2
-
-    out: np.ndarray = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
-    return out
-
-
 def _premultiply(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     if alpha is None:
         return pixels
@@ -1104,10 +737,10 @@ def _measure(
         return Metrics(**base), None, None  # type: ignore[arg-type]
 
     colour = al.a.ndim == 3
-    luma_a = _luma(a[..., :3]) if colour else a[..., 0] if a.ndim == 3 else a
-    luma_b = _luma(b[..., :3]) if colour else b[..., 0] if b.ndim == 3 else b
+    luma_a = luma(a[..., :3]) if colour else a[..., 0] if a.ndim == 3 else a
+    luma_b = luma(b[..., :3]) if colour else b[..., 0] if b.ndim == 3 else b
     want_ms = min(height, width) >= m.MS_SSIM_MIN_SIDE
-    luma_mean, luma_map, ms = _luma_ssim_and_ms_ssim(luma_a, luma_b, want_ms=want_ms)
+    luma_mean, luma_map, ms = m.ssim_and_ms_ssim(luma_a, luma_b, want_ms=want_ms)
     if planes == 1:
         channels: tuple[float, ...] = (luma_mean,)
     else:
@@ -1131,237 +764,6 @@ def _measure(
         **base,  # type: ignore[arg-type]
     )
     return metrics, (luma_map if keep_map else None), (structure if keep_map else None)
-
-
-# ---------------------------------------------------------------------------------------------
-# Local change: a region whose structure changed more than a global loss explains
-
-LOCAL_SIDE = 512
-"""The local-change test runs on luma reduced (INTER_AREA) to this shorter side: regions are
-fractions of the picture, so its scale does not matter, and at this scale the test costs a few
-milliseconds whatever the image size, and compression artefacts of a 12 MP photograph are as
-small as a 0.4 MP photograph's."""
-LOCAL_SPREAD = 4.0
-"""How many times the picture's overall structure loss its worst region may lose before the
-excess counts as a local change. Re-encoding and resizing lose structure unevenly (textured
-regions more than flat ones); over the accuracy set, target copies' worst regions lost at most
-about this multiple (docs/verdicts.md)."""
-_LOCAL_MIN_WINDOW = 16  # map pixels: smaller windows are too noisy to judge (0.25× copies)
-
-
-@dataclass(frozen=True, eq=False)
-class StructureMap:
-    """The contrast-structure term of SSIM and its weight, on a size-normalised luma pair.
-
-    ``cs`` is SSIM without its luminance term, (2σab + C2) / (σa² + σb² + C2): blind to the
-    brightness and contrast changes a copy may carry (SSIM's luminance term punishes a small
-    shift in dark areas hard), sensitive to structure replaced, removed or added. ``weight`` is
-    √(σa² + σb² + C2): flat areas, where any noise or dither is all the structure there is,
-    count less than textured ones. ``scale`` maps these maps' pixels back to the compared
-    images' (map pixel (i, j) is centred on compared pixel ((j + 5) / scale, (i + 5) / scale)).
-    """
-
-    cs: np.ndarray
-    weight: np.ndarray
-    scale: float
-
-
-def structure_map(a: np.ndarray, b: np.ndarray) -> StructureMap:
-    """:class:`StructureMap` of two grey uint8 images of one size (at least 11 × 11)."""
-    import cv2
-
-    from . import metrics as m_
-    from .align import resize_area
-
-    h, w = a.shape
-    scale = min(1.0, LOCAL_SIDE / min(h, w))
-    if scale < 1.0:
-        size = (max(m_.SSIM_WINDOW, round(w * scale)), max(m_.SSIM_WINDOW, round(h * scale)))
-        a, b = resize_area(a, size), resize_area(b, size)
-    # Written in p = a + b and m = a − b, as metrics.ssim does: four blurs instead of five,
-    # since σa² + σb² = (var p + var m) / 2 and 2σab = (var p − var m) / 2. OpenCV does the
-    # arithmetic (no numpy temporaries: at this size they cost more than the blurs).
-    x = a.astype(np.float32)
-    y = b.astype(np.float32)
-    p = cv2.add(x, y)
-    m = cv2.subtract(x, y)
-    p -= np.float32(cv2.mean(p)[0])  # centred: float32 squares stay exact enough
-    kernel = cv2.getGaussianKernel(m_.SSIM_WINDOW, m_.SSIM_SIGMA, cv2.CV_32F)
-    border = m_.SSIM_BORDER
-    valid = (slice(border, x.shape[0] - border), slice(border, x.shape[1] - border))
-
-    def blur(v: np.ndarray) -> np.ndarray:
-        out: np.ndarray = cv2.sepFilter2D(v, -1, kernel, kernel)[valid]
-        return out
-
-    mean_p, mean_m = blur(p), blur(m)
-    var_p = blur(cv2.multiply(p, p))
-    var_p -= cv2.multiply(mean_p, mean_p)
-    var_m = blur(cv2.multiply(m, m))
-    var_m -= cv2.multiply(mean_m, mean_m)
-    c2 = np.float32(2.0 * (m_.SSIM_K2 * 255.0) ** 2)
-    num = var_p - var_m  # 2 (2σab + C2) once c2 is added
-    num += c2
-    den = var_p + var_m  # 2 (σa² + σb² + C2) once c2 is added
-    den += c2
-    cs = cv2.divide(num, den)
-    # √den is √2 × the documented weight: a constant factor, gone from every weighted mean.
-    return StructureMap(cs=cs, weight=cv2.sqrt(den), scale=scale)
-
-
-def local_windows(structure: StructureMap, fraction: float) -> tuple[float, float, tuple[int, int]]:
-    """Weighted mean cs over the picture and over its worst window of ``fraction`` × shorter side.
-
-    Windows overlap by half. Returns (global, worst window, worst window's top-left in map
-    pixels).
-    """
-    import cv2
-
-    cs, weight = structure.cs, structure.weight
-    height, width = cs.shape
-    side = min(height, width, max(_LOCAL_MIN_WINDOW, round(min(height, width) * fraction)))
-    step = max(1, side // 2)
-    weighted = cs * weight
-    # Window sums (anchored at their top-left corner), in float64.
-    num, den = (
-        cv2.boxFilter(
-            v, cv2.CV_64F, (side, side), anchor=(0, 0), normalize=False,
-            borderType=cv2.BORDER_CONSTANT,
-        )
-        for v in (weighted, weight)
-    )  # fmt: skip
-    rows = sorted({*range(0, height - side + 1, step), height - side})
-    cols = sorted({*range(0, width - side + 1, step), width - side})
-    means = num[np.ix_(rows, cols)] / den[np.ix_(rows, cols)]
-    r, c = (int(v) for v in np.unravel_index(int(np.argmin(means)), means.shape))
-    overall = float(weighted.sum(dtype=np.float64) / weight.sum(dtype=np.float64))
-    return overall, float(means[r, c]), (rows[r], cols[c])
-
-
-def local_change(
-    structure: StructureMap, fraction: float
-) -> tuple[float, tuple[int, int, int, int]]:
-    """How much more structure the worst region lost than :data:`LOCAL_SPREAD` × the whole.
-
-    (1 − worst window's weighted cs) − LOCAL_SPREAD × (1 − the picture's weighted cs), at
-    least 0: 0 when the loss is as even as a re-encode's or a resize's, about 1 when a region
-    was replaced by something else. A global loss (JPEG q10, a resize with a poor filter)
-    raises the bar for the worst region with it; an edit lowers one region alone.
-
-    Returns the value and the window as (x, y, width, height) in compared-image pixels.
-
-    References
-    ----------
-    .. [1] Z. Wang, A. C. Bovik, H. R. Sheikh and E. P. Simoncelli, "Image quality
-       assessment: from error visibility to structural similarity", IEEE Transactions on
-       Image Processing 13(4), 600-612, 2004 (the contrast-structure term; the SSIM map as a
-       local measure). :doi:`10.1109/TIP.2003.819861`
-    """
-    from .metrics import SSIM_BORDER
-
-    overall, worst, (row, col) = local_windows(structure, fraction)
-    value = max(0.0, (1.0 - worst) - LOCAL_SPREAD * (1.0 - overall))
-    height, width = structure.cs.shape
-    side = min(height, width, max(_LOCAL_MIN_WINDOW, round(min(height, width) * fraction)))
-    inv = 1.0 / structure.scale
-    region = (
-        round((col + SSIM_BORDER) * inv),
-        round((row + SSIM_BORDER) * inv),
-        round(side * inv),
-        round(side * inv),
-    )
-    return value, region
-
-
-def _luma_ssim_and_ms_ssim(
-    a: np.ndarray, b: np.ndarray, *, want_ms: bool
-) -> tuple[float, np.ndarray, float | None]:
-    """Luma SSIM with its map, and MS-SSIM, with one pass over the full-size images.
-
-    MS-SSIM's first scale needs the mean contrast-structure term of the very SSIM pass that
-    gives the map, so it is taken from that pass instead of a second one: the same tiles and
-    the same arithmetic as :func:`samepix.metrics.ms_ssim`, hence the same number, for about
-    60 % of its cost. (A candidate for ``samepix.metrics`` as a public function.)
-    """
-    from . import metrics as m
-
-    border = m.SSIM_BORDER
-    height, width = a.shape
-    count = (height - 2 * border) * (width - 2 * border)
-    ssim_map = np.empty((height - 2 * border, width - 2 * border), np.float32)
-    sums, cs = m._ssim_sums(a, b, 255.0, want_cs=want_ms, out=ssim_map)
-    mean = float(sums[0] / count)
-    if not want_ms or cs is None:
-        return mean, ssim_map, None
-    weights = m.MS_SSIM_WEIGHTS
-    score = np.maximum(cs / count, 0.0) ** weights[0]
-    x: np.ndarray = a
-    y: np.ndarray = b
-    last = len(weights) - 1
-    for scale in range(1, len(weights)):
-        x, y = m._half(x), m._half(y)
-        s, c = m._per_channel(x, y, 255.0, want_cs=scale < last)
-        term = s if scale == last else c
-        assert term is not None
-        score *= np.maximum(term, 0.0) ** weights[scale]  # clipped at 0 as TensorFlow does
-    return mean, ssim_map, float(score.mean())
-
-
-def worst_region(ssim_map: np.ndarray, fraction: float) -> tuple[float, tuple[int, int, int, int]]:
-    """The lowest mean of an SSIM map over square windows of ``fraction`` × its shorter side.
-
-    Windows overlap by half their side, so an edit is never split between two windows and
-    diluted by the untouched pixels of both (as it can be on a grid of disjoint tiles), and
-    every window is at least half full at the edges (no sliver of a tile decides alone).
-
-    Parameters
-    ----------
-    ssim_map : numpy.ndarray
-        A 2-D SSIM map (``metrics.ssim(a, b, return_map=True).map``).
-    fraction : float
-        Window side as a fraction of the map's shorter side (``Policy.region_fraction``); at
-        least 8 map pixels.
-
-    Returns
-    -------
-    tuple
-        The lowest window mean, and that window as (x, y, width, height) in image pixels
-        (the map's 5-pixel border added back).
-    """
-    import cv2
-
-    from .metrics import SSIM_BORDER
-
-    height, width = ssim_map.shape
-    side = max(8, round(min(height, width) * fraction))
-    step = max(1, side // 2)
-    # Sums over step × step blocks, in float64 (OpenCV's reduce is exact enough and fast).
-    row_starts = list(range(0, height, step))
-    col_starts = np.arange(0, width, step)
-    band_sums = np.empty((len(row_starts), width), np.float64)
-    for i, r in enumerate(row_starts):
-        band_sums[i] = cv2.reduce(ssim_map[r : r + step], 0, cv2.REDUCE_SUM, dtype=cv2.CV_64F)
-    sums = np.add.reduceat(band_sums, col_starts, axis=1)
-    rows = np.diff(np.append(row_starts, height))
-    cols = np.diff(np.append(col_starts, width))
-    counts = np.outer(rows, cols).astype(np.float64)
-    # Windows of 2 × 2 blocks (fewer where the map is only one block across).
-    kr, kc = min(2, sums.shape[0]), min(2, sums.shape[1])
-
-    def windows(x: np.ndarray) -> np.ndarray:
-        out: np.ndarray = x[: x.shape[0] - kr + 1, : x.shape[1] - kc + 1].copy()
-        for dr in range(kr):
-            for dc in range(kc):
-                if dr or dc:
-                    out += x[dr : dr + out.shape[0], dc : dc + out.shape[1]]
-        return out
-
-    means = windows(sums) / windows(counts)
-    r, c = (int(v) for v in np.unravel_index(int(np.argmin(means)), means.shape))
-    y0, x0 = r * step, c * step
-    h = int(rows[r : r + kr].sum())
-    w = int(cols[c : c + kc].sum())
-    return float(means[r, c]), (x0 + SSIM_BORDER, y0 + SSIM_BORDER, w, h)
 
 
 # Colour is compared on 32-pixel thumbnails: robust to misalignment, and JPEG's halved chroma

@@ -43,6 +43,7 @@ __all__ = [
     "decode_pil",
     "draft_grey",
     "grey_pil",
+    "luma",
     "read_info",
 ]
 
@@ -323,6 +324,20 @@ def grey_pil(decoded: Decoded, *, min_side: int | None = HASH_MIN_SIDE) -> PILIm
     im = Image.fromarray(pixels)
     grey = im if im.mode == "L" else im.convert("L")
     return _reduce_to(grey, min_side)
+
+
+def luma(pixels: np.ndarray) -> np.ndarray:
+    """BT.601 luma as 8-bit (the weights Pillow's convert('L') uses).
+
+    ``pixels`` is a normalised image (:attr:`Decoded.pixels`, or any H×W or H×W×3 uint8 RGB
+    array); a grey H×W array is returned as it is.
+    """
+    if pixels.ndim == 2:
+        return pixels
+    import cv2
+
+    out: np.ndarray = cv2.cvtColor(np.ascontiguousarray(pixels), cv2.COLOR_RGB2GRAY)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -103,10 +103,10 @@ def write_heatmap(result: Comparison, base: PreparedImage, path: str | os.PathLi
 
     from .align import resize_area
     from .atomic import atomic_writer
-    from .compare import _luma
+    from .decode import luma
 
     size = result.metrics.compared_size or (base.info.width, base.info.height)
-    grey = _luma(resize_area(np.asarray(base.pixels), size)).astype(np.float32)
+    grey = luma(resize_area(np.asarray(base.pixels), size)).astype(np.float32)
     canvas = np.repeat((grey * 0.6 + 40)[:, :, None], 3, axis=2)
     ssim_map = result.ssim_map
     if ssim_map is not None:
