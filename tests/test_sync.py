@@ -234,6 +234,67 @@ def test_new_picture_is_saved_with_the_sniffed_extension_and_indexed(folder: Pat
         assert lib.find(folder / "render.png", update=False).found
 
 
+def test_decisions_follow_the_list_not_the_fastest_server(folder: Path) -> None:
+    # Lines 1 and 2 hold one new picture (PNG, then a JPEG of it), lines 3 and 4 one new file
+    # (the same bytes twice). The earlier line of each pair answers slowly: still, the earlier
+    # line is saved and the later one skipped, as a run with one download at a time would do.
+    def slow(body: bytes) -> Any:
+        def answer(handler: http.server.BaseHTTPRequestHandler) -> Response:
+            time.sleep(0.4)
+            return Response(200, body)
+
+        return answer
+
+    routes = {
+        "/first.png": slow(png(5)),
+        "/second.jpg": Response(200, jpeg(5, quality=80)),
+        "/third.jpg": slow(jpeg(6)),
+        "/fourth.jpg": Response(200, jpeg(6)),
+    }
+    with http_server(routes) as server:
+        urls = [server.url(p) for p in ("/first.png", "/second.jpg", "/third.jpg", "/fourth.jpg")]
+        summary = sync(folder, urls, concurrency=4)
+    assert decisions(summary) == {
+        "first.png": "downloaded",
+        "second.jpg": "skipped-same-picture",
+        "third.jpg": "downloaded",
+        "fourth.jpg": "skipped-bytes",
+    }
+    assert sorted(pictures_in(folder)) == ["first.png", "harbour.jpg", "sunset.png", "third.jpg"]
+
+
+def test_a_bug_in_one_download_is_raised_not_waited_for(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Decisions wait for line 1; if its download task dies of a bug (not a failed URL), the
+    # sync must raise it rather than wait for ever with a full window behind it.
+    from samepix.fetch import Fetcher
+
+    real = Fetcher.aget
+
+    async def aget(self: Fetcher, url: str, **kwargs: Any) -> Any:
+        if url.endswith("/0.jpg"):
+            raise RuntimeError("a bug")
+        return await real(self, url, **kwargs)
+
+    monkeypatch.setattr(Fetcher, "aget", aget)
+    routes: dict[str, Any] = {f"/{k}.jpg": Response(200, jpeg(10 + k)) for k in range(12)}
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            with http_server(routes) as server:
+                sync(folder, [server.url(f"/{k}.jpg") for k in range(12)], concurrency=1)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert outcome and isinstance(outcome[0], RuntimeError), outcome
+
+
 # ---------------------------------------------------------------------------------------------
 # Names
 

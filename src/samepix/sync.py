@@ -607,7 +607,15 @@ _Result = tuple[int, str, Union["Download", SamepixError]]
 
 class _Downloads:
     """Fetch ``work`` (line, url, conditional) with a global and a per-host limit; iterate to
-    get ``(line, url, download or error)`` as each ends."""
+    get ``(line, url, download or error)`` in the list's order.
+
+    In order, so that a run's decisions do not depend on which server answered first: when two
+    URLs of one list hold the same picture (or bytes), the earlier line is saved and the later
+    one skipped, in every run, and a run killed and resumed ends with the folder an
+    uninterrupted run makes. Downloads still run ahead, at most ``window`` lines past the
+    oldest undecided one (that bounds the finished downloads held in memory); a slow URL holds
+    back decisions, not the downloads behind it, until the window is full.
+    """
 
     def __init__(
         self,
@@ -621,10 +629,10 @@ class _Downloads:
         self.work = work
         self.concurrency = concurrency
         self.per_host = per_host
-        # Bounded: downloads wait (in memory, at most this many) while decisions catch up.
-        self._queue: queue.Queue[_Result | _Done | BaseException] = queue.Queue(
-            maxsize=2 * concurrency
-        )
+        self.window = 4 * concurrency
+        # Not bounded itself: the window bounds what can be in it.
+        self._queue: queue.Queue[tuple[int, _Result] | _Done | BaseException] = queue.Queue()
+        self._window: asyncio.Semaphore | None = None
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
@@ -643,21 +651,27 @@ class _Downloads:
         self._thread.join(timeout=10)
 
     def __iter__(self) -> Iterator[_Result]:
-        while True:
-            item = self._queue.get()
-            if isinstance(item, _Done):
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        ready: dict[int, _Result] = {}  # finished, waiting for the lines before them
+        for position in range(len(self.work)):
+            while position not in ready:
+                item = self._queue.get()
+                if isinstance(item, _Done):
+                    return  # stopped early; what is left was never fetched
+                if isinstance(item, BaseException):
+                    raise item
+                ready[item[0]] = item[1]
+            yield ready.pop(position)
+            self._release_one()
 
-    def _put(self, item: _Result | _Done | BaseException) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+    def _release_one(self) -> None:
+        """One more line may start downloading (called once a line is decided)."""
+        loop, window = self._loop, self._window
+        if loop is not None and window is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has ended: nothing waits
+                loop.call_soon_threadsafe(window.release)
+
+    def _put(self, item: tuple[int, _Result] | _Done | BaseException) -> None:
+        self._queue.put(item)
 
     def _run(self) -> None:
         try:
@@ -672,38 +686,42 @@ class _Downloads:
     async def _all(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._main = asyncio.current_task()
-        loop = self._loop
+        self._window = window = asyncio.Semaphore(self.window)
         everyone = asyncio.Semaphore(self.concurrency)
         hosts: dict[str, asyncio.Semaphore] = {}
 
-        async def one(line: int, url: str, conditional: bool) -> None:
+        async def one(position: int, line: int, url: str, conditional: bool) -> None:
             host = (urlsplit(url).hostname or "").lower()
             gate = hosts.setdefault(host, asyncio.Semaphore(self.per_host))
             # The host's gate first: a task waiting for a busy host holds no global slot.
-            async with gate, everyone:
-                if self._stop.is_set():
-                    return
-                result: Download | SamepixError
-                try:
-                    result = await self.fetcher.aget(url, conditional=conditional)
-                except SamepixError as exc:
-                    result = exc
-            await loop.run_in_executor(None, self._put, (line, url, result))
+            try:
+                async with gate, everyone:
+                    if self._stop.is_set():
+                        return
+                    result: Download | SamepixError
+                    try:
+                        result = await self.fetcher.aget(url, conditional=conditional)
+                    except SamepixError as exc:
+                        result = exc
+            except Exception as exc:  # a bug, not a failed URL: the consumer, waiting for this
+                self._put(exc)  # line, raises it
+                raise
+            self._put((position, (line, url, result)))
 
         async with self.fetcher:
             pending: set[asyncio.Task[None]] = set()
             try:
-                for line, url, conditional in self.work:
+                for position, (line, url, conditional) in enumerate(self.work):
+                    # A bounded window of undecided lines, so a list of millions streams
+                    # through and a slow line holds back at most this many finished ones.
+                    await window.acquire()
                     if self._stop.is_set():
                         break
-                    # A bounded number of tasks, so a list of millions streams through.
-                    while len(pending) >= 4 * self.concurrency:
-                        done, pending = await asyncio.wait(
-                            pending, return_when=asyncio.FIRST_COMPLETED
-                        )
-                        for task in done:
-                            task.result()
-                    pending.add(asyncio.ensure_future(one(line, url, conditional)))
+                    pending.add(asyncio.ensure_future(one(position, line, url, conditional)))
+                    done = {task for task in pending if task.done()}
+                    pending -= done
+                    for task in done:
+                        task.result()
                 if pending:
                     for outcome in await asyncio.gather(*pending, return_exceptions=True):
                         if isinstance(outcome, BaseException):
