@@ -143,7 +143,7 @@ _COMMIT_EVERY_S = 1.0
 _COMMIT_EVERY_ROWS = 500
 # Files per task sent to a worker process, at most: amortises the pickling round trip (about
 # 1 ms). Fewer when there are few files, so that no worker idles while another finishes a
-# chunk of large ones (48 files of 12 MP, 2 workers: 1.6× one worker at 8 a task, 1.7–2× at 1).
+# chunk of large ones (48 files at 8 a task would be only 6 tasks for 2 workers).
 _CHUNK = 8
 
 
