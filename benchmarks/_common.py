@@ -6,9 +6,11 @@ script's folder first on ``sys.path``, so ``import _common`` finds this file.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -104,6 +106,44 @@ def reset_peak() -> bool:
         return True
     except OSError:
         return False
+
+
+def report_timed(run: Callable[[], object], reps: int) -> None:
+    """Worker side of :func:`measure_in_process`: time ``run`` and print one JSON line.
+
+    One warm-up call (lazy imports, thread pools, buffers), then the median of ``reps`` calls in
+    ms, the peak memory above the starting RSS in MiB (None where /proc cannot reset the peak),
+    and the last call's value.
+    """
+    base = status_kib("VmRSS") or 0
+    exact = reset_peak()
+    value = run()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        value = run()
+        times.append((time.perf_counter() - start) * 1e3)
+    peak = status_kib("VmHWM") if exact else None
+    print(
+        json.dumps(
+            {
+                "ms": statistics.median(times),
+                "peak_mib": None if peak is None else max(0, peak - base) / 1024,
+                "value": value,
+            }
+        )
+    )
+
+
+def measure_in_process(script: str, impl: str, a: str, b: str, reps: int) -> dict[str, float]:
+    """Run ``script --worker IMPL A B REPS`` in a fresh interpreter (so each tool's imports and
+    peak memory are its own) and return what its :func:`report_timed` printed."""
+    cmd = [sys.executable, script, "--worker", impl, a, b, str(reps)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{impl} failed:\n{done.stderr}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

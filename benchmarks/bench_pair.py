@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import shutil
 import statistics
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import ROOT, machine, reset_peak, shared_data, status_kib, table
+from _common import ROOT, machine, measure_in_process, report_timed, shared_data, table
 
 SKIMAGE_SETTING = {
     "gaussian_weights": True,
@@ -85,33 +84,11 @@ def worker(impl: str, path_a: str, path_b: str, reps: int) -> None:
     if src:  # time another checkout's samepix (before/after comparisons)
         sys.path.insert(0, src)
     job = samepix_job if impl == "samepix" else classic_job
-    base = status_kib("VmRSS") or 0
-    exact = reset_peak()
-    job(path_a, path_b)  # warm-up: lazy imports, thread pools, buffers
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        value = job(path_a, path_b)
-        times.append((time.perf_counter() - start) * 1e3)
-    peak = status_kib("VmHWM") if exact else None
-    print(
-        json.dumps(
-            {
-                "ms": statistics.median(times),
-                "peak_mib": None if peak is None else max(0, peak - base) / 1024,
-                "value": value,
-            }
-        )
-    )
+    report_timed(lambda: job(path_a, path_b), reps)
 
 
 def measure(impl: str, path_a: str, path_b: str, reps: int) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--worker", impl, path_a, path_b, str(reps)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{impl} failed:\n{done.stderr}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return measure_in_process(__file__, impl, path_a, path_b, reps)
 
 
 def process_ms(cmd: list[str], reps: int, ok_codes: tuple[int, ...] = (0, 1)) -> float | str:

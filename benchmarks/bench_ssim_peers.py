@@ -23,9 +23,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
-import json
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import machine, reset_peak, shared_data, status_kib, table, usable_cpus
+from _common import (
+    machine,
+    measure_in_process,
+    report_timed,
+    shared_data,
+    table,
+    usable_cpus,
+)
 
 REPS = {0.5: (9, 3), 2.0: (7, 2), 12.0: (5, 2)}  # samepix, others
 
@@ -100,33 +104,11 @@ def worker(impl: str, path_a: str, path_b: str, reps: int) -> None:
             with torch.no_grad():
                 return float(torch_ssim(tensor(a), tensor(b), data_range=255, size_average=True))
 
-    base = status_kib("VmRSS") or 0
-    exact = reset_peak()
-    run()  # warm-up
-    times, value = [], 0.0
-    for _ in range(reps):
-        start = time.perf_counter()
-        value = run()
-        times.append((time.perf_counter() - start) * 1e3)
-    peak = status_kib("VmHWM") if exact else None
-    print(
-        json.dumps(
-            {
-                "ms": statistics.median(times),
-                "peak_mib": None if peak is None else max(0, peak - base) / 1024,
-                "value": value,
-            }
-        )
-    )
+    report_timed(run, reps)
 
 
 def measure(impl: str, pa: str, pb: str, reps: int) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--worker", impl, pa, pb, str(reps)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{impl} failed:\n{done.stderr}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return measure_in_process(__file__, impl, pa, pb, reps)
 
 
 # --------------------------------------------------------------------------------------------
