@@ -105,6 +105,11 @@ def structure_map(a: np.ndarray, b: np.ndarray) -> StructureMap:
     return StructureMap(cs=cs, weight=cv2.sqrt(den), scale=scale)
 
 
+def _window_side(height: int, width: int, fraction: float) -> int:
+    """Side of :func:`local_windows`' square windows, in map pixels."""
+    return min(height, width, max(_LOCAL_MIN_WINDOW, round(min(height, width) * fraction)))
+
+
 def local_windows(structure: StructureMap, fraction: float) -> tuple[float, float, tuple[int, int]]:
     """Weighted mean cs over the picture and over its worst window of ``fraction`` × shorter side.
 
@@ -115,7 +120,7 @@ def local_windows(structure: StructureMap, fraction: float) -> tuple[float, floa
 
     cs, weight = structure.cs, structure.weight
     height, width = cs.shape
-    side = min(height, width, max(_LOCAL_MIN_WINDOW, round(min(height, width) * fraction)))
+    side = _window_side(height, width, fraction)
     step = max(1, side // 2)
     weighted = cs * weight
     # Window sums (anchored at their top-left corner), in float64.
@@ -158,7 +163,7 @@ def local_change(
     overall, worst, (row, col) = local_windows(structure, fraction)
     value = max(0.0, (1.0 - worst) - LOCAL_SPREAD * (1.0 - overall))
     height, width = structure.cs.shape
-    side = min(height, width, max(_LOCAL_MIN_WINDOW, round(min(height, width) * fraction)))
+    side = _window_side(height, width, fraction)
     inv = 1.0 / structure.scale
     region = (
         round((col + SSIM_BORDER) * inv),
