@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import stat
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from .helpers import Resource, encode, http_server, run_cli
+from .helpers import Resource, encode, http_server, one_line_error, run_cli
 
 run = functools.partial(run_cli, text=True)
 
@@ -61,3 +65,145 @@ def test_written_files_get_the_mode_open_gives(tmp_path: Path, umask: int) -> No
                umask=umask)  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert mode(heat) == expected
+
+
+# -- 4. dry run writes nothing; read-only folders ----------------------------------------------
+
+
+def tree(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``folder`` with its size and mtime: what a write would change."""
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        st = path.lstat()
+        out[path.relative_to(folder).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+class ReadOnly:
+    """Makes a folder truly read-only: as root (whom permission bits do not stop) a tmpfs that
+    is remounted read-only, else the permission bits. ``place`` copies a folder there (still
+    writable), ``freeze`` makes it read-only."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.mount: Path | None = None
+        self.placed: list[Path] = []
+
+    def place(self, source: Path) -> Path:
+        if os.geteuid() != 0:
+            self.placed.append(source)
+            return source
+        self.mount = self.tmp_path / "ro-mount"
+        self.mount.mkdir()
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(self.mount)],
+                            capture_output=True, check=False)  # fmt: skip
+        if ok.returncode != 0:
+            self.mount = None
+            pytest.skip(f"cannot mount a tmpfs here: {ok.stderr.decode().strip()}")
+        shutil.copytree(source, self.mount / source.name)
+        return self.mount / source.name
+
+    def freeze(self) -> None:
+        if self.mount is not None:
+            subprocess.run(["mount", "-o", "remount,ro", str(self.mount)], check=True)
+        for folder in self.placed:
+            for path in [folder, *folder.rglob("*")]:
+                path.chmod(path.stat().st_mode & ~0o222)
+
+    def undo(self) -> None:
+        if self.mount is not None:
+            subprocess.run(["umount", "-l", str(self.mount)], check=False)
+        for folder in self.placed:
+            for path in [folder, *folder.rglob("*")]:
+                path.chmod(path.stat().st_mode | 0o200)
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[ReadOnly]:
+    maker = ReadOnly(tmp_path)
+    yield maker
+    maker.undo()
+
+
+@pytest.fixture
+def library_and_server(tmp_path: Path) -> Iterator[tuple[Path, Path, Any]]:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    for seed in (1, 2):
+        (folder / f"p{seed}.jpg").write_bytes(encode(picture(seed), "JPEG", quality=90))
+    routes = {
+        "/p1.png": Resource(encode(picture(1), "PNG"), "image/png", etag='"1"'),
+        "/new.jpg": Resource(encode(picture(5), "JPEG", quality=90), "image/jpeg", etag='"5"'),
+    }
+    with http_server(routes) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text(f"{server.url('/p1.png')}\n{server.url('/new.jpg')}\n")
+        yield folder, urls, server
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["no-index-yet", "indexed-and-synced"])
+def test_sync_dry_run_writes_nothing_into_dir(library_and_server: Any, indexed: bool) -> None:
+    folder, urls, _ = library_and_server
+    if indexed:  # an index, a fetch state and validators from an earlier real sync
+        (folder / "p2.jpg").rename(folder / "p2-renamed.jpg")
+        assert run("sync", str(urls), str(folder)).returncode == 0
+        (folder / "new.jpg").unlink()  # the dry run must notice, and still write nothing
+    before = tree(folder)
+    proc = run("sync", str(urls), str(folder), "--dry-run", "-v")
+    assert proc.returncode == 0, proc.stderr
+    assert "would save as new.jpg" in proc.stdout
+    assert tree(folder) == before  # no index.db, hashes, sync.lock, state file, picture
+
+
+def test_sync_dry_run_on_a_read_only_folder(library_and_server: Any, read_only: ReadOnly) -> None:
+    folder, urls, _ = library_and_server
+    frozen = read_only.place(folder)
+    assert run("index", str(frozen)).returncode == 0
+    read_only.freeze()
+    proc = run("sync", str(urls), str(frozen), "--dry-run", "-v")
+    assert proc.returncode == 0, proc.stderr
+    assert "same picture" in proc.stdout and "would save as new.jpg" in proc.stdout
+    line = one_line_error(run("sync", str(urls), str(frozen)), str(frozen))
+    assert "--dry-run" in line  # the way out
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["no-index", "index-there"])
+def test_read_only_errors_name_db(
+    library_and_server: Any, read_only: ReadOnly, tmp_path: Path, indexed: bool
+) -> None:
+    folder, _, server = library_and_server
+    frozen = read_only.place(folder)
+    if indexed:
+        assert run("index", str(frozen)).returncode == 0
+    read_only.freeze()
+    query = server.url("/p1.png")
+    for args in (["find", query, "--in", str(frozen)], ["dupes", str(frozen)]):
+        line = one_line_error(run(*args), str(frozen))
+        assert "read-only" in line.lower() and "--db PATH" in line, line
+        assert "corrupt" not in line  # a read-only index is not a damaged one
+    elsewhere = str(tmp_path / "elsewhere.db")
+    assert run("find", query, "--in", str(frozen), "--db", elsewhere).returncode == 0
+
+
+# -- 6. folders ------------------------------------------------------------------------------
+
+
+def test_sync_creates_a_missing_destination(library_and_server: Any, tmp_path: Path) -> None:
+    _, urls, _ = library_and_server
+    target = tmp_path / "new" / "nested"
+    line = one_line_error(run("sync", str(urls), str(target), "--dry-run"), str(target))
+    assert "no such folder" in line and not target.exists()
+    proc = run("sync", str(urls), str(target))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in target.iterdir() if p.is_file()) == ["new.jpg", "p1.png"]
+
+
+def test_missing_path_and_file_are_told_apart(tmp_path: Path) -> None:
+    missing, a_file = tmp_path / "nope", tmp_path / "file.jpg"
+    a_file.write_bytes(encode(picture(1), "JPEG"))
+    urls = tmp_path / "urls.txt"
+    urls.write_text("")
+    for args in (["index"], ["dupes"], ["find", str(a_file), "--in"]):
+        one_line_error(run(*args, str(missing)), f"{missing}: no such folder")
+        one_line_error(run(*args, str(a_file)), f"{a_file}: not a folder")
+    one_line_error(run("sync", str(urls), str(a_file)), f"{a_file}: not a folder")

@@ -60,6 +60,7 @@ __all__ = [
     "Unreadable",
     "default_db_path",
     "describe_blob",
+    "require_folder",
     "update_index",
 ]
 
@@ -472,8 +473,7 @@ class Index:
         create: bool = True,
     ) -> None:
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise SourceError(f"{self.root}: not a folder")
+        require_folder(self.root)
         self.explicit_db = db is not None
         self.path = Path(db) if db is not None else default_db_path(self.root)
         self._table: HashTable | None = None
@@ -489,6 +489,12 @@ class Index:
             + (f" --db {self.path}" if self.explicit_db else "")
         )
 
+    def _unwritable(self, message: str) -> SourceError:
+        """The error for an index that cannot be written here, with the way out (``--db``)."""
+        if self.explicit_db or os.access(self.path.parent, os.W_OK):
+            return SourceError(message)
+        return SourceError(f"{message}; keep the index elsewhere with --db PATH (Library(db=...))")
+
     def _open(self, create: bool) -> sqlite3.Connection:
         exists = self.path.exists()
         if not exists and not create:
@@ -497,14 +503,14 @@ class Index:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise SourceError(
+                raise self._unwritable(
                     f"{self.path.parent}: cannot create the index folder ({exc.strerror or exc})"
                 ) from exc
         try:
             # isolation_level=None: transactions are explicit (BEGIN ... COMMIT) below.
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         except sqlite3.Error as exc:
-            raise SourceError(f"{self.path}: cannot open the index ({exc})") from exc
+            raise self._unwritable(f"{self.path}: cannot open the index ({exc})") from exc
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -543,6 +549,10 @@ class Index:
             self._check_root(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
+            if not os.access(self.path.parent, os.W_OK):  # read-only, not damaged
+                raise self._unwritable(
+                    f"{self.path}: cannot open the index in a read-only folder ({exc})"
+                ) from exc
             raise self.corrupt(exc) from exc
         except BaseException:
             conn.close()
@@ -796,6 +806,16 @@ def _save_table_cache(path: Path, generation: int, flat: np.ndarray) -> None:
     # A cache: a read-only folder is fine.
     with contextlib.suppress(OSError, SamepixError), atomic_writer(path) as handle:
         np.save(handle, np.concatenate([header, flat]), allow_pickle=False)
+
+
+def require_folder(path: Path) -> None:
+    """Raise :class:`SourceError` unless ``path`` is a folder: "no such folder" for a missing
+    path, "not a folder" for a file."""
+    if path.is_dir():
+        return
+    if os.path.lexists(path):
+        raise SourceError(f"{path}: not a folder")
+    raise SourceError(f"{path}: no such folder")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from .index import (
     ProgressCallback,
     default_db_path,
     describe_blob,
+    require_folder,
     update_index,
 )
 from .limits import DEFAULT_LIMITS, Limits
@@ -275,10 +276,7 @@ class Library:
     def rebuild(self) -> IndexSummary:
         """Delete the index database (even a corrupted one) and index the folder from scratch."""
         self.close()
-        if not self.root.is_dir():
-            from .errors import SourceError
-
-            raise SourceError(f"{self.root}: not a folder")
+        require_folder(self.root)
         Index.remove_files(self.db_path)
         return self.update()
 

@@ -392,8 +392,11 @@ class _FolderLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
+            hint = ""
+            if not os.access(self.root, os.W_OK):  # read-only: a sync cannot save into it
+                hint = "; to see what a sync would do without writing into the folder: --dry-run"
             raise SyncError(
-                f"{self.path}: cannot create the sync lock file ({exc.strerror or exc})"
+                f"{self.path}: cannot create the sync lock file ({exc.strerror or exc}){hint}"
             ) from exc
         try:
             _lock_fd(fd)
@@ -729,6 +732,83 @@ class _Downloads:
             finally:
                 for task in pending:
                     task.cancel()
+
+
+def _make_destination(root: Path, dry_run: bool) -> None:
+    """Create a missing destination folder (a dry run creates nothing: it says so instead)."""
+    if root.is_dir():
+        return
+    if os.path.lexists(root):
+        raise SourceError(f"{root}: not a folder")
+    if dry_run:
+        raise SourceError(
+            f"{root}: no such folder (a dry run creates nothing; without --dry-run sync creates it)"
+        )
+    try:
+        root.mkdir(parents=True)
+    except FileExistsError:
+        if not root.is_dir():
+            raise SourceError(f"{root}: not a folder") from None
+    except OSError as exc:
+        raise SourceError(f"{root}: cannot create the folder ({exc.strerror or exc})") from exc
+
+
+class _DryRunCopies:
+    """Copies of DIR's index and fetch state in a temporary folder, for a dry run.
+
+    The dry run indexes and searches as a real run would (same decisions), but every write
+    lands in the copies, which vanish afterwards: DIR is never written, and may be read-only.
+    """
+
+    def __init__(self, lib: Library, state_path: Path) -> None:
+        import tempfile
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="samepix-dry-run-")
+        folder = Path(self._tmp.name)
+        try:
+            db = folder / lib.db_path.name
+            if lib.db_path.exists():
+                _copy_sqlite(lib.db_path, db)
+            self.state_path: Path | None = None
+            if state_path.exists():
+                self.state_path = folder / state_path.name
+                _copy_sqlite(state_path, self.state_path)
+            # The same class, so this module needs no import of the library module.
+            self.library = type(lib)(
+                lib.root,
+                db=db,
+                policy=lib.policy,
+                limits=lib.limits,
+                workers=lib.workers,
+                progress=lib.progress,
+            )
+        except BaseException:
+            self._tmp.cleanup()
+            raise
+
+    def __enter__(self) -> _DryRunCopies:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.library.close()
+        finally:
+            self._tmp.cleanup()
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a SQLite database with its write-ahead log, without opening it where it lies (even
+    a read-only open of a WAL database creates its -wal and -shm files beside it)."""
+    import shutil
+
+    try:
+        for suffix in ("", "-wal"):
+            if os.path.exists(f"{source}{suffix}"):
+                shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
+    except OSError as exc:
+        raise SourceError(
+            f"{source}: cannot read it for the dry run ({exc.strerror or exc})"
+        ) from exc
 
 
 def _read_only_state(path: Path) -> FetchState:
@@ -1087,9 +1167,7 @@ class _Syncer:
         else:
             # 2. the new file under its own name (another format), then the old name goes
             folder = str(old_rel.parent) if str(old_rel.parent) != "." else ""
-            new_rel = self._write_new(
-                url, download, old_rel.stem, ext, folder, mode_of=old_path
-            )
+            new_rel = self._write_new(url, download, old_rel.stem, ext, folder, mode_of=old_path)
             with contextlib.suppress(FileNotFoundError):
                 old_path.unlink()
         # 3. the index and the record, in one transaction
@@ -1178,17 +1256,21 @@ def run_sync(
         raise UsageError(f"per_host must be at least 1, got {per_host}")
     started = time.perf_counter()
     root = lib.root
-    if not root.is_dir():
-        raise SourceError(f"{root}: not a folder")
+    _make_destination(root, dry_run)
     if isinstance(urls, str):
         urls = urls.splitlines()
     parsed = parse_url_list(urls)
     state_dir = root / STATE_DIR
     items: list[SyncItem] = []
     journal = _Log(log)
+    scratch = _DryRunCopies(lib, state_dir / FETCH_STATE_NAME) if dry_run else None
     try:
-        with _FolderLock(state_dir / LOCK_NAME, root):
-            if not dry_run:
+        # A dry run works on copies of the index and state in a temporary folder (and takes no
+        # lock): it writes nothing into DIR, and runs on a read-only folder.
+        with scratch or _FolderLock(state_dir / LOCK_NAME, root):
+            if scratch is not None:
+                lib = scratch.library
+            else:
                 _clean_parts(root)
             lib.update()
             store = _Store(lib.index, read_only=dry_run)
@@ -1222,9 +1304,12 @@ def run_sync(
                 work.append((number, url, usable))
 
             state_path = state_dir / FETCH_STATE_NAME
-            state: FetchState | None = FetchState(state_path)
-            if dry_run:  # a dry run must not even create the file
-                state = _read_only_state(state_path) if state_path.exists() else None
+            state: FetchState | None
+            if scratch is not None:  # validators are read (from the copy), never remembered
+                copy = scratch.state_path
+                state = _read_only_state(copy) if copy is not None else None
+            else:
+                state = FetchState(state_path)
 
             def make_fetcher() -> Fetcher:
                 return Fetcher(
