@@ -42,21 +42,24 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any, Union
+from typing import IO, TYPE_CHECKING, Any, Protocol, Union
 from urllib.parse import unquote, urlsplit
 
 from .errors import SamepixError, SourceError, SyncError, SyncLocked, UsageError
 from .index import STATE_DIR, IndexEntry, Progress
 
 if TYPE_CHECKING:
+    from .compare import ImageSource
     from .fetch import Download, Fetcher, Retry
-    from .index import Descriptor, Index
-    from .library import Library
+    from .index import Descriptor, Index, IndexSummary, ProgressCallback
+    from .limits import Limits
+    from .results import FindResult
     from .state import FetchState
 
 __all__ = [
     "DECISIONS",
     "RepeatedUrl",
+    "SyncFolder",
     "SyncItem",
     "SyncLog",
     "SyncSummary",
@@ -79,6 +82,33 @@ DECISIONS = (
 
 #: Where the log goes: a path (appended to) or an open text stream.
 SyncLog = Union[str, "os.PathLike[str]", IO[str]]
+
+
+class SyncFolder(Protocol):
+    """What a sync needs of the folder it syncs into; :class:`samepix.library.Library` is one.
+
+    Named here rather than imported, so that ``sync`` sits below ``library`` (whose
+    :meth:`~samepix.library.Library.sync` calls :func:`run_sync`) and the modules import one way.
+    """
+
+    root: Path
+    limits: Limits
+    progress: ProgressCallback | None
+
+    @property
+    def index(self) -> Index: ...
+
+    def update(self) -> IndexSummary: ...
+
+    def find(
+        self,
+        source: ImageSource,
+        *,
+        update: bool = ...,
+        first: bool = ...,
+        fetcher: Fetcher | None = ...,
+    ) -> FindResult: ...
+
 
 LOCK_NAME = "sync.lock"
 FETCH_STATE_NAME = "fetch-state.sqlite3"
@@ -775,7 +805,7 @@ class _Syncer:
 
     def __init__(
         self,
-        lib: Library,
+        lib: SyncFolder,
         store: _Store,
         *,
         dry_run: bool,
@@ -847,7 +877,7 @@ class _Syncer:
         self, line: int, url: str, download: Download, record: _Record | None
     ) -> SyncItem:
         from .compare import load
-        from .library import describe_query
+        from .query import describe_query
 
         sha = download.sha256
         n = download.transferred
@@ -980,7 +1010,7 @@ class _Syncer:
         verdict: str | None,
     ) -> SyncItem:
         from .formats import SNIFF_BYTES, sniff_format
-        from .report import human_bytes
+        from .units import human_bytes
 
         fmt = sniff_format(download.data[:SNIFF_BYTES]) or desc.format
         stem, ext = file_name(download.url, download.content_disposition, fmt)
@@ -1144,7 +1174,7 @@ class _Log:
 
 
 def run_sync(
-    lib: Library,
+    lib: SyncFolder,
     urls: Iterable[str],
     *,
     dry_run: bool = False,
