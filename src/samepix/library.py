@@ -444,6 +444,7 @@ class Library:
             lossless=d.lossless,
             jpeg_quality=d.jpeg_quality,
             comparison=comparison,
+            sha256=entry.sha256,
         )
 
 

@@ -100,10 +100,12 @@ class DuplicateCopy:
     lossless: bool | None
     jpeg_quality: int | None
     comparison: Comparison | None
+    sha256: str = ""  # the content hash recorded in the index when the group was made
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "path": str(self.path),
+            "sha256": self.sha256,
             "format": self.format,
             "width": self.width,
             "height": self.height,
