@@ -242,6 +242,13 @@ def _add_action_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     g.add_argument("--yes", action="store_true", help="--delete without asking")
+    g.add_argument(
+        "--not-same",
+        nargs=2,
+        metavar=("A", "B"),
+        help="record that files A and B are not the same picture (kept in the index; later "
+        "dupes and find respect it), then stop",
+    )
 
 
 def _add_index_options(p: argparse.ArgumentParser) -> None:
@@ -527,14 +534,16 @@ def _cmd_find(args: argparse.Namespace) -> int:
 def _cmd_dupes(args: argparse.Namespace) -> int:
     from .report import format_duplicates
 
+    op = _action_op(args)
     lib, line = _library(args, with_policy=True)
     try:
+        if args.not_same:
+            return _not_same(args, lib)
         groups = lib.duplicates(update=not args.no_update)
     finally:
         if line is not None:
             line.close()
         lib.close()
-    op = _action_op(args)
     if op is not None:
         return _act(args, op, groups)
     if args.json:
@@ -542,6 +551,32 @@ def _cmd_dupes(args: argparse.Namespace) -> int:
     else:
         print(format_duplicates(groups))
     return EXIT_MATCH if groups else EXIT_NO_MATCH
+
+
+def _not_same(args: argparse.Namespace, lib: Any) -> int:
+    """``dupes DIR --not-same A B``: record the pair in DIR's index."""
+    from pathlib import Path
+
+    from .notsame import record_not_same
+
+    if not args.no_update:
+        lib.update()
+    root = Path(args.dir).resolve()
+    entries = []
+    for name in args.not_same:
+        path = Path(name) if Path(name).exists() else Path(args.dir) / name
+        try:
+            rel = path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            raise UsageError(f"--not-same {name}: not inside {args.dir}") from None
+        entry = lib.index.get(rel)
+        if entry is None:
+            raise UsageError(f"--not-same {name}: not an indexed image of {args.dir}")
+        entries.append(entry)
+    record_not_same(lib.index, entries[0], entries[1])
+    a, b = args.not_same
+    print(f"recorded: {a} and {b} are not the same picture; dupes and find keep them apart")
+    return 0
 
 
 def _action_op(args: argparse.Namespace) -> str | None:

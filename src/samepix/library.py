@@ -33,6 +33,7 @@ from .index import (
     update_index,
 )
 from .limits import DEFAULT_LIMITS, Limits
+from .notsame import not_same_pairs, pair_key
 from .policy import DEFAULT_POLICY, Policy
 from .query import describe_query
 from .results import DuplicateCopy, DuplicateGroup, FindResult, Match
@@ -223,6 +224,12 @@ class Library:
             if row_id in found:
                 ranked.setdefault(found[row_id].path, (found[row_id], int(dist)))
 
+        apart = not_same_pairs(index)
+        if apart and query.sha256 is not None:  # pairs the user said are not the same picture
+            ranked = {
+                k: v for k, v in ranked.items() if pair_key(query.sha256, v[0].sha256) not in apart
+            }
+
         matches: list[Match] = []
         similar: list[Match] = []
         screened = compared = 0
@@ -404,9 +411,12 @@ class Library:
                     return None
             return comparisons[(i, j)]
 
+        apart = not_same_pairs(self.index)  # pairs the user said are not the same picture
         for i, j in pairs:
             if find_root(i) == find_root(j):
                 continue  # already joined, directly or through others
+            if apart and pair_key(entries[i].sha256, entries[j].sha256) in apart:
+                continue
             a, b = entries[i].descriptor, entries[j].descriptor
             if (
                 aspect_change((a.width, a.height), (b.width, b.height)) > policy.max_aspect_change
