@@ -42,21 +42,24 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any, Union
+from typing import IO, TYPE_CHECKING, Any, Protocol, Union
 from urllib.parse import unquote, urlsplit
 
 from .errors import SamepixError, SourceError, SyncError, SyncLocked, UsageError
 from .index import STATE_DIR, IndexEntry, Progress
 
 if TYPE_CHECKING:
+    from .compare import ImageSource
     from .fetch import Download, Fetcher, Retry
-    from .index import Descriptor, Index
-    from .library import Library
+    from .index import Descriptor, Index, IndexSummary, ProgressCallback
+    from .limits import Limits
+    from .results import FindResult
     from .state import FetchState
 
 __all__ = [
     "DECISIONS",
     "RepeatedUrl",
+    "SyncFolder",
     "SyncItem",
     "SyncLog",
     "SyncSummary",
@@ -79,6 +82,38 @@ DECISIONS = (
 
 #: Where the log goes: a path (appended to) or an open text stream.
 SyncLog = Union[str, "os.PathLike[str]", IO[str]]
+
+
+class SyncFolder(Protocol):
+    """What a sync needs of the folder it syncs into; :class:`samepix.library.Library` is one.
+
+    Named here rather than imported, so that ``sync`` sits below ``library`` (whose
+    :meth:`~samepix.library.Library.sync` calls :func:`run_sync`) and the modules import one way.
+    """
+
+    root: Path
+    db_path: Path
+    limits: Limits
+    progress: ProgressCallback | None
+
+    @property
+    def index(self) -> Index: ...
+
+    def with_db(self, db: Path) -> SyncFolder: ...
+
+    def close(self) -> None: ...
+
+    def update(self) -> IndexSummary: ...
+
+    def find(
+        self,
+        source: ImageSource,
+        *,
+        update: bool = ...,
+        first: bool = ...,
+        fetcher: Fetcher | None = ...,
+    ) -> FindResult: ...
+
 
 LOCK_NAME = "sync.lock"
 FETCH_STATE_NAME = "fetch-state.sqlite3"
@@ -760,7 +795,7 @@ class _DryRunCopies:
     lands in the copies, which vanish afterwards: DIR is never written, and may be read-only.
     """
 
-    def __init__(self, lib: Library, state_path: Path) -> None:
+    def __init__(self, lib: SyncFolder, state_path: Path) -> None:
         import tempfile
 
         self._tmp = tempfile.TemporaryDirectory(prefix="samepix-dry-run-")
@@ -773,15 +808,7 @@ class _DryRunCopies:
             if state_path.exists():
                 self.state_path = folder / state_path.name
                 _copy_sqlite(state_path, self.state_path)
-            # The same class, so this module needs no import of the library module.
-            self.library = type(lib)(
-                lib.root,
-                db=db,
-                policy=lib.policy,
-                limits=lib.limits,
-                workers=lib.workers,
-                progress=lib.progress,
-            )
+            self.library = lib.with_db(db)
         except BaseException:
             self._tmp.cleanup()
             raise
@@ -855,7 +882,7 @@ class _Syncer:
 
     def __init__(
         self,
-        lib: Library,
+        lib: SyncFolder,
         store: _Store,
         *,
         dry_run: bool,
@@ -927,7 +954,7 @@ class _Syncer:
         self, line: int, url: str, download: Download, record: _Record | None
     ) -> SyncItem:
         from .compare import load
-        from .library import describe_query
+        from .query import describe_query
 
         sha = download.sha256
         n = download.transferred
@@ -1071,7 +1098,7 @@ class _Syncer:
         verdict: str | None,
     ) -> SyncItem:
         from .formats import SNIFF_BYTES, sniff_format
-        from .report import human_bytes
+        from .units import human_bytes
 
         fmt = sniff_format(download.data[:SNIFF_BYTES]) or desc.format
         stem, ext = file_name(download.url, download.content_disposition, fmt)
@@ -1235,7 +1262,7 @@ class _Log:
 
 
 def run_sync(
-    lib: Library,
+    lib: SyncFolder,
     urls: Iterable[str],
     *,
     dry_run: bool = False,
