@@ -4,6 +4,7 @@ found — the real ``samepix`` command in a subprocess, a real folder, a real lo
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import stat
@@ -207,3 +208,74 @@ def test_missing_path_and_file_are_told_apart(tmp_path: Path) -> None:
         one_line_error(run(*args, str(missing)), f"{missing}: no such folder")
         one_line_error(run(*args, str(a_file)), f"{a_file}: not a folder")
     one_line_error(run("sync", str(urls), str(a_file)), f"{a_file}: not a folder")
+
+
+# -- 8. --diff -------------------------------------------------------------------------------
+
+
+def red_fraction(picture_rgb: np.ndarray) -> float:
+    r, g, b = (picture_rgb[:, :, i].astype(int) for i in range(3))
+    return float(((r > 180) & (g < 90) & (b < 90)).mean())
+
+
+def test_diff_heatmap_colours_follow_the_verdict(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from .conftest import shared_file
+
+    original = shared_file("kodak", "kodim23.png")
+    pixels = np.asarray(Image.open(original).convert("RGB"))
+    q30 = tmp_path / "q30.jpg"
+    q30.write_bytes(encode(pixels, "JPEG", quality=30))
+    heat = tmp_path / "same.png"
+    proc = run("compare", str(original), str(q30), "--diff", str(heat))
+    assert proc.returncode == 0 and proc.stdout.startswith("same:"), proc.stdout
+    shown = np.asarray(Image.open(heat).convert("RGB"))
+    h, w = pixels.shape[:2]
+    assert shown.shape[0] > h  # a legend below the picture
+    assert red_fraction(shown[:h, :w]) < 0.002  # `same` is not red all over (nor anywhere)
+    edited = pixels.copy()
+    edited[100:220, 200:360] = np.asarray(Image.open(shared_file("kodak", "kodim05.png")))[
+        :120, :160
+    ]
+    (tmp_path / "edited.png").write_bytes(encode(edited, "PNG"))
+    heat = tmp_path / "edited-heat.png"
+    proc = run("compare", str(original), str(tmp_path / "edited.png"), "--diff", str(heat))
+    assert proc.returncode == 1 and "local change" in proc.stdout, proc.stdout
+    shown = np.asarray(Image.open(heat).convert("RGB"))
+    assert red_fraction(shown[110:210, 210:350]) > 0.5  # the pasted patch is red
+    assert red_fraction(shown[300:h, 400:w]) < 0.01  # the rest is not
+
+
+@pytest.mark.parametrize(
+    ("name", "magic"),
+    [("h.png", b"\x89PNG"), ("h.jpg", b"\xff\xd8\xff"), ("h.JPEG", b"\xff\xd8\xff"),
+     ("h.webp", b"RIFF"), ("h.tif", b"II*\x00")],
+    ids=["png", "jpg", "JPEG-upper", "webp", "tif"],
+)  # fmt: skip
+def test_diff_writes_the_format_its_extension_names(
+    tmp_path: Path, name: str, magic: bytes
+) -> None:
+    a, b = tmp_path / "a.png", tmp_path / "b.jpg"
+    a.write_bytes(encode(picture(1), "PNG"))
+    b.write_bytes(encode(picture(1), "JPEG", quality=60))
+    proc = run("compare", str(a), str(b), "--diff", str(tmp_path / name))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / name).read_bytes().startswith(magic)
+
+
+def test_diff_errors_keep_the_verdict(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.png", tmp_path / "b.jpg"
+    a.write_bytes(encode(picture(1), "PNG"))
+    b.write_bytes(encode(picture(1), "JPEG", quality=60))
+    folder = tmp_path / "out.png"
+    folder.mkdir()  # a folder named like a picture
+    proc = run("compare", str(a), str(b), "--diff", str(folder))
+    assert proc.stdout.startswith("same: ")  # the verdict is printed first...
+    one_line_error(proc, str(folder), "folder")  # ...then one error line, exit 2
+    proc = run("compare", str(a), str(b), "--diff", str(folder), "--json")
+    assert json.loads(proc.stdout)["verdict"] == "same" and "diff" not in json.loads(proc.stdout)
+    one_line_error(proc, str(folder))
+    proc = run("compare", str(a), str(b), "--diff", str(tmp_path / "heat.xyz"))
+    one_line_error(proc, "heat.xyz", "'.xyz' names no image format", ".png")
+    assert proc.stdout == "" and not (tmp_path / "heat.xyz").exists()

@@ -81,7 +81,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("a", help="path, http(s)://, file:// or data: URL, or - for stdin")
     p.add_argument("b", help="path or URL")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--diff", metavar="PNG", help="write a heatmap of where the images differ")
+    p.add_argument(
+        "--diff",
+        metavar="FILE",
+        help="write a heatmap of where the images differ, in the format its extension names "
+        "(.png, .jpg, .webp, .bmp, .tif, .gif): no tint where the loss is what a change of "
+        "the whole picture explains, yellow to orange for more loss within 'same', red where "
+        "the verdict sees a local edit; a legend below says so with this pair's numbers",
+    )
     _add_policy_options(p)
     _add_limit_options(p)
     _add_fetch_options(p, state=True)
@@ -411,27 +418,41 @@ def limits_from_args(args: argparse.Namespace) -> Any:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare, load
-    from .report import format_comparison, write_heatmap
+    from .heatmap import heatmap_format, write_heatmap
+    from .report import format_comparison
 
     policy = policy_from_args(args)
     limits = limits_from_args(args)
+    if args.diff:
+        heatmap_format(args.diff)  # an unknown extension is a usage error, before any work
+    heat_error: SamepixError | None = None
     with fetcher_from_args(args, limits) as fetcher:
         if args.diff:  # the heatmap is drawn over one of the images: keep them at hand
             a = load(args.a, limits=limits, lazy=True, fetcher=fetcher)
             b = load(args.b, limits=limits, lazy=True, fetcher=fetcher)
             result = compare(a, b, policy=policy, limits=limits, keep_map=True, fetcher=fetcher)
-            write_heatmap(result, a if _area(result.a) <= _area(result.b) else b, args.diff)
+            base = a if _area(result.a) <= _area(result.b) else b
+            try:
+                write_heatmap(result, base, args.diff, policy=policy)
+            except SamepixError as exc:  # the verdict stands; the heatmap's failure is told after
+                heat_error = exc
         else:  # sources passed as given, so an unchanged URL can be revalidated, not read
             result = compare(args.a, args.b, policy=policy, limits=limits, fetcher=fetcher)
     if args.json:
         out = result.to_dict()
-        if args.diff:
+        if args.diff and heat_error is None:
             out["diff"] = args.diff
         print(json.dumps(out, ensure_ascii=False))
     else:
         print(format_comparison(result))
-        if args.diff:
+        if args.diff and heat_error is None:
             print(f"  heatmap written to {args.diff}")
+    if heat_error is not None:
+        sys.stdout.flush()
+        if args.debug:
+            raise heat_error
+        print(f"error: {heat_error}", file=sys.stderr)
+        return EXIT_TROUBLE
     return EXIT_MATCH if result.is_match else EXIT_NO_MATCH
 
 

@@ -226,6 +226,8 @@ class Comparison:
     # The geometric change that explained the pair, when one did: "mirror", "rotation", "crop".
     # ``metrics`` (and ``ssim_map``) are then measured with that change undone.
     relation: str | None = None
+    # With keep_map: the contrast-structure map the local-change test read (for heatmaps).
+    structure_map: StructureMap | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_match(self) -> bool:
@@ -445,6 +447,7 @@ def _compare_prepared(
         ssim_map=chosen.ssim_map if keep_map else None,
         evidence=found.evidence,
         relation=None if decision.relation is None else decision.relation.kind,
+        structure_map=chosen.structure if keep_map else None,
     ), found
 
 
