@@ -279,3 +279,75 @@ def test_diff_errors_keep_the_verdict(tmp_path: Path) -> None:
     proc = run("compare", str(a), str(b), "--diff", str(tmp_path / "heat.xyz"))
     one_line_error(proc, "heat.xyz", "'.xyz' names no image format", ".png")
     assert proc.stdout == "" and not (tmp_path / "heat.xyz").exists()
+
+
+# -- 5. dupes shows progress in every phase on a terminal, nothing when piped ------------------
+
+
+def run_with_tty_stderr(*args: str) -> tuple[int, str, str]:
+    """Run ``samepix`` with stderr on a pseudo-terminal (what a user's shell gives it)."""
+    import pty
+    import select
+    import sys
+
+    from .helpers import ROOT
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "samepix", *args],
+        stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    return proc.wait(timeout=60), out, seen.decode(errors="replace")
+
+
+def test_dupes_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    for seed in range(1, 5):
+        base = picture(seed, (480, 360))
+        (folder / f"p{seed}.png").write_bytes(encode(base, "PNG"))
+        (folder / f"p{seed}-q80.jpg").write_bytes(encode(base, "JPEG", quality=80))
+        (folder / f"p{seed}-q60.jpg").write_bytes(encode(base, "JPEG", quality=60))
+    status, out, err = run_with_tty_stderr("dupes", str(folder))
+    assert status == 0 and "p1.png" in out, (out, err)
+    for stage in ("decoding", "searching", "comparing", "describing"):
+        assert f"{stage} " in err, (stage, err)
+    assert "describing 8/8 100%" in err, err
+    piped = run("dupes", str(folder), "--no-update")
+    assert piped.returncode == 0 and piped.stderr == ""
+
+
+def test_eta_counts_only_what_it_watched_and_never_says_0s() -> None:
+    import io
+
+    from samepix.index import Progress
+    from samepix.progress import ProgressLine
+
+    clock = iter([100.0, 100.8, 101.6])
+    stream = io.StringIO()
+    line = ProgressLine(stream, interval=0.0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("samepix.progress.time.monotonic", lambda: next(clock))
+        line(Progress("decoding", 40, 100))  # first report at 40 %: a chunk finished unseen
+        line(Progress("decoding", 44, 100))  # 4 in 0.8 s: 5/s, 56 left: 12 s
+        line(Progress("decoding", 99, 100))  # 59 in 1.6 s: 1 left: 0.03 s
+    drawn = [part.strip() for part in stream.getvalue().split("\r") if part.strip()]
+    assert drawn[1] == "decoding 44/100 44% 5.0/s eta 12s", drawn
+    assert drawn[2].endswith("eta 1s"), drawn

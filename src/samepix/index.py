@@ -302,9 +302,11 @@ class IndexSummary:
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress report: ``done`` of ``total`` files of the current ``stage``."""
+    """A progress report: ``done`` of ``total`` items of the current ``stage``."""
 
-    stage: str  # "scanning", "hashing", "decoding"
+    # index: "scanning", "hashing", "decoding"; dupes: "searching", "comparing" (candidate
+    # pairs), "describing" (copies against their group's best); sync: "syncing" (URLs)
+    stage: str
     done: int
     total: int
 

@@ -28,6 +28,7 @@ from .index import (
     Index,
     IndexEntry,
     IndexSummary,
+    Progress,
     ProgressCallback,
     default_db_path,
     require_folder,
@@ -395,7 +396,9 @@ class Library:
                 union(j, i)
 
         policy = self.policy
+        self._report("searching", 0, n)
         pairs = _close_pairs(entries, policy.candidate_hash_distance)
+        self._report("searching", n, n)
         comparisons: dict[tuple[int, int], Comparison] = {}
         cache: OrderedDict[int, PreparedImage] = OrderedDict()
 
@@ -421,7 +424,9 @@ class Library:
             return comparisons[(i, j)]
 
         apart = not_same_pairs(self.index)  # pairs the user said are not the same picture
-        for i, j in pairs:
+        self._report("comparing", 0, len(pairs))
+        for done, (i, j) in enumerate(pairs, 1):
+            self._report("comparing", done, len(pairs))
             if find_root(i) == find_root(j):
                 continue  # already joined, directly or through others
             if apart and pair_key(entries[i].sha256, entries[j].sha256) in apart:
@@ -440,17 +445,26 @@ class Library:
         for i in range(n):
             members.setdefault(find_root(i), []).append(i)
         groups: list[DuplicateGroup] = []
-        for group in members.values():
-            if len(group) < 2:
-                continue
+        grouped = [group for group in members.values() if len(group) >= 2]
+        copies_to_describe = sum(len(group) - 1 for group in grouped)
+        described = 0
+        self._report("describing", 0, copies_to_describe)
+        for group in grouped:
             group.sort(key=lambda k: quality_key(entries[k]))
             best = group[0]
             copies = [self._copy(entries[best], None)]
             for k in group[1:]:
                 copies.append(self._copy(entries[k], compared(best, k)))
+                described += 1
+                self._report("describing", described, copies_to_describe)
             groups.append(DuplicateGroup(tuple(copies)))
         groups.sort(key=lambda g: (-len(g.copies), str(g.best.path)))
         return groups
+
+    def _report(self, stage: str, done: int, total: int) -> None:
+        """Tell the progress callback, if any (the CLI draws it on a terminal)."""
+        if self.progress is not None:
+            self.progress(Progress(stage, done, total))
 
     def _copy(self, entry: IndexEntry, comparison: Comparison | None) -> DuplicateCopy:
         d = entry.descriptor
