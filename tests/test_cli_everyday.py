@@ -351,3 +351,107 @@ def test_eta_counts_only_what_it_watched_and_never_says_0s() -> None:
     drawn = [part.strip() for part in stream.getvalue().split("\r") if part.strip()]
     assert drawn[1] == "decoding 44/100 44% 5.0/s eta 12s", drawn
     assert drawn[2].endswith("eta 1s"), drawn
+
+
+# -- 9. names and choices a user sees ----------------------------------------------------------
+
+
+def test_sync_names_the_best_local_copy(tmp_path: Path) -> None:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    base = picture(3, (480, 360))
+    # Named so that every ordering by name or by hash distance would pick the q30 copy first.
+    (folder / "a_q30.jpg").write_bytes(encode(base, "JPEG", quality=30))
+    (folder / "z_original.png").write_bytes(encode(base, "PNG"))
+    routes = {"/p.jpg": Resource(encode(base, "JPEG", quality=85), "image/jpeg")}
+    with http_server(routes) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text(server.url("/p.jpg") + "\n")
+        proc = run("sync", str(urls), str(folder), "--json")
+    item = json.loads(proc.stdout)["items"][0]
+    assert item["decision"] == "skipped-same-picture", item
+    assert item["path"].endswith("z_original.png") and "as z_original.png" in item["reason"]
+
+
+def test_replace_better_renames_to_the_true_extension(tmp_path: Path) -> None:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    base = picture(4, (480, 360))
+    (folder / "x_q30.jpg").write_bytes(encode(base, "JPEG", quality=30))
+    routes = {"/x.png": Resource(encode(base, "PNG"), "image/png")}
+    with http_server(routes) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text(server.url("/x.png") + "\n")
+        proc = run("sync", str(urls), str(folder), "--replace-better", "-v")
+    assert proc.returncode == 0, proc.stderr
+    assert not (folder / "x_q30.jpg").exists()
+    assert (folder / "x_q30.png").read_bytes().startswith(b"\x89PNG")  # PNG bytes, .png name
+    assert (folder / ".samepix" / "replaced" / "x_q30.jpg").read_bytes().startswith(b"\xff\xd8")
+    found = run("find", str(folder / "x_q30.png"), "--in", str(folder), "--json")
+    paths = [m["path"] for m in json.loads(found.stdout)["matches"]]
+    assert paths == [str(folder / "x_q30.png")]  # the index follows: no stale .jpg entry
+
+
+def test_sync_ctrl_c_says_what_was_done_and_what_is_left(tmp_path: Path) -> None:
+    import signal
+    import sys
+    import time
+
+    from .helpers import ROOT, Response
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+
+    def slow(handler: object) -> Response:
+        time.sleep(20)
+        return Response(200, encode(picture(9), "PNG"), {"Content-Type": "image/png"})
+
+    routes = {"/fast.png": Resource(encode(picture(8), "PNG"), "image/png"), "/slow1.png": slow,
+              "/slow2.png": slow}  # fmt: skip
+    with http_server(routes) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text("\n".join(server.url(p) for p in ("/fast.png", "/slow1.png", "/slow2.png")))
+        log = tmp_path / "log.jsonl"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "samepix", "sync", str(urls), str(folder), "--log", str(log)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.read_text().count("\n") >= 1):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err
+    assert err.startswith("error: interrupted after 1 of 3 URLs (downloaded 1,"), err
+    assert "2 left undecided" in err and "run the same command again" in err
+    assert "downloaded 1" in out  # the summary of what was done
+    assert (folder / "fast.png").exists()
+
+
+def test_dupes_json_totals(tmp_path: Path) -> None:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    for seed in (1, 2):
+        base = picture(seed)
+        (folder / f"p{seed}.png").write_bytes(encode(base, "PNG"))
+        (folder / f"p{seed}.jpg").write_bytes(encode(base, "JPEG", quality=70))
+    (folder / "p1-copy.png").write_bytes((folder / "p1.png").read_bytes())
+    data = json.loads(run("dupes", str(folder), "--json").stdout)
+    extra = [folder / "p1-copy.png", folder / "p1.jpg", folder / "p2.jpg"]
+    assert data["totals"] == {
+        "groups": 2,
+        "files": 5,
+        "extra_copies": 3,
+        "bytes_freed": sum(p.stat().st_size for p in extra),
+    }
+
+
+def test_top_level_help_gives_each_commands_exit_status() -> None:
+    text = run("--help").stdout
+    for line in ("compare  0 identical or same, 1 similar or different",
+                 "find     0 found", "dupes    0 duplicates found, 1 none",
+                 "sync     0 every URL handled", "130 interrupted"):  # fmt: skip
+        assert line in text, line

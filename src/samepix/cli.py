@@ -21,6 +21,19 @@ from .errors import SamepixError, UsageError
 __all__ = ["main"]
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_TROUBLE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+EXIT_STATUS_HELP = """\
+exit status, by command:
+  compare  0 identical or same, 1 similar or different
+  find     0 found (identical or same), 1 not found
+  dupes    0 duplicates found, 1 none; with an action (--move-to, --trash, --hardlink,
+           --delete): 0 done, 1 some copies skipped or the deletion declined
+  sync     0 every URL handled (saved, replaced or skipped), 2 some failed
+  undo     0 all undone, 1 some actions could not be undone
+  index, probe, demo   0 done
+  every command: 2 trouble (bad input, network, limits; one 'error:' line on stderr),
+                 130 interrupted (Ctrl-C; says what was done and what is left)"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,8 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_TROUBLE
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        print(f"error: interrupted{_INTERRUPTED_HINT.get(handler.__name__, '')}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_TROUBLE
     except Exception as exc:  # a bug: one line unless --debug, which shows the traceback
@@ -52,6 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_TROUBLE
+
+
+# What Ctrl-C leaves behind, by command (sync says more: see _cmd_sync).
+_INTERRUPTED_HINT = {
+    "_cmd_index": "; files indexed so far are kept: run it again to continue",
+    "_cmd_find": "; nothing was written but the index, which keeps what it had indexed",
+    "_cmd_dupes": "; the index keeps what it had indexed; file actions done so far are in "
+    "DIR/.samepix/actions.jsonl (samepix undo DIR reverts moves, trash and hard links)",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,7 +88,8 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="samepix",
         description="Is the image at this URL already on my disk? Explained image-sameness "
         "verdicts: identical / same / similar / different.",
-        epilog="Exit status: 0 same picture, 1 not the same, 2 error.",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"samepix {__version__}")
@@ -553,7 +576,7 @@ def _cmd_find(args: argparse.Namespace) -> int:
 
 
 def _cmd_dupes(args: argparse.Namespace) -> int:
-    from .report import format_duplicates
+    from .report import duplicate_totals, format_duplicates
 
     op = _action_op(args)
     lib, line = _library(args, with_policy=True)
@@ -568,7 +591,9 @@ def _cmd_dupes(args: argparse.Namespace) -> int:
     if op is not None:
         return _act(args, op, groups)
     if args.json:
-        print(json.dumps({"groups": [g.to_dict() for g in groups]}, ensure_ascii=False))
+        totals = duplicate_totals(groups)
+        out = {"groups": [g.to_dict() for g in groups], "totals": totals}
+        print(json.dumps(out, ensure_ascii=False))
     else:
         print(format_duplicates(groups))
     return EXIT_MATCH if groups else EXIT_NO_MATCH
@@ -646,7 +671,7 @@ def _cmd_undo(args: argparse.Namespace) -> int:
 def _cmd_sync(args: argparse.Namespace) -> int:
     from .fetch import DEFAULT_RETRY, Retry
     from .report import format_sync
-    from .sync import read_url_file
+    from .sync import SyncInterrupted, read_url_file
 
     if args.retries is not None and args.retries < 0:
         raise UsageError(f"--retries must be >= 0, got {args.retries}")
@@ -655,6 +680,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             raise UsageError(f"{option} must be at least 1, got {value}")
     lines = read_url_file(args.urls)
     lib, line = _library(args, with_policy=True)
+    interrupted: SyncInterrupted | None = None
     try:
         summary = lib.sync(
             lines,
@@ -666,14 +692,30 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             retry=DEFAULT_RETRY if args.retries is None else Retry(tries=args.retries + 1),
             allow_private=not args.no_private,
         )
+    except SyncInterrupted as exc:
+        interrupted, summary = exc, exc.summary
     finally:
         if line is not None:
             line.close()
         lib.close()
     if args.json:
-        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+        out = summary.to_dict()
+        if interrupted is not None:
+            out["interrupted"], out["left"] = True, interrupted.left
+        print(json.dumps(out, ensure_ascii=False))
     else:
         print(format_sync(summary, verbose=args.verbose))
+    if interrupted is not None:
+        s = summary
+        print(
+            f"error: interrupted after {len(s.items)} of {len(s.items) + interrupted.left} URLs "
+            f"(downloaded {s.downloaded}, replaced {s.replaced}, skipped "
+            f"{s.skipped_unchanged + s.skipped_bytes + s.skipped_same_picture}, failed "
+            f"{s.failed}); {interrupted.left} left undecided, nothing partial written: run the "
+            "same command again to continue",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     if not summary.ok:
         # Every other URL was handled; the exit status says that some were not.
         print(

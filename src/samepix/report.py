@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .sync import SyncItem, SyncSummary
 
 __all__ = [
+    "duplicate_totals",
     "format_comparison",
     "format_duplicates",
     "format_find",
@@ -131,12 +132,25 @@ def format_duplicates(groups: list[DuplicateGroup]) -> str:
             lines.append(f"  {verdict}: {copy.path}  ({_copy_facts(copy)})")
             if copy.comparison is not None:
                 lines.append(f"    - {'; '.join(copy.comparison.reasons)}")
-    total = sum(len(g.copies) - 1 for g in groups)
+    totals = duplicate_totals(groups)
+    total = totals["extra_copies"]
     lines.append(
         f"{len(groups)} group{'s' if len(groups) != 1 else ''}, {total} extra cop"
-        f"{'ies' if total != 1 else 'y'}"
+        f"{'ies' if total != 1 else 'y'} in {totals['files']} files; removing all but the "
+        f"best copy of each group would free {human_bytes(totals['bytes_freed'])}"
     )
     return "\n".join(lines)
+
+
+def duplicate_totals(groups: list[DuplicateGroup]) -> dict[str, int]:
+    """``groups``; ``files`` in them; ``extra_copies`` (all but each best copy); ``bytes_freed``
+    by removing those extra copies (their file sizes)."""
+    return {
+        "groups": len(groups),
+        "files": sum(len(g.copies) for g in groups),
+        "extra_copies": sum(len(g.copies) - 1 for g in groups),
+        "bytes_freed": sum(c.size for g in groups for c in g.others),
+    }
 
 
 def _copy_facts(copy: DuplicateCopy) -> str:

@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path, PurePosixPath
@@ -60,6 +60,7 @@ __all__ = [
     "DECISIONS",
     "RepeatedUrl",
     "SyncFolder",
+    "SyncInterrupted",
     "SyncItem",
     "SyncLog",
     "SyncSummary",
@@ -984,9 +985,11 @@ class _Syncer:
 
         query = load(download, limits=self.lib.limits, lazy=True)
         desc = describe_query(query, self.lib.limits)
-        found = self.lib.find(query, update=False, first=not self.replace_better)
+        # Every match, not the first: the reason names the best local copy (the lossless
+        # original rather than a q30 copy of it), and --replace-better compares with that one.
+        found = self.lib.find(query, update=False)
         if found.found:
-            best_match = found.matches[0]
+            best_match = self._best_copy(found.matches)
             verdict = best_match.comparison.verdict.value
             if self.replace_better:
                 better = self._replace_target(found.matches, desc, len(download.data))
@@ -1118,6 +1121,21 @@ class _Syncer:
         )
 
     # -- replacing -----------------------------------------------------------------------------
+
+    def _best_copy(self, matches: Sequence[Any]) -> Any:
+        """The match a user would keep: most pixels, lossless, higher JPEG quality, larger
+        file; among equals, the closest (``find``'s order)."""
+
+        def key(position: int) -> Any:
+            rel = matches[position].path.relative_to(self.root).as_posix()
+            entry = self.index.get(rel)
+            if entry is None:
+                return (_quality(0, 0, None, None, 0), -position)
+            d = entry.descriptor
+            quality = _quality(d.width, d.height, d.lossless, d.jpeg_quality, entry.size)
+            return (quality, -position)
+
+        return matches[max(range(len(matches)), key=key)]
 
     def _replace_target(
         self, matches: Iterable[Any], desc: Descriptor, size: int
@@ -1378,6 +1396,18 @@ def run_sync(
                     fetcher.close()
                 if state is not None:
                     state.close()
+    except KeyboardInterrupt as exc:
+        # Every decision so far is on disk (file, index and record together); say so.
+        items.sort(key=lambda i: i.line)
+        partial = SyncSummary(
+            root=root,
+            items=tuple(items),
+            repeated=parsed.repeated,
+            dry_run=dry_run,
+            elapsed_s=time.perf_counter() - started,
+        )
+        total_urls = len(parsed.urls) + len(parsed.malformed)
+        raise SyncInterrupted(partial, left=total_urls - len(items)) from exc
     finally:
         journal.close()
     items.sort(key=lambda i: i.line)
@@ -1388,6 +1418,16 @@ def run_sync(
         dry_run=dry_run,
         elapsed_s=time.perf_counter() - started,
     )
+
+
+class SyncInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sync: what was decided before it (``summary``) and how many URLs were
+    ``left`` undecided. Each decided URL is complete on disk; a new run continues."""
+
+    def __init__(self, summary: SyncSummary, *, left: int) -> None:
+        super().__init__(f"sync interrupted with {left} URLs left")
+        self.summary = summary
+        self.left = left
 
 
 def read_url_file(source: str) -> list[str]:
