@@ -455,3 +455,29 @@ def test_top_level_help_gives_each_commands_exit_status() -> None:
                  "find     0 found", "dupes    0 duplicates found, 1 none",
                  "sync     0 every URL handled", "130 interrupted"):  # fmt: skip
         assert line in text, line
+
+
+# -- 10. small inconsistencies -----------------------------------------------------------------
+
+
+def test_alpha_only_edit_shows_in_psnr(tmp_path: Path) -> None:
+    base = picture(1)
+    rgba = np.dstack([base, np.full(base.shape[:2], 255, np.uint8)])
+    edited = rgba.copy()
+    edited[50:150, 50:200, 3] = 0  # only the alpha channel changes
+    (tmp_path / "a.png").write_bytes(encode(rgba, "PNG"))
+    (tmp_path / "b.png").write_bytes(encode(edited, "PNG"))
+    data = json.loads(run("compare", str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                          "--json").stdout)  # fmt: skip
+    assert data["verdict"] != "same"
+    assert data["metrics"]["psnr"] != "inf" and data["metrics"]["psnr"] < 18
+
+
+def test_a_different_photo_is_not_called_an_edit() -> None:
+    from .conftest import shared_file
+
+    a, b = shared_file("kodak", "kodim01.png"), shared_file("kodak", "kodim02.png")
+    proc = run("compare", str(a), str(b))
+    assert proc.stdout.startswith("different: ")
+    for words in ("a local change", "an edit", "recoloured"):
+        assert words not in proc.stdout, proc.stdout

@@ -720,7 +720,7 @@ def _measure(
         a = np.dstack([a, al.a_alpha if al.a_alpha is not None else opaque])
         b = np.dstack([b, al.b_alpha if al.b_alpha is not None else opaque])
     height, width = a.shape[:2]
-    psnr = m.psnr(al.a, al.b)
+    psnr = m.psnr(a, b)  # the channels NRMSE sees: premultiplied colour, and alpha
     planes = 1 if a.ndim == 2 else a.shape[2]
     if planes == 1:
         nrmse = m.nrmse(a, b)
