@@ -481,3 +481,79 @@ def test_a_different_photo_is_not_called_an_edit() -> None:
     assert proc.stdout.startswith("different: ")
     for words in ("a local change", "an edit", "recoloured"):
         assert words not in proc.stdout, proc.stdout
+
+
+# -- 3. mirror images, rotations and crops in folder searches ------------------------------------
+
+
+@pytest.fixture
+def kodak_folder(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    from PIL import Image
+
+    from .conftest import shared_file
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    k5 = np.asarray(Image.open(shared_file("kodak", "kodim05.png")).convert("RGB"))
+    (folder / "k5.jpg").write_bytes(encode(k5, "JPEG", quality=90))
+    for name in ("kodim07.png", "kodim19.png"):
+        other = Image.open(shared_file("kodak", name)).convert("RGB")
+        (folder / name.replace(".png", ".jpg")).write_bytes(encode(other, "JPEG", quality=90))
+    return folder, k5
+
+
+TURNS = {
+    "mirror-lr": (np.fliplr, "--flip-is-same"),
+    "mirror-tb": (np.flipud, "--flip-is-same"),
+    "rotate-90": (np.rot90, "--rotation-is-same"),
+    "rotate-180": (lambda a: np.rot90(a, 2), "--rotation-is-same"),
+}
+
+
+@pytest.mark.parametrize("turn", list(TURNS))
+def test_find_mirrored_and_rotated_copies(kodak_folder: Any, tmp_path: Path, turn: str) -> None:
+    folder, k5 = kodak_folder
+    how, flag = TURNS[turn]
+    query = tmp_path / "query.jpg"
+    query.write_bytes(encode(np.ascontiguousarray(how(k5)), "JPEG", quality=85))
+    plain = json.loads(run("find", str(query), "--in", str(folder), "--json").stdout)
+    assert not plain["found"]  # by default a mirror or a rotation is similar, not the same...
+    assert [m["path"] for m in plain["similar"]] == [str(folder / "k5.jpg")]  # ...but found
+    proc = run("find", str(query), "--in", str(folder), flag)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"same: {folder / 'k5.jpg'}")
+
+
+def test_dupes_groups_mirrored_and_rotated_copies_with_the_flags(kodak_folder: Any) -> None:
+    folder, k5 = kodak_folder
+    (folder / "k5-mirror.png").write_bytes(encode(np.ascontiguousarray(np.fliplr(k5)), "PNG"))
+    (folder / "k5-turned.jpg").write_bytes(
+        encode(np.ascontiguousarray(np.rot90(k5, 3)), "JPEG", quality=80)
+    )
+    assert run("dupes", str(folder)).returncode == 1  # off by default: no group
+
+    def groups(*flags: str) -> list[list[str]]:
+        data = json.loads(run("dupes", str(folder), "--json", *flags).stdout)
+        return [sorted(Path(c["path"]).name for c in g["copies"]) for g in data["groups"]]
+
+    # A rotation and a mirror image of one picture are mirror images of each other.
+    assert groups("--flip-is-same") == [["k5-mirror.png", "k5-turned.jpg", "k5.jpg"]]
+    assert groups("--rotation-is-same") == [["k5-turned.jpg", "k5.jpg"]]
+
+
+def test_sync_reports_a_mirror_like_a_greyscale_copy(kodak_folder: Any, tmp_path: Path) -> None:
+    folder, k5 = kodak_folder
+    routes = {
+        "/mirror.jpg": Resource(encode(np.ascontiguousarray(np.fliplr(k5)), "JPEG"), "image/jpeg"),
+        "/grey.png": Resource(encode(k5.mean(axis=2).astype(np.uint8), "PNG"), "image/png"),
+    }
+    with http_server(routes) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text(f"{server.url('/mirror.jpg')}\n{server.url('/grey.png')}\n")
+        items = json.loads(run("sync", str(urls), str(folder), "--dry-run", "--json").stdout)[
+            "items"
+        ]
+        for item in items:
+            assert "similar, not the same, to k5.jpg" in item["reason"], item
+        flagged = run("sync", str(urls), str(folder), "--dry-run", "--json", "--flip-is-same")
+        mirror = json.loads(flagged.stdout)["items"][0]
+        assert mirror["decision"] == "skipped-same-picture" and "k5.jpg" in mirror["reason"]

@@ -243,29 +243,54 @@ class Library:
         matches: list[Match] = []
         similar: list[Match] = []
         screened = compared = 0
-        for entry, dist in ranked.values():
+
+        def examine(entry: IndexEntry, dist: int, size: tuple[int, int], thumb: bytes) -> bool:
+            """Screen, then compare one candidate; True when a match ends a ``first`` search."""
+            nonlocal screened, compared
             d = entry.descriptor
             same_bytes = query.sha256 is not None and d.sha256 == query.sha256
             if not same_bytes and (
-                aspect_change((desc.width, desc.height), (d.width, d.height))
-                > policy.max_aspect_change
-                or thumb_distance(desc.thumb, d.thumb) > policy.candidate_thumb_distance
+                aspect_change(size, (d.width, d.height)) > policy.max_aspect_change
+                or thumb_distance(thumb, d.thumb) > policy.candidate_thumb_distance
             ):
                 screened += 1
-                continue
+                return False
             try:
                 other = load(self.root / entry.path, limits=self.limits, lazy=True)
                 result = compare(query, other, policy=policy, limits=self.limits)
             except SamepixError:
-                continue  # changed or vanished since it was indexed: not evidence either way
+                return False  # changed or vanished since it was indexed: not evidence either way
             compared += 1
             match = Match(self.root / entry.path, result, dist)
             if result.is_match:
                 matches.append(match)
-                if first:
-                    break
-            elif result.verdict.value == "similar":
+                return first
+            if result.verdict.value == "similar":
                 similar.append(match)
+            return False
+
+        for entry, dist in ranked.values():
+            if examine(entry, dist, (desc.width, desc.height), desc.thumb):
+                break
+
+        if not matches and policy.find_relations:
+            # Nothing as it stands: look for a mirrored or rotated copy (samepix.variants).
+            from .variants import query_variants
+
+            for variant in query_variants(query, self.limits):
+                v_ids, v_dists = table.candidates(variant.hashes, policy.candidate_hash_distance)
+                v_found = index.by_ids(v_ids.tolist())
+                for row_id, dist in zip(v_ids.tolist(), v_dists.tolist(), strict=True):
+                    hit = v_found.get(row_id)
+                    if hit is None or hit.path in ranked:
+                        continue
+                    if apart and query.sha256 and pair_key(query.sha256, hit.sha256) in apart:
+                        continue
+                    ranked[hit.path] = (hit, int(dist))
+                    if examine(hit, int(dist), (variant.width, variant.height), variant.thumb):
+                        break
+                if matches and first:
+                    break
 
         matches.sort(key=_match_order)
         similar.sort(key=_match_order)
@@ -440,6 +465,29 @@ class Library:
             result = compared(i, j)
             if result is not None and result.is_match:
                 union(i, j)
+
+        # Mirror images and rotations have other hashes: when the policy counts them as the same
+        # picture, pairs whose thumbnails look turned are compared too (samepix.variants).
+        kinds = [k for k, on in (("mirror", policy.flip_is_same),
+                                 ("rotation", policy.rotation_is_same)) if on]  # fmt: skip
+        if kinds:
+            from .variants import turned_pairs
+
+            turned = turned_pairs([e.descriptor.thumb for e in entries], kinds)
+            self._report("comparing turned", 0, len(turned))
+            for done, (i, j, _, turns) in enumerate(turned, 1):
+                self._report("comparing turned", done, len(turned))
+                if find_root(i) == find_root(j):
+                    continue
+                if apart and pair_key(entries[i].sha256, entries[j].sha256) in apart:
+                    continue
+                a, b = entries[i].descriptor, entries[j].descriptor
+                size_a = (a.height, a.width) if turns else (a.width, a.height)
+                if aspect_change(size_a, (b.width, b.height)) > policy.max_aspect_change:
+                    continue
+                result = compared(i, j)
+                if result is not None and result.is_match:
+                    union(i, j)
 
         members: dict[int, list[int]] = {}
         for i in range(n):
