@@ -244,17 +244,23 @@ class Library:
         similar: list[Match] = []
         screened = compared = 0
 
-        def examine(entry: IndexEntry, dist: int, size: tuple[int, int], thumb: bytes) -> bool:
+        other_shape: dict[str, tuple[IndexEntry, int]] = {}  # hash-close, other aspect ratio
+
+        def examine(
+            entry: IndexEntry, dist: int, size: tuple[int, int], thumb: bytes, screen: bool = True
+        ) -> bool:
             """Screen, then compare one candidate; True when a match ends a ``first`` search."""
             nonlocal screened, compared
             d = entry.descriptor
             same_bytes = query.sha256 is not None and d.sha256 == query.sha256
-            if not same_bytes and (
-                aspect_change(size, (d.width, d.height)) > policy.max_aspect_change
-                or thumb_distance(thumb, d.thumb) > policy.candidate_thumb_distance
-            ):
-                screened += 1
-                return False
+            if screen and not same_bytes:
+                if aspect_change(size, (d.width, d.height)) > policy.max_aspect_change:
+                    other_shape.setdefault(entry.path, (entry, dist))  # perhaps a crop
+                    screened += 1
+                    return False
+                if thumb_distance(thumb, d.thumb) > policy.candidate_thumb_distance:
+                    screened += 1
+                    return False
             try:
                 other = load(self.root / entry.path, limits=self.limits, lazy=True)
                 result = compare(query, other, policy=policy, limits=self.limits)
@@ -290,6 +296,31 @@ class Library:
                     if examine(hit, int(dist), (variant.width, variant.height), variant.thumb):
                         break
                 if matches and first:
+                    break
+
+        if not matches and policy.find_relations:
+            # Still nothing: perhaps a crop. Candidates: files whose hashes are close but whose
+            # shape differs (a crop keeping most of the picture), and files close to a crop of
+            # the query (a folder copy that was cropped); the comparison locates the crop.
+            from .variants import crop_variants
+
+            for variant in crop_variants(query, self.limits):
+                v_ids, v_dists = table.candidates(variant.hashes, policy.candidate_hash_distance)
+                v_found = index.by_ids(v_ids.tolist())
+                for row_id, dist in zip(v_ids.tolist(), v_dists.tolist(), strict=True):
+                    hit = v_found.get(row_id)
+                    if (
+                        hit is not None
+                        and hit.path not in ranked
+                        and not (
+                            apart and query.sha256 and pair_key(query.sha256, hit.sha256) in apart
+                        )
+                    ):
+                        other_shape.setdefault(hit.path, (hit, int(dist)))
+            crops = sorted(other_shape.values(), key=lambda pair: (pair[1], pair[0].path))
+            for entry, dist in crops[:_CROP_CANDIDATES]:
+                ranked.setdefault(entry.path, (entry, dist))
+                if examine(entry, dist, (desc.width, desc.height), desc.thumb, screen=False):
                     break
 
         matches.sort(key=_match_order)
@@ -528,6 +559,10 @@ class Library:
             sha256=entry.sha256,
         )
 
+
+# Most possible crops ``find`` compares when nothing else matched (each costs a feature match,
+# tens of milliseconds): the closest by hash distance.
+_CROP_CANDIDATES = 8
 
 # Decoded images kept while grouping duplicates: a group is compared pairwise, so its images are
 # reused; 16 full-size photos are about 600 MB at most.
