@@ -557,3 +557,103 @@ def test_sync_reports_a_mirror_like_a_greyscale_copy(kodak_folder: Any, tmp_path
         flagged = run("sync", str(urls), str(folder), "--dry-run", "--json", "--flip-is-same")
         mirror = json.loads(flagged.stdout)["items"][0]
         assert mirror["decision"] == "skipped-same-picture" and "k5.jpg" in mirror["reason"]
+
+
+# -- extras: --csv, probe on a file, sync --no-cache, settings, completion -----------------------
+
+
+def test_csv_for_find_dupes_and_sync(tmp_path: Path) -> None:
+    import csv
+    import io
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    base = picture(1)
+    (folder / "p.png").write_bytes(encode(base, "PNG"))
+    (folder / "p.jpg").write_bytes(encode(base, "JPEG", quality=80))
+    (folder / "other.png").write_bytes(encode(picture(2), "PNG"))
+    rows = list(csv.DictReader(io.StringIO(run("dupes", str(folder), "--csv").stdout)))
+    assert [(r["group"], r["role"], Path(r["path"]).name) for r in rows] == [
+        ("1", "best", "p.png"),
+        ("1", "copy", "p.jpg"),
+    ]
+    assert rows[1]["verdict"] == "same" and rows[1]["bytes"] == str(
+        (folder / "p.jpg").stat().st_size
+    )
+    found = run("find", str(folder / "p.jpg"), "--in", str(folder), "--csv")
+    rows = list(csv.DictReader(io.StringIO(found.stdout)))
+    assert {(Path(r["path"]).name, r["kind"], r["verdict"]) for r in rows} == {
+        ("p.jpg", "match", "identical"),
+        ("p.png", "match", "same"),
+    }
+    routes = {"/n.png": Resource(encode(picture(3), "PNG"), "image/png")}
+    with http_server(routes) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text(f"{server.url('/n.png')}\nnot a url\n")
+        proc = run("sync", str(urls), str(folder), "--csv")
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert [(r["line"], r["decision"]) for r in rows] == [("1", "downloaded"), ("2", "failed")]
+    assert run("find", "x", "--in", str(folder), "--csv", "--json").returncode == 2
+
+
+def test_probe_a_local_file(tmp_path: Path) -> None:
+    from .conftest import shared_file
+
+    photo = shared_file("kodak", "kodim01.png")
+    data = json.loads(run("probe", str(photo), "--json").stdout)
+    assert (data["format"], data["width"], data["height"]) == ("PNG", 768, 512)
+    assert data["size"] == photo.stat().st_size and data["transferred"] < data["size"]
+    assert run("probe", photo.as_uri()).stdout.startswith("PNG 768×512, ")
+    (tmp_path / "notes.txt").write_text("hello")
+    one_line_error(run("probe", str(tmp_path / "notes.txt")), "notes.txt", "not an image")
+    one_line_error(run("probe", str(tmp_path / "missing.jpg")), "missing.jpg", "no such file")
+
+
+def test_sync_no_cache_downloads_again(library_and_server: Any) -> None:
+    folder, urls, server = library_and_server
+    assert run("sync", str(urls), str(folder)).returncode == 0
+    sent = server.body_bytes_sent
+    again = json.loads(run("sync", str(urls), str(folder), "--json").stdout)
+    assert again["skipped_unchanged"] == 2 and server.body_bytes_sent == sent  # 304s
+    fresh = json.loads(run("sync", str(urls), str(folder), "--json", "--no-cache").stdout)
+    assert server.body_bytes_sent > sent  # downloaded again: no validators were sent
+    assert "if-none-match" not in server.headers_of("/new.jpg")[-1]
+    assert [i["reason"].startswith("same bytes as at the last sync") for i in fresh["items"]] == [
+        True,
+        True,
+    ]
+
+
+def test_defaults_from_environment_and_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "samepix.ini"
+    config.write_text("[defaults]\nmin-ssim = 0.9999\n[compare]\nflip_is_same = yes\n")
+    a, b = tmp_path / "a.png", tmp_path / "b.jpg"
+    a.write_bytes(encode(picture(1), "PNG"))
+    b.write_bytes(encode(picture(1), "JPEG", quality=70))
+    mirrored = tmp_path / "m.png"
+    mirrored.write_bytes(encode(np.ascontiguousarray(np.fliplr(picture(1))), "PNG"))
+    assert run("compare", str(a), str(b)).returncode == 0
+    env = {"SAMEPIX_CONFIG": str(config)}
+    assert run("compare", str(a), str(b), env=env).returncode == 1  # the file's min-ssim
+    assert run("compare", str(a), str(b), "--min-ssim", "0.5", env=env).returncode == 0  # flag
+    env_wins = {**env, "SAMEPIX_MIN_SSIM": "0.5"}
+    assert run("compare", str(a), str(b), env=env_wins).returncode == 0  # env over the file
+    assert run("compare", str(a), str(mirrored), "--min-ssim", "0.5", env=env).returncode == 0
+    bad = run("compare", str(a), str(b), env={"SAMEPIX_MIN_SSIM": "high"})
+    one_line_error(bad, "SAMEPIX_MIN_SSIM", "'high'")
+    config.write_text("[defaults]\nfolder = /tmp\n")
+    one_line_error(run("compare", str(a), str(b), env=env), "samepix.ini", "folder")
+
+
+def test_shell_completion_hook(tmp_path: Path) -> None:
+    pytest.importorskip("argcomplete")
+    out = tmp_path / "completions"
+    env = {
+        "_ARGCOMPLETE": "1",
+        "_ARGCOMPLETE_IFS": "\n",
+        "COMP_LINE": "samepix syn",
+        "COMP_POINT": "11",
+        "_ARGCOMPLETE_STDOUT_FILENAME": str(out),
+    }
+    run(env=env)
+    assert out.read_text().split() == ["sync"]

@@ -39,6 +39,12 @@ exit status, by command:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = _build_parser()
+    _shell_completion(parser)
+    try:
+        _apply_settings(parser, argv)
+    except SamepixError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_TROUBLE
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
@@ -65,6 +71,51 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_TROUBLE
+
+
+def _shell_completion(parser: argparse.ArgumentParser) -> None:
+    """Tab completion through argcomplete when it is installed (``pip install samepix[completion]``,
+    then ``eval "$(register-python-argcomplete samepix)"``); it returns at once otherwise."""
+    import os
+
+    if "_ARGCOMPLETE" not in os.environ:  # not a completion request: no import, no cost
+        return
+    try:
+        import argcomplete  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
+
+
+def _apply_settings(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
+    """Defaults from SAMEPIX_* variables and the config file (samepix.settings) for the
+    command about to run; the command line still wins."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    subparsers = next(
+        (a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None
+    )
+    if subparsers is None:
+        return
+    command = next((w for w in words if w in subparsers.choices), None)
+    if command is None:
+        return
+    from .settings import load_defaults
+
+    sub = subparsers.choices[command]
+    actions = {a.dest: a for a in sub._actions if a.option_strings}
+    defaults = {}
+    for name, (text, where) in load_defaults(command, set(actions)).items():
+        action = actions[name]
+        if action.nargs == 0 or isinstance(action, argparse.BooleanOptionalAction):
+            defaults[name] = _parse_like(True, text, where)
+        else:
+            kind = action.type if callable(action.type) else str
+            try:
+                defaults[name] = kind(text)
+            except (TypeError, ValueError):
+                raise UsageError(f"{where}: {text!r} is not a valid value for --{name}") from None
+    if defaults:
+        sub.set_defaults(**defaults)
 
 
 # What Ctrl-C leaves behind, by command (sync says more: see _cmd_sync).
@@ -122,11 +173,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "probe",
         parents=[common],
-        help="format, size and pixel dimensions of a remote image from its first bytes",
-        description="Read only the first bytes of an image (a Range request, or a streamed GET "
-        "stopped early) and report its format, width, height and size in bytes.",
+        help="format, size and pixel dimensions of an image (URL or file) from its first bytes",
+        description="Read only the first bytes of an image (for a URL a Range request, or a "
+        "streamed GET stopped early; for a file its header) and report its format, width, "
+        "height and size in bytes.",
     )
-    p.add_argument("url", help="http(s):// URL")
+    p.add_argument("url", metavar="SOURCE", help="http(s):// URL, a path or a file:// URL")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_limit_options(p)
     _add_fetch_options(p, state=False)
@@ -175,7 +227,7 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--first", action="store_true", help="stop at the first matching file")
     _add_index_options(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_output_options(p, "print one JSON object", "one row per match and per similar file")
     _add_policy_options(p)
     _add_limit_options(p)
     _add_fetch_options(p, state=False)
@@ -212,10 +264,16 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "-v", "--verbose", action="store_true", help="print a line for every URL, not only failures"
     )
     _add_index_options(p)
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    _add_output_options(p, "print the summary as one JSON object", "one row per URL decided")
     _add_policy_options(p)
     _add_limit_options(p)
     _add_fetch_options(p, state=False)
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither send nor remember ETag/Last-Modified (DIR/.samepix/fetch-state.sqlite3): "
+        "download every URL",
+    )
     p.set_defaults(handler=_cmd_sync)
 
     p = sub.add_parser(
@@ -231,7 +289,7 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--no-update", action="store_true", help="use the index as it is, without a rescan"
     )
     _add_index_options(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_output_options(p, "print one JSON object", "one row per copy")
     _add_action_options(p)
     _add_policy_options(p)
     _add_limit_options(p)
@@ -279,6 +337,12 @@ def _add_action_options(p: argparse.ArgumentParser) -> None:
         help="record that files A and B are not the same picture (kept in the index; later "
         "dupes and find respect it), then stop",
     )
+
+
+def _add_output_options(p: argparse.ArgumentParser, json_help: str, csv_rows: str) -> None:
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help=json_help)
+    out.add_argument("--csv", action="store_true", help=f"print CSV with a header: {csv_rows}")
 
 
 def _add_index_options(p: argparse.ArgumentParser) -> None:
@@ -504,9 +568,22 @@ def _area(info: Any) -> int:
 def _cmd_probe(args: argparse.Namespace) -> int:
     from .report import human_bytes
 
-    if not args.url.startswith(("http://", "https://")):
-        raise UsageError(f"{args.url}: probe reads http(s):// URLs")
     limits = limits_from_args(args)
+    if not args.url.startswith(("http://", "https://")):  # a local file (or file:// URL)
+        from .probe import probe_file
+
+        path = args.url
+        if path.startswith("file://"):
+            from urllib.parse import unquote, urlsplit
+
+            path = unquote(urlsplit(path).path)
+        local = probe_file(path, limits=limits)
+        if args.json:
+            print(json.dumps(local.to_dict(), ensure_ascii=False))
+        else:
+            print(f"{local.format} {local.width}×{local.height}, {human_bytes(local.size)}: {path}")
+            print(f"  read {human_bytes(local.read)} of the file")
+        return EXIT_MATCH
     with fetcher_from_args(args, limits) as fetcher:
         found = fetcher.probe(args.url)
     if args.json:
@@ -588,6 +665,10 @@ def _cmd_find(args: argparse.Namespace) -> int:
         lib.close()
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
+    elif args.csv:
+        from .csvout import write_find
+
+        write_find(result, sys.stdout)
     else:
         print(format_find(result))
     return EXIT_MATCH if result.found else EXIT_NO_MATCH
@@ -612,6 +693,10 @@ def _cmd_dupes(args: argparse.Namespace) -> int:
         totals = duplicate_totals(groups)
         out = {"groups": [g.to_dict() for g in groups], "totals": totals}
         print(json.dumps(out, ensure_ascii=False))
+    elif args.csv:
+        from .csvout import write_dupes
+
+        write_dupes(groups, sys.stdout)
     else:
         print(format_duplicates(groups))
     return EXIT_MATCH if groups else EXIT_NO_MATCH
@@ -709,6 +794,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             log=args.log,
             retry=DEFAULT_RETRY if args.retries is None else Retry(tries=args.retries + 1),
             allow_private=not args.no_private,
+            cache=not args.no_cache,
         )
     except SyncInterrupted as exc:
         interrupted, summary = exc, exc.summary
@@ -721,6 +807,10 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         if interrupted is not None:
             out["interrupted"], out["left"] = True, interrupted.left
         print(json.dumps(out, ensure_ascii=False))
+    elif args.csv:
+        from .csvout import write_sync
+
+        write_sync(summary, sys.stdout)
     else:
         print(format_sync(summary, verbose=args.verbose))
     if interrupted is not None:

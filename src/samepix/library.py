@@ -350,6 +350,7 @@ class Library:
         log: SyncLog | None = None,
         retry: Retry | None = None,
         allow_private: bool = True,
+        cache: bool = True,
     ) -> SyncSummary:
         """Download into the folder only the pictures it does not have yet.
 
@@ -379,6 +380,9 @@ class Library:
             Retry policy of the downloads (default :data:`samepix.fetch.DEFAULT_RETRY`).
         allow_private : bool
             Allow loopback and private addresses.
+        cache : bool
+            Use the folder's fetch state (``.samepix/fetch-state.sqlite3``): send the stored
+            ``ETag``/``Last-Modified`` and remember new ones. False downloads every URL.
 
         Returns
         -------
@@ -404,6 +408,7 @@ class Library:
             log=log,
             retry=retry,
             allow_private=allow_private,
+            cache=cache,
         )
 
     # -- duplicates ------------------------------------------------------------------------

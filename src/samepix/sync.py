@@ -1290,6 +1290,7 @@ def run_sync(
     log: SyncLog | None = None,
     retry: Retry | None = None,
     allow_private: bool = True,
+    cache: bool = True,
 ) -> SyncSummary:
     """Sync ``urls`` into ``lib``'s folder; see :meth:`samepix.library.Library.sync`."""
     from .fetch import DEFAULT_RETRY, Fetcher
@@ -1350,7 +1351,9 @@ def run_sync(
 
             state_path = state_dir / FETCH_STATE_NAME
             state: FetchState | None
-            if scratch is not None:  # validators are read (from the copy), never remembered
+            if not cache:  # --no-cache: no validators sent or remembered; everything downloaded
+                state = None
+            elif scratch is not None:  # validators are read (from the copy), never remembered
                 copy = scratch.state_path
                 state = _read_only_state(copy) if copy is not None else None
             else:
