@@ -951,8 +951,19 @@ class _Syncer:
             f"kept: free some space or fix the folder, then run the sync again to continue"
         )
 
-    def _write_new(self, url: str, download: Download, stem: str, ext: str, folder: str) -> str:
-        """Put the body in place under the first free name; returns its relative path."""
+    def _write_new(
+        self,
+        url: str,
+        download: Download,
+        stem: str,
+        ext: str,
+        folder: str,
+        *,
+        mode_of: Path | None = None,
+    ) -> str:
+        """Put the body in place under the first free name; returns its relative path.
+
+        ``mode_of``: the file this one replaces under another name, whose mode it keeps."""
         from .atomic import atomic_writer
 
         sha = download.sha256
@@ -967,7 +978,7 @@ class _Syncer:
                 return rel
             self.store.record(url, rel, sha, sha, "downloaded", None, complete=False)
             try:
-                with atomic_writer(target, overwrite=False) as handle:
+                with atomic_writer(target, overwrite=False, mode_of=mode_of) as handle:
                     handle.write(download.data)
             except FileExistsError:
                 continue  # appeared meanwhile (not a samepix sync: they hold the lock)
@@ -1106,7 +1117,9 @@ class _Syncer:
         else:
             # 2. the new file under its own name (another format), then the old name goes
             folder = str(old_rel.parent) if str(old_rel.parent) != "." else ""
-            new_rel = self._write_new(url, download, old_rel.stem, ext, folder)
+            new_rel = self._write_new(
+                url, download, old_rel.stem, ext, folder, mode_of=old_path
+            )
             with contextlib.suppress(FileNotFoundError):
                 old_path.unlink()
         # 3. the index and the record, in one transaction
