@@ -608,6 +608,3 @@ def write_report(report: Report, path: str | os.PathLike[str]) -> None:
 
     with atomic_writer(path) as handle:
         handle.write(render(report).encode("utf-8"))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)  # a page to share like any file, not a private temp file
