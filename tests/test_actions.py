@@ -3,6 +3,7 @@ safety re-checks, and real ``kill -9`` at several points of a run followed by un
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -277,3 +278,40 @@ def test_a_torn_journal_line_is_ended_and_skipped(tmp_path: Path) -> None:
         f.write(b'{"id": "r.1", "sta')  # killed in the middle of a write
     journal.append({"id": "r.1", "state": "done"})
     assert journal.read() == [{"id": "r.1", "op": "delete"}, {"id": "r.1", "state": "done"}]
+
+
+@pytest.mark.parametrize(("answer", "deleted"), [("n", False), ("y", True)], ids=["no", "yes"])
+def test_delete_asks_on_a_terminal(folder: Path, answer: str, deleted: bool) -> None:
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    from .helpers import ROOT
+
+    before = snapshot(folder)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "samepix", "dupes", str(folder), "--delete"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 120
+    while b"[y/N]" not in seen and time.monotonic() < deadline:
+        seen += os.read(leader, 4096)
+    assert b"will delete: " in seen and b"delete 4 file(s) for good? [y/N]" in seen, seen
+    os.write(leader, answer.encode() + b"\n")
+    assert proc.wait(120) == (0 if deleted else 1)
+    with contextlib.suppress(OSError):
+        while chunk := os.read(leader, 4096):
+            seen += chunk
+    os.close(leader)
+    after = snapshot(folder)
+    if deleted:
+        assert sorted(after) == ["a.png", "b.jpg", "c.png", "d.jpg"]
+    else:
+        assert b"nothing deleted" in seen and after == before
