@@ -315,3 +315,15 @@ def test_delete_asks_on_a_terminal(folder: Path, answer: str, deleted: bool) -> 
         assert sorted(after) == ["a.png", "b.jpg", "c.png", "d.jpg"]
     else:
         assert b"nothing deleted" in seen and after == before
+
+
+def test_a_file_replaced_by_a_symbolic_link_is_left_alone(folder: Path) -> None:
+    groups = groups_of(folder)
+    (folder / "sub" / "a-copy.png").unlink()  # since indexing: the copy became a link to a.png
+    (folder / "sub" / "a-copy.png").symlink_to(folder / "a.png")
+    run_ = apply_plan(make_plan(groups, "trash", folder))
+    reasons = {o.step.path.name: o.reason for o in run_.skipped}
+    assert reasons == {
+        "a-copy.png": "a symbolic link is involved: left alone (act on the file it points to)"
+    }
+    assert (folder / "sub" / "a-copy.png").is_symlink() and (folder / "a.png").is_file()
