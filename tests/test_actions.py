@@ -179,6 +179,9 @@ def test_usage_errors_are_one_line(folder: Path, tmp_path: Path) -> None:
     )
     one_line_error(run("dupes", str(folder), "--dry-run"), "--dry-run goes with")
     one_line_error(run("undo", str(folder), "nope"), "nope")
+    one_line_error(
+        run("sync", "-", str(folder), "--keep-in", str(folder), stdin=""), "no --keep-in"
+    )
 
 
 def test_changed_files_and_a_vanished_kept_copy_are_skipped(folder: Path, tmp_path: Path) -> None:
