@@ -228,3 +228,25 @@ def test_api_memory_budget_is_a_limit_exceeded() -> None:
 def test_decode_errors_are_decode_errors() -> None:
     with pytest.raises(DecodeError):
         load(hostile("hopper_idat_corrupt.png"))
+
+
+# ---------------------------------------------------------------------------------------------
+# --debug shows what the decoders said, before or after the command name
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_works_before_or_after_the_command(where: str) -> None:
+    files = [str(hostile("tiff_libtiff_stderr.tif")), str(hostile("small_100x100.png"))]
+    args = ["--debug", "compare", *files] if where == "before" else ["compare", *files, "--debug"]
+    proc = _cli(*args)
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr  # --debug shows the cause
+    assert "debug: " in proc.stderr and "Using code not yet in table" in proc.stderr
+
+
+def test_max_memory_value_is_checked() -> None:
+    proc = _cli("compare", "a.png", "b.png", "--max-memory", "lots")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: --max-memory: 'lots' is not a size (e.g. 2G, 512M, 1500000000)"
+    )
