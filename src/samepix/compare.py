@@ -734,7 +734,9 @@ def _measure(
         a = np.dstack([a, al.a_alpha if al.a_alpha is not None else opaque])
         b = np.dstack([b, al.b_alpha if al.b_alpha is not None else opaque])
     height, width = a.shape[:2]
-    psnr = m.psnr(al.a, al.b)
+    # With alpha, PSNR is over what shows (premultiplied colour, and alpha): the colour of an
+    # invisible pixel is no part of the picture and differs freely between two exports.
+    psnr = m.psnr(a, b) if has_alpha else m.psnr(al.a, al.b)
     planes = 1 if a.ndim == 2 else a.shape[2]
     if planes == 1:
         nrmse = m.nrmse(a, b)
