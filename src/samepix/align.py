@@ -66,10 +66,10 @@ def resize_with_alpha(
         return arr, alpha
     weight = alpha.astype(np.float32)
     weighted = arr.astype(np.float32) * (weight[:, :, None] if arr.ndim == 3 else weight)
-    colour = cv2.resize(weighted, size, interpolation=cv2.INTER_AREA)
-    coverage = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
-    shown = np.maximum(coverage, 1e-6)
-    colour /= shown[:, :, None] if colour.ndim == 3 else shown
+    colour: np.ndarray = cv2.resize(weighted, size, interpolation=cv2.INTER_AREA)
+    coverage: np.ndarray = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
+    shown = np.maximum(coverage, np.float32(1e-6))
+    colour = colour / (shown[:, :, None] if colour.ndim == 3 else shown)
     out = np.clip(np.rint(colour), 0, 255).astype(np.uint8)
     new_alpha = np.clip(np.rint(coverage), 0, 255).astype(np.uint8)
     out[new_alpha == 0] = 0
