@@ -28,6 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
+    if debug:  # what decoders said (Pillow warnings, libtiff messages) goes to the samepix logger
+        import logging
+
+        handler_ = logging.StreamHandler(sys.stderr)
+        handler_.setFormatter(logging.Formatter("debug: %(message)s"))
+        logging.getLogger("samepix").addHandler(handler_)
+        logging.getLogger("samepix").setLevel(logging.DEBUG)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -59,15 +66,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(add_help=False)
+    top.add_argument("--debug", action="store_true", help="show tracebacks and decoder messages")
+    # The same option after the command name; SUPPRESS so it does not reset a --debug given
+    # before the command (argparse would set the subcommand's default False over it).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and decoder messages",
+    )
 
     parser = argparse.ArgumentParser(
         prog="samepix",
         description="Is the image at this URL already on my disk? Explained image-sameness "
         "verdicts: identical / same / similar / different.",
         epilog="Exit status: 0 same picture, 1 not the same, 2 error.",
-        parents=[common],
+        parents=[top],
     )
     parser.add_argument("--version", action="version", version=f"samepix {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -298,6 +314,12 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
         "--max-bytes", type=int, metavar="N", help="refuse files/downloads above N bytes"
     )
     g.add_argument("--timeout", type=float, metavar="S", help="network read timeout in seconds")
+    g.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="refuse images whose decode or comparison would need more memory, judged from "
+        "their headers (e.g. 4G, 512M; default 2G)",
+    )
 
 
 def _add_fetch_options(p: argparse.ArgumentParser, *, state: bool) -> None:
@@ -388,13 +410,15 @@ def _parse_like(example: Any, text: str, what: str) -> Any:
 
 
 def limits_from_args(args: argparse.Namespace) -> Any:
-    from .limits import DEFAULT_LIMITS, Limits
+    from .limits import DEFAULT_LIMITS, Limits, parse_size
 
     changes: dict[str, Any] = {}
     if getattr(args, "max_pixels", None) is not None:
         changes["max_pixels"] = args.max_pixels
     if getattr(args, "max_bytes", None) is not None:
         changes["max_bytes"] = args.max_bytes
+    if getattr(args, "max_memory", None) is not None:
+        changes["max_memory"] = parse_size(args.max_memory, "--max-memory")
     if getattr(args, "timeout", None) is not None:
         changes["read_timeout"] = args.timeout
         changes["connect_timeout"] = args.timeout
