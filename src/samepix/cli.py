@@ -98,6 +98,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", help="path or URL")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--diff", metavar="PNG", help="write a heatmap of where the images differ")
+    _add_html_option(p)
     _add_policy_options(p)
     _add_limit_options(p)
     _add_fetch_options(p, state=True)
@@ -162,6 +163,7 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--first", action="store_true", help="stop at the first matching file")
     _add_index_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_html_option(p)
     _add_policy_options(p)
     _add_limit_options(p)
     _add_fetch_options(p, state=False)
@@ -194,6 +196,8 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--per-host", type=int, default=6, metavar="N", help="downloads at once per host (6)"
     )
     p.add_argument("--log", metavar="PATH", help="append one JSON line per decision to PATH")
+    _add_html_option(p)
+    p.add_argument("--keep-in", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument(
         "-v", "--verbose", action="store_true", help="print a line for every URL, not only failures"
     )
@@ -218,6 +222,7 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     _add_index_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_html_option(p)
     _add_action_options(p)
     _add_policy_options(p)
     _add_limit_options(p)
@@ -238,6 +243,14 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="a run or action id (default: the last run)",
     )
     p.set_defaults(handler=_cmd_undo)
+
+
+def _add_html_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--html",
+        metavar="PATH",
+        help="also write a report to look at: one self-contained HTML file (docs/report.md)",
+    )
 
 
 def _add_action_options(p: argparse.ArgumentParser) -> None:
@@ -440,11 +453,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     policy = policy_from_args(args)
     limits = limits_from_args(args)
     with fetcher_from_args(args, limits) as fetcher:
-        if args.diff:  # the heatmap is drawn over one of the images: keep them at hand
+        if args.diff or args.html:  # the heatmap is drawn over the images: keep them at hand
             a = load(args.a, limits=limits, lazy=True, fetcher=fetcher)
             b = load(args.b, limits=limits, lazy=True, fetcher=fetcher)
             result = compare(a, b, policy=policy, limits=limits, keep_map=True, fetcher=fetcher)
-            write_heatmap(result, a if _area(result.a) <= _area(result.b) else b, args.diff)
+            if args.diff:
+                write_heatmap(result, a if _area(result.a) <= _area(result.b) else b, args.diff)
+            if args.html:
+                from .html_report import compare_report, write_report
+
+                write_report(compare_report(result, a, b, args.html), args.html)
         else:  # sources passed as given, so an unchanged URL can be revalidated, not read
             result = compare(args.a, args.b, policy=policy, limits=limits, fetcher=fetcher)
     if args.json:
@@ -456,6 +474,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(format_comparison(result))
         if args.diff:
             print(f"  heatmap written to {args.diff}")
+        if args.html:
+            print(f"  report written to {args.html}")
     return EXIT_MATCH if result.is_match else EXIT_NO_MATCH
 
 
@@ -541,9 +561,16 @@ def _cmd_find(args: argparse.Namespace) -> int:
     lib, line = _library(args, with_policy=True)
     try:
         with fetcher_from_args(args, lib.limits) as fetcher:
-            result = lib.find(
-                args.source, update=not args.no_update, first=args.first, fetcher=fetcher
-            )
+            source: Any = args.source
+            if args.html:  # the report shows the query: read it once, here
+                from .compare import load
+
+                source = load(args.source, limits=lib.limits, lazy=True, fetcher=fetcher)
+            result = lib.find(source, update=not args.no_update, first=args.first, fetcher=fetcher)
+            if args.html:
+                from .html_report import find_report, write_report
+
+                write_report(find_report(result, source, args.dir, args.html), args.html)
     finally:
         if line is not None:
             line.close()
@@ -568,6 +595,10 @@ def _cmd_dupes(args: argparse.Namespace) -> int:
         if line is not None:
             line.close()
         lib.close()
+    if args.html:  # before any action, so the report shows what was found
+        from .html_report import dupes_report, write_report
+
+        write_report(dupes_report(groups, args.dir, args.html), args.html)
     if op is not None:
         return _act(args, op, groups)
     if args.json:
@@ -653,6 +684,11 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
     if args.retries is not None and args.retries < 0:
         raise UsageError(f"--retries must be >= 0, got {args.retries}")
+    if args.keep_in:
+        raise UsageError(
+            "sync has no --keep-in: it never moves or removes a local file, so every local copy "
+            "is kept already (--keep-in is for dupes' actions)"
+        )
     for option, value in (("--concurrency", args.concurrency), ("--per-host", args.per_host)):
         if value < 1:
             raise UsageError(f"{option} must be at least 1, got {value}")
@@ -673,6 +709,10 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         if line is not None:
             line.close()
         lib.close()
+    if args.html:
+        from .html_report import sync_report, write_report
+
+        write_report(sync_report(summary, args.html), args.html)
     if args.json:
         print(json.dumps(summary.to_dict(), ensure_ascii=False))
     else:
