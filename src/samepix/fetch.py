@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import ipaddress
 import logging
@@ -195,10 +196,15 @@ class Probe:
 
 @dataclass(frozen=True)
 class _Send:
-    """Send a GET; the driver answers with the response (headers read, body not yet)."""
+    """Send a GET; the driver answers with the response (headers read, body not yet).
+
+    Connecting, sending and reading the status line and headers must end by ``deadline``
+    (``time.monotonic()``): a server that drips its headers a byte at a time is cut off then.
+    """
 
     url: str
     headers: dict[str, str]
+    deadline: float
 
 
 @dataclass(frozen=True)
@@ -206,13 +212,34 @@ class _Sleep:
     seconds: float
 
 
+@dataclass(frozen=True)
 class _Read:
-    """Read the next chunk of the current body; the driver answers b"" at its end."""
+    """Read the next chunk of the current body, by ``deadline``; the driver answers b"" at its
+    end."""
+
+    deadline: float
 
 
-_READ = _Read()
 _Effect = Union[_Send, _Sleep, _Read]  # noqa: UP007 - a runtime alias; X | Y needs 3.10 types
 _Steps = Generator[_Effect, Any, _T]
+
+# The deadline of the effect a driver is carrying out, for the network streams below: each
+# socket operation waits at most until then, whatever the per-operation timeouts allow. A
+# context variable, so concurrent downloads on one event loop each see their own.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "samepix_fetch_deadline", default=None
+)
+
+
+def _clamp(timeout: float | None, kind: type[Exception]) -> float | None:
+    """``timeout`` cut to what is left before the current deadline; ``kind`` when none is."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise kind("the total time allowed for this download has passed")
+    return left if timeout is None else min(timeout, left)
 
 
 class _Transient(Exception):
@@ -299,14 +326,153 @@ class _AddressGuard:
         return any(ip in net for net in self.allowed if ip.version == net.version)
 
 
+def _deadline_backend(inner: Any) -> Any:
+    """A network backend whose every connect, read and write ends by the current deadline.
+
+    httpx's timeouts are per operation: a server sending one byte a second never trips a read
+    timeout, while reading headers or body. Here each socket operation waits at most until the
+    download's deadline (:data:`_DEADLINE`), so the whole exchange fits in it.
+    """
+    import httpcore
+
+    class DeadlineStream(httpcore.NetworkStream):
+        def __init__(self, stream: httpcore.NetworkStream) -> None:
+            self._stream = stream
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return self._stream.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            self._stream.write(buffer, _clamp(timeout, httpcore.WriteTimeout))
+
+        def close(self) -> None:
+            self._stream.close()
+
+        def start_tls(
+            self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+        ) -> httpcore.NetworkStream:
+            wait = _clamp(timeout, httpcore.ConnectTimeout)
+            return DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, wait))
+
+        def get_extra_info(self, info: str) -> Any:
+            return self._stream.get_extra_info(info)
+
+    class DeadlineBackend(httpcore.NetworkBackend):
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.NetworkStream:
+            wait = _clamp(timeout, httpcore.ConnectTimeout)
+            return DeadlineStream(
+                inner.connect_tcp(host, port, wait, local_address, socket_options)
+            )
+
+        def connect_unix_socket(
+            self, path: str, timeout: float | None = None, socket_options: Any = None
+        ) -> httpcore.NetworkStream:
+            raise httpcore.ConnectError("unix sockets are not allowed")
+
+        def sleep(self, seconds: float) -> None:
+            inner.sleep(seconds)
+
+    return DeadlineBackend()
+
+
+def _deadline_async_backend(inner: Any) -> Any:
+    """The async twin of :func:`_deadline_backend`."""
+    import httpcore
+
+    class DeadlineStream(httpcore.AsyncNetworkStream):
+        def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+            self._stream = stream
+
+        async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return await self._stream.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
+
+        async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            await self._stream.write(buffer, _clamp(timeout, httpcore.WriteTimeout))
+
+        async def aclose(self) -> None:
+            await self._stream.aclose()
+
+        async def start_tls(
+            self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+        ) -> httpcore.AsyncNetworkStream:
+            wait = _clamp(timeout, httpcore.ConnectTimeout)
+            return DeadlineStream(await self._stream.start_tls(ssl_context, server_hostname, wait))
+
+        def get_extra_info(self, info: str) -> Any:
+            return self._stream.get_extra_info(info)
+
+    class DeadlineBackend(httpcore.AsyncNetworkBackend):
+        async def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.AsyncNetworkStream:
+            wait = _clamp(timeout, httpcore.ConnectTimeout)
+            return DeadlineStream(
+                await inner.connect_tcp(host, port, wait, local_address, socket_options)
+            )
+
+        async def connect_unix_socket(
+            self, path: str, timeout: float | None = None, socket_options: Any = None
+        ) -> httpcore.AsyncNetworkStream:
+            raise httpcore.ConnectError("unix sockets are not allowed")
+
+        async def sleep(self, seconds: float) -> None:
+            await inner.sleep(seconds)
+
+    return DeadlineBackend()
+
+
+def _bound_by_deadline(client: httpx.Client | httpx.AsyncClient) -> None:
+    """Wrap the network backend of every transport of ``client`` (the direct one, and those of
+    proxies from the environment) so that each socket operation ends by the deadline."""
+    wrap = _deadline_async_backend if hasattr(client, "aclose") else _deadline_backend
+    for transport in (client._transport, *client._mounts.values()):
+        pool = getattr(transport, "_pool", None)
+        if pool is not None and hasattr(pool, "_network_backend"):
+            pool._network_backend = wrap(pool._network_backend)
+
+
 def _guarded_transport(guard: _AddressGuard, limits: httpx.Limits) -> httpx.HTTPTransport:
-    """An httpx transport whose connections go only to addresses ``guard`` accepts.
+    """A transport connecting only to addresses ``guard`` accepts (no proxy: a proxy would
+    resolve names itself, out of reach of the check)."""
+    import httpx
+
+    transport = httpx.HTTPTransport(limits=limits)
+    pool = transport._pool
+    pool._network_backend = _guarded_backend(guard, pool._network_backend)
+    return transport
+
+
+def _guarded_async_transport(
+    guard: _AddressGuard, limits: httpx.Limits
+) -> httpx.AsyncHTTPTransport:
+    """The async twin of :func:`_guarded_transport`."""
+    import httpx
+
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    pool = transport._pool
+    pool._network_backend = _guarded_async_backend(guard, pool._network_backend)
+    return transport
+
+
+def _guarded_backend(guard: _AddressGuard, inner_backend: Any) -> Any:
+    """A network backend whose connections go only to addresses ``guard`` accepts.
 
     The name is resolved and checked inside the connection itself and the socket connects to
     that very address, so DNS cannot answer differently between the check and the connect.
     """
     import httpcore
-    import httpx
 
     class GuardedBackend(httpcore.NetworkBackend):
         def __init__(self, inner: httpcore.NetworkBackend) -> None:
@@ -343,18 +509,12 @@ def _guarded_transport(guard: _AddressGuard, limits: httpx.Limits) -> httpx.HTTP
         def sleep(self, seconds: float) -> None:
             self._inner.sleep(seconds)
 
-    transport = httpx.HTTPTransport(limits=limits)
-    pool = transport._pool
-    pool._network_backend = GuardedBackend(pool._network_backend)
-    return transport
+    return GuardedBackend(inner_backend)
 
 
-def _guarded_async_transport(
-    guard: _AddressGuard, limits: httpx.Limits
-) -> httpx.AsyncHTTPTransport:
-    """The async twin of :func:`_guarded_transport`."""
+def _guarded_async_backend(guard: _AddressGuard, inner_backend: Any) -> Any:
+    """The async twin of :func:`_guarded_backend`."""
     import httpcore
-    import httpx
 
     class GuardedAsyncBackend(httpcore.AsyncNetworkBackend):
         def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
@@ -394,10 +554,7 @@ def _guarded_async_transport(
         async def sleep(self, seconds: float) -> None:
             await self._inner.sleep(seconds)
 
-    transport = httpx.AsyncHTTPTransport(limits=limits)
-    pool = transport._pool
-    pool._network_backend = GuardedAsyncBackend(pool._network_backend)
-    return transport
+    return GuardedAsyncBackend(inner_backend)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,6 +673,7 @@ class Fetcher:
             if self._guard is not None:
                 options["transport"] = _guarded_transport(self._guard, self._pool_limits())
             self._client = httpx.Client(limits=self._pool_limits(), **options)
+            _bound_by_deadline(self._client)
         return self._client
 
     def _new_async_client(self) -> httpx.AsyncClient:
@@ -524,7 +682,9 @@ class Fetcher:
         options = self._client_options()
         if self._guard is not None:
             options["transport"] = _guarded_async_transport(self._guard, self._pool_limits())
-        return httpx.AsyncClient(limits=self._pool_limits(), **options)
+        client = httpx.AsyncClient(limits=self._pool_limits(), **options)
+        _bound_by_deadline(client)
+        return client
 
     def close(self) -> None:
         """Close the sync client's connections (and the state file if opened from a path)."""
@@ -726,12 +886,13 @@ class Fetcher:
                     result: _T = stop.value
                     return result
                 value, error = None, None
+                token = _DEADLINE.set(None if isinstance(effect, _Sleep) else effect.deadline)
                 try:
                     if isinstance(effect, _Send):
                         if response is not None:
                             response.close()
                             response = None
-                        request = client.build_request("GET", effect.url, headers=effect.headers)
+                        request = self._request(client, effect)
                         response = client.send(request, stream=True)
                         chunks = response.iter_bytes()
                         value = response
@@ -742,6 +903,8 @@ class Fetcher:
                         value = next(chunks, b"")
                 except Exception as exc:  # handed to the request logic, which translates it
                     error = exc
+                finally:
+                    _DEADLINE.reset(token)
         finally:
             steps.close()
             if response is not None:
@@ -761,12 +924,13 @@ class Fetcher:
                     result: _T = stop.value
                     return result
                 value, error = None, None
+                token = _DEADLINE.set(None if isinstance(effect, _Sleep) else effect.deadline)
                 try:
                     if isinstance(effect, _Send):
                         if response is not None:
                             await response.aclose()
                             response = None
-                        request = client.build_request("GET", effect.url, headers=effect.headers)
+                        request = self._request(client, effect)
                         response = await client.send(request, stream=True)
                         chunks = response.aiter_bytes()
                         value = response
@@ -777,10 +941,27 @@ class Fetcher:
                         value = await _anext_or_empty(chunks)
                 except Exception as exc:
                     error = exc
+                finally:
+                    _DEADLINE.reset(token)
         finally:
             steps.close()
             if response is not None:
                 await response.aclose()
+
+    def _request(self, client: httpx.Client | httpx.AsyncClient, send: _Send) -> httpx.Request:
+        """The GET of ``send``, its waits (the wait for a pooled connection too) cut to what is
+        left before its deadline."""
+        import httpx
+
+        limits = self.limits
+        left = max(send.deadline - time.monotonic(), 0.001)
+        timeout = httpx.Timeout(
+            connect=min(limits.connect_timeout, left),
+            read=min(limits.read_timeout, left),
+            write=min(limits.read_timeout, left),
+            pool=min(limits.connect_timeout, left),
+        )
+        return client.build_request("GET", send.url, headers=send.headers, timeout=timeout)
 
     # -- request logic (driver-independent) ----------------------------------------------------
 
@@ -822,31 +1003,53 @@ class Fetcher:
         )
 
     def _open(
-        self, url: str, headers: dict[str, str], tally: _Tally
+        self, url: str, headers: dict[str, str], tally: _Tally, deadline: float
     ) -> _Steps[tuple[httpx.Response, str, tuple[str, ...]]]:
         """Send a GET and follow redirects (each hop checked); returns a 2xx or 304 response,
         the final URL and the redirect chain. HTTP errors raise."""
         import httpx
 
+        problem = url_problem(url)
+        if problem is not None:
+            raise FetchError(f"{url}: not a URL samepix can fetch ({problem})", url=url)
         current = url
         chain: list[str] = []
         for _hop in range(self.limits.max_redirects + 1):
             try:
-                response: httpx.Response = yield _Send(current, headers)
+                response: httpx.Response = yield _Send(current, headers, deadline)
             except _Refused as exc:
                 where = f"redirect to {current} refused" if chain else "refused"
                 raise FetchError(
                     f"{url}: {where}: {exc} (private addresses are not allowed)", url=url
                 ) from exc
-            except httpx.HTTPError as exc:
-                raise self._translate(url, exc, received=None) from exc
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                if _bad_location(exc):
+                    # httpx parses a redirect's Location as it receives the response: the URL
+                    # asked for was valid (checked above), its redirect is not. Final, as the
+                    # server will say the same next time.
+                    raise FetchError(
+                        f"{url}: redirected to a URL samepix cannot fetch ({_why(exc)})",
+                        url=url,
+                    ) from exc
+                raise self._translate(url, exc, received=None, deadline=deadline) from exc
             tally.responses.append(response)
             status = response.status_code
             if status in _REDIRECTS and "location" in response.headers:
-                target = str(response.url.join(response.headers["location"]))
-                if not target.startswith(("http://", "https://")):
+                location = response.headers["location"]
+                try:
+                    target = str(response.url.join(location))
+                except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
                     raise FetchError(
-                        f"{url}: redirected to {target}, which is not an http(s) URL",
+                        f"{url}: redirected to {_shorten(location)}, which is not a valid URL "
+                        f"({_why(exc)})",
+                        url=url,
+                        status=status,
+                    ) from exc
+                problem = url_problem(target)
+                if problem is not None:
+                    raise FetchError(
+                        f"{url}: redirected to {_shorten(target)}, which samepix cannot fetch "
+                        f"({problem})",
                         url=url,
                         status=status,
                     )
@@ -855,18 +1058,18 @@ class Fetcher:
                     raise FetchError(f"{url}: redirect loop ({loop})", url=url, status=status)
                 chain.append(target)
                 current = target
-                yield from self._drain(response)
+                yield from self._drain(response, deadline)
                 continue
             if status == 304 or 200 <= status < 300:
                 return response, current, tuple(chain)
-            yield from self._drain(response)
+            yield from self._drain(response, deadline)
             self._status_failure(url, current, response)
         raise FetchError(
             f"{url}: more than {self.limits.max_redirects} redirects ({' → '.join([url, *chain])})",
             url=url,
         )
 
-    def _drain(self, response: httpx.Response) -> _Steps[None]:
+    def _drain(self, response: httpx.Response, deadline: float) -> _Steps[None]:
         """Read a small body nobody needs (a redirect's, a 304's, an error page), so the
         connection goes back to the pool for the next request instead of being closed."""
         import httpx
@@ -874,7 +1077,7 @@ class Fetcher:
         left = _DRAIN_BYTES
         while left > 0:
             try:
-                chunk: bytes = yield _READ
+                chunk: bytes = yield _Read(deadline)
             except httpx.HTTPError:
                 return  # the connection is dropped; nothing else is lost
             if not chunk:
@@ -894,13 +1097,21 @@ class Fetcher:
         raise FetchError(f"{url}: {reason}", url=url, status=status)
 
     def _translate(
-        self, url: str, exc: Exception, *, received: int | None, announced: int | None = None
+        self,
+        url: str,
+        exc: Exception,
+        *,
+        received: int | None,
+        deadline: float,
+        announced: int | None = None,
     ) -> Exception:
         """An httpx failure as a retryable ``_Transient`` or a final ``FetchError``."""
         import httpx
 
         limits = self.limits
         after = "" if received is None else f" after {received:,} bytes"
+        if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= deadline - 0.05:
+            return self._too_long(url, received)
         if isinstance(exc, httpx.ConnectTimeout):
             return _Transient(
                 f"timed out connecting (connect timeout {limits.connect_timeout:g} s)"
@@ -910,7 +1121,7 @@ class Fetcher:
                 f"timed out waiting for data{after} (read timeout {limits.read_timeout:g} s)"
             )
         if isinstance(exc, httpx.ConnectError):
-            text = str(exc) or type(exc).__name__
+            text = _why(exc)
             if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
                 return FetchError(f"{url}: TLS failure ({text})", url=url)
             if any(marker in text for marker in _NO_SUCH_HOST):
@@ -922,14 +1133,21 @@ class Fetcher:
                     f"connection closed after {received:,} of {announced:,} bytes "
                     "(body shorter than its Content-Length)"
                 )
-            return _Transient(f"connection closed{after} ({exc})")
+            return _Transient(f"connection closed{after} ({_why(exc)})")
         if isinstance(exc, (httpx.ReadError, httpx.WriteError)):
-            return _Transient(f"connection reset{after} ({exc or type(exc).__name__})")
+            return _Transient(f"connection reset{after} ({_why(exc)})")
         if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-            return FetchError(f"{url}: not a URL samepix can fetch ({exc})", url=url)
+            return FetchError(f"{url}: not a URL samepix can fetch ({_why(exc)})", url=url)
         if isinstance(exc, httpx.DecodingError):
-            return FetchError(f"{url}: cannot decode the response body ({exc})", url=url)
+            return FetchError(f"{url}: cannot decode the response body ({_why(exc)})", url=url)
         return FetchError(f"{url}: {type(exc).__name__}: {exc}", url=url)
+
+    def _too_long(self, url: str, received: int | None) -> LimitExceeded:
+        got = "" if not received else f" ({received:,} bytes received)"
+        return LimitExceeded(
+            f"{url}: timed out: the download took longer than {self.limits.total_timeout:g} s"
+            f"{got}, the total time allowed (--timeout)"
+        )
 
     def _next_chunk(
         self, url: str, response: httpx.Response, received: int, deadline: float
@@ -937,12 +1155,12 @@ class Fetcher:
         import httpx
 
         if time.monotonic() > deadline:
-            raise LimitExceeded(f"{url}: download took longer than {self.limits.total_timeout:g} s")
+            raise self._too_long(url, received)
         try:
-            chunk: bytes = yield _READ
+            chunk: bytes = yield _Read(deadline)
         except httpx.HTTPError as exc:
             raise self._translate(
-                url, exc, received=received, announced=_content_length(response)
+                url, exc, received=received, deadline=deadline, announced=_content_length(response)
             ) from exc
         return chunk
 
@@ -954,13 +1172,13 @@ class Fetcher:
             headers = previous.conditional_headers()
 
         def attempt(tally: _Tally, deadline: float) -> _Steps[Download]:
-            response, final, chain = yield from self._open(url, headers, tally)
+            response, final, chain = yield from self._open(url, headers, tally, deadline)
             etag = response.headers.get("etag")
             last_modified = response.headers.get("last-modified")
             if response.status_code == 304:
                 if not headers or previous is None:
                     raise FetchError(f"{url}: HTTP 304 to a request that was not conditional")
-                yield from self._drain(response)
+                yield from self._drain(response, deadline)
                 return Download(
                     url=url,
                     final_url=final,
@@ -1055,7 +1273,7 @@ class Fetcher:
             want = self.probe_bytes
             # identity: a Range applies to the encoded body, and we want the image's bytes.
             headers = {"Range": f"bytes=0-{want - 1}", "Accept-Encoding": "identity"}
-            response, final, _chain = yield from self._open(url, headers, tally)
+            response, final, _chain = yield from self._open(url, headers, tally, deadline)
             first = response
             ranged = response.status_code == 206
             size = _range_total(response) if ranged else _content_length(response)
@@ -1087,7 +1305,7 @@ class Fetcher:
                 etag = first.headers.get("etag")
                 if etag and not etag.startswith("W/"):
                     more["If-Range"] = etag  # the rest of *this* version, or all of the new one
-                response, final, _chain = yield from self._open(final, more, tally)
+                response, final, _chain = yield from self._open(final, more, tally, deadline)
                 if response.status_code != 206:  # the image changed, or Range was dropped
                     head.clear()
                     ranged = False
@@ -1117,6 +1335,46 @@ class Fetcher:
             )
 
         return (yield from self._retrying(url, attempt))
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not an http(s) URL samepix can request, or None when it is one.
+
+    Parsed as the HTTP client parses it, so a URL that passes here cannot fail later as
+    "invalid": hosts such as ``0177.0.0.1`` or ``127.000.000.001`` (ambiguous octal or padded
+    IPv4), full-width letters, a URL longer than the client accepts. The scheme is
+    case-insensitive (``HTTP://`` is accepted).
+    """
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        return _why(exc)
+    if parsed.scheme not in ("http", "https"):
+        return f"not an http(s) URL ({parsed.scheme or 'no scheme'})"
+    if not parsed.host:
+        return "no host"
+    return None
+
+
+def _bad_location(exc: BaseException) -> bool:
+    """True for httpx's complaint about a redirect's ``Location`` header."""
+    import httpx
+
+    if isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
+        return True
+    return isinstance(exc, httpx.RemoteProtocolError) and "location header" in str(exc)
+
+
+def _why(exc: BaseException) -> str:
+    """An exception's text, or its class name when the text is empty (never "()")."""
+    return str(exc).strip() or type(exc).__name__
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    """A URL quoted in a message, cut to ``limit`` characters (a 100 KB URL stays one line)."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
 
 
 async def _anext_or_empty(chunks: AsyncIterator[bytes]) -> bytes:
