@@ -158,3 +158,92 @@ def test_no_empty_reason_in_a_reset() -> None:
     message = str(caught.value)
     assert "()" not in message, message
     assert "after" in message, message
+
+
+# --- 10.6: compression bombs ---------------------------------------------------------------------
+
+
+def _png_bomb(decoded_mb: int) -> bytes:
+    """A gzip body that starts as a valid 64×64 PNG header and decodes to ``decoded_mb`` MB
+    (gzip members one after another: ~1 MB compressed per GB, made in milliseconds)."""
+    import gzip
+    import zlib
+
+    head = encode(np.zeros((64, 64, 3), np.uint8), "PNG")[:33]  # signature + IHDR
+    zeros = gzip.compress(b"\0" * (1 << 20), compresslevel=9)
+    assert zlib.decompress(zeros, 31) == b"\0" * (1 << 20)
+    return gzip.compress(head) + zeros * decoded_mb
+
+
+def _bomb_route(body: bytes) -> object:
+    from .helpers import Response
+
+    return Response(200, body, {"Content-Type": "image/png", "Content-Encoding": "gzip"})
+
+
+def test_a_gzip_bomb_is_refused_at_the_limit_in_bounded_memory() -> None:
+    # As found: a 4 MB gzip body expanding to 4 GB took 30 s of CPU and 553 MB.
+    import tracemalloc
+
+    limit = 16 << 20
+    with http_server({"/bomb.png": _bomb_route(_png_bomb(2048))}) as server:  # type: ignore[dict-item]
+        fetcher = Fetcher(limits=Limits(max_bytes=limit), retry=Retry(tries=1))
+        tracemalloc.start()
+        started = time.process_time()
+        try:
+            with fetcher, pytest.raises(LimitExceeded, match="compression bomb"):
+                fetcher.get(server.url("/bomb.png"))
+            cpu = time.process_time() - started
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 2 * limit + (8 << 20), peak  # the body up to the limit, one piece more
+    assert cpu < 10, cpu  # refused at 16 MB decoded, not after 2 GB
+
+
+def test_many_bombs_cost_one_limit_and_do_not_starve_the_others() -> None:
+    # As found: 12 bombs in one list took 221 s and 3.1 GB, and the other downloads timed out.
+    import tracemalloc
+
+    limit = 16 << 20
+    bomb = _png_bomb(512)
+    good = encode(np.random.default_rng(5).integers(0, 255, (64, 64, 3), dtype=np.uint8), "PNG")
+    routes: dict[str, object] = {f"/b{i}.png": _bomb_route(bomb) for i in range(12)}
+    routes.update({f"/g{i}.png": _ok(good) for i in range(4)})
+    with http_server(routes) as server:  # type: ignore[arg-type]
+        fetcher = Fetcher(
+            limits=Limits(max_bytes=limit, total_timeout=60), retry=Retry(tries=1), concurrency=16
+        )
+        urls = [server.url(p) for p in routes]
+        tracemalloc.start()
+        try:
+            results = fetcher.get_many(urls, conditional=False)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    bombs, goods = results[:12], results[12:]
+    assert all(isinstance(r, LimitExceeded) for r in bombs), bombs
+    assert all(not isinstance(r, Exception) and r.data == good for r in goods), goods
+    # Decompression adds at most one limit in all, whatever the list holds (12 × 16 MB before).
+    assert peak < 3 * limit + (16 << 20), peak
+
+
+def test_gzip_image_still_downloads() -> None:
+    import gzip
+
+    from .helpers import Response
+
+    good = encode(np.random.default_rng(6).integers(0, 255, (64, 64, 3), dtype=np.uint8), "BMP")
+    routes = {
+        "/g.bmp": Response(
+            200, gzip.compress(good), {"Content-Type": "image/bmp", "Content-Encoding": "gzip"}
+        ),
+        "/d.bmp": Response(
+            200,
+            __import__("zlib").compress(good),
+            {"Content-Type": "image/bmp", "Content-Encoding": "deflate"},
+        ),
+    }
+    with http_server(routes) as server, Fetcher(retry=Retry(tries=1)) as fetcher:  # type: ignore[arg-type]
+        assert fetcher.get(server.url("/g.bmp")).data == good
+        assert fetcher.get(server.url("/d.bmp")).data == good

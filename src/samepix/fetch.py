@@ -26,7 +26,9 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -630,6 +632,11 @@ class Fetcher:
         self.probe_bytes = probe_bytes
         self.max_header_bytes = max_header_bytes
         self._rng = random.Random()
+        # Bytes that decompression added to the bodies being downloaded now (all of them):
+        # bounded by limits.max_bytes, so a list of compression bombs costs one limit of
+        # memory, not one per download in flight.
+        self._inflated = 0
+        self._inflated_lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
 
@@ -894,7 +901,8 @@ class Fetcher:
                             response = None
                         request = self._request(client, effect)
                         response = client.send(request, stream=True)
-                        chunks = response.iter_bytes()
+                        # Raw: Content-Encoding is decoded by _Inflater, in bounded pieces.
+                        chunks = response.iter_raw()
                         value = response
                     elif isinstance(effect, _Sleep):
                         time.sleep(effect.seconds)
@@ -932,7 +940,7 @@ class Fetcher:
                             response = None
                         request = self._request(client, effect)
                         response = await client.send(request, stream=True)
-                        chunks = response.aiter_bytes()
+                        chunks = response.aiter_raw()
                         value = response
                     elif isinstance(effect, _Sleep):
                         await asyncio.sleep(effect.seconds)
@@ -1216,36 +1224,89 @@ class Fetcher:
         return (yield from self._retrying(url, attempt))
 
     def _read_body(self, url: str, response: httpx.Response, deadline: float) -> _Steps[bytes]:
-        """The whole body, checked as it streams: size, magic bytes, then the pixel limit."""
+        """The whole body, checked as it streams: size, magic bytes, then the pixel limit.
+
+        A compressed body (``Content-Encoding``) is decoded here in pieces of at most
+        :data:`_PIECE` bytes, each checked before the next is made: a compression bomb is
+        refused as soon as its decoded size passes ``max_bytes`` — or, when several arrive
+        at once, as soon as what decompression added to all of them together does — with
+        at most one piece decoded too many.
+        """
         limit = self.limits.max_bytes
         announced = _content_length(response)
         if announced is not None and announced > limit:
             raise LimitExceeded(
                 f"{url}: Content-Length {announced:,} bytes exceeds the limit of {limit:,} bytes"
             )
+        inflater = _Inflater(url, response.headers.get("content-encoding"))
         body = bytearray()
+        raw = 0  # bytes received, as sent (compressed)
+        held = 0  # what this body holds beyond its raw bytes, counted in self._inflated
         sniffed = False
         header_known = False
         next_try = _FIRST_HEADER_TRY
-        while True:
-            chunk = yield from self._next_chunk(url, response, len(body), deadline)
-            if not chunk:
-                break
-            body += chunk
-            if len(body) > limit:
-                raise LimitExceeded(f"{url}: body exceeds the limit of {limit:,} bytes")
-            if not sniffed and len(body) >= SNIFF_BYTES:
-                self._sniff(url, body, response)
-                sniffed = True
-            if not header_known and len(body) >= next_try:
-                header_known = self._check_header(url, body)
-                next_try *= 4
-                header_known = header_known or next_try > self.max_header_bytes
+        try:
+            while True:
+                chunk = yield from self._next_chunk(url, response, raw, deadline)
+                raw += len(chunk)
+                pieces = inflater.feed(chunk) if chunk else inflater.finish()
+                for count, piece in enumerate(pieces, 1):
+                    if count % 16 == 0:
+                        # 4 MB decoded from one chunk: let the other downloads run meanwhile.
+                        yield _Sleep(0.0)
+                    body += piece
+                    if len(body) > limit:
+                        raise LimitExceeded(self._too_big(url, len(body), raw, inflater))
+                    if inflater.active and len(body) - raw > held:
+                        held = self._inflate(url, held, len(body) - raw, raw, inflater)
+                    if not sniffed and len(body) >= SNIFF_BYTES:
+                        self._sniff(url, body, response)
+                        sniffed = True
+                    # Each try parses a prefix only (512 B, 2 KB, ... up to max_header_bytes),
+                    # never the growing body: at most 4/3 × max_header_bytes parsed in all.
+                    while not header_known and len(body) >= next_try:
+                        header_known = self._check_header(url, body[:next_try])
+                        next_try *= 4
+                        header_known = header_known or next_try > self.max_header_bytes
+                if not chunk:
+                    break
+        except BaseException:
+            # The error's traceback keeps this frame alive (a sync keeps every error until
+            # its summary): it must not keep up to max_bytes of refused body with it.
+            body.clear()
+            raise
+        finally:
+            if held:
+                with self._inflated_lock:
+                    self._inflated -= held
         if not sniffed:
             self._sniff(url, body, response)
         if not header_known:
             self._check_header(url, body)
         return bytes(body)
+
+    def _inflate(self, url: str, held: int, wanted: int, raw: int, inflater: _Inflater) -> int:
+        """Count ``wanted - held`` more decompressed bytes against the shared budget."""
+        budget = self.limits.max_bytes
+        with self._inflated_lock:
+            if self._inflated + wanted - held > budget:
+                raise LimitExceeded(
+                    f"{url}: {inflater.name}-compressed body of {raw:,} bytes expands to over "
+                    f"{raw + wanted:,}, past the {budget:,} bytes that decompression may add "
+                    "to the downloads in progress together (a compression bomb?); raise it "
+                    "with --max-bytes"
+                )
+            self._inflated += wanted - held
+        return wanted
+
+    def _too_big(self, url: str, size: int, raw: int, inflater: _Inflater) -> str:
+        limit = self.limits.max_bytes
+        if inflater.active and size > 4 * raw:
+            return (
+                f"{url}: {inflater.name}-compressed body of {raw:,} bytes expands to over "
+                f"{limit:,} bytes, the limit (a compression bomb?)"
+            )
+        return f"{url}: body exceeds the limit of {limit:,} bytes"
 
     def _sniff(self, url: str, head: bytes | bytearray, response: httpx.Response) -> None:
         """An error naming what the body is, when its first bytes are no image format."""
@@ -1277,6 +1338,8 @@ class Fetcher:
             first = response
             ranged = response.status_code == 206
             size = _range_total(response) if ranged else _content_length(response)
+            # A server may compress though asked not to: decoded in bounded pieces.
+            inflater = _Inflater(url, response.headers.get("content-encoding"))
             head = bytearray()
             while True:
                 ended = False
@@ -1285,7 +1348,10 @@ class Fetcher:
                     if not chunk:
                         ended = True
                         break
-                    head += chunk
+                    for piece in inflater.feed(chunk):
+                        head += piece
+                        if len(head) >= self.max_header_bytes:
+                            break
                     if len(head) >= SNIFF_BYTES:
                         self._sniff(url, head, response)
                     if not ranged:
@@ -1306,6 +1372,7 @@ class Fetcher:
                 if etag and not etag.startswith("W/"):
                     more["If-Range"] = etag  # the rest of *this* version, or all of the new one
                 response, final, _chain = yield from self._open(final, more, tally, deadline)
+                inflater = _Inflater(url, response.headers.get("content-encoding"))
                 if response.status_code != 206:  # the image changed, or Range was dropped
                     head.clear()
                     ranged = False
@@ -1335,6 +1402,130 @@ class Fetcher:
             )
 
         return (yield from self._retrying(url, attempt))
+
+
+#: Most bytes one decompression step may produce: a compressed body is decoded a piece at a
+#: time, each checked against the limits before the next is made (zlib's max_length).
+_PIECE = 256 * 1024
+
+
+class _Inflater:
+    """Decodes a ``Content-Encoding`` (gzip, deflate; br when a Brotli module is installed)
+    in pieces of at most :data:`_PIECE` bytes, so nothing decodes ahead of the checks.
+
+    httpx's own decoders inflate each network chunk whole: 64 KB of a gzip bomb becomes 64 MB
+    at once, before any limit can look at it.
+    """
+
+    def __init__(self, url: str, header: str | None) -> None:
+        names = [n.strip().lower() for n in (header or "").split(",") if n.strip()]
+        names = [n for n in names if n != "identity"]
+        self.name = "+".join(names) or "identity"
+        self.active = bool(names)
+        # Applied in the reverse order of the header ("gzip, br": br was applied last).
+        self._stages = [_stage(url, n) for n in reversed(names)]
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """Decoded pieces of ``data`` (lazily: stop iterating and nothing more is decoded)."""
+        if not self._stages:
+            if data:
+                yield data
+            return
+        yield from self._through(0, data, final=False)
+
+    def finish(self) -> Iterator[bytes]:
+        """What is left at the end of the body."""
+        if self._stages:
+            yield from self._through(0, b"", final=True)
+
+    def _through(self, index: int, data: bytes, *, final: bool) -> Iterator[bytes]:
+        stage = self._stages[index]
+        for piece in stage(data, final):
+            if index + 1 == len(self._stages):
+                yield piece
+            else:
+                yield from self._through(index + 1, piece, final=False)
+        if final and index + 1 < len(self._stages):
+            yield from self._through(index + 1, b"", final=True)
+
+
+def _stage(url: str, name: str) -> Callable[[bytes, bool], Iterator[bytes]]:
+    """One decoding step: ``(data, final) -> pieces``."""
+    if name in ("gzip", "x-gzip", "deflate"):
+        return _ZlibStage(url, name)
+    if name == "br":
+        return _brotli_stage(url)
+    raise FetchError(f"{url}: unsupported Content-Encoding {name!r} (not asked for)", url=url)
+
+
+class _ZlibStage:
+    """gzip (members one after another) or deflate: the zlib format, or raw deflate as some
+    servers send it (tried when the first bytes are not zlib's)."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url = url
+        self.name = name
+        self.wbits = zlib.MAX_WBITS if name == "deflate" else zlib.MAX_WBITS | 16
+        self.decoder = zlib.decompressobj(self.wbits)
+        self.started = False
+
+    def __call__(self, data: bytes, final: bool) -> Iterator[bytes]:
+        try:
+            yield from self._run(data, final)
+        except zlib.error as exc:
+            raise FetchError(
+                f"{self.url}: cannot decode the {self.name}-compressed body ({exc})", url=self.url
+            ) from exc
+
+    def _run(self, data: bytes, final: bool) -> Iterator[bytes]:
+        while True:
+            try:
+                out = self.decoder.decompress(data, _PIECE)
+            except zlib.error:
+                if self.name != "deflate" or self.started:
+                    raise
+                self.decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+                self.started = True
+                continue
+            self.started = True
+            if out:
+                yield out
+            data = self.decoder.unconsumed_tail
+            if self.decoder.eof and self.decoder.unused_data and self.name != "deflate":
+                data = self.decoder.unused_data  # another gzip member
+                self.decoder = zlib.decompressobj(self.wbits)
+                continue
+            if not data and len(out) < _PIECE:
+                break
+        if final:
+            rest = self.decoder.flush()
+            if rest:
+                yield rest
+
+
+def _brotli_stage(url: str) -> Callable[[bytes, bool], Iterator[bytes]]:
+    try:
+        import brotli  # type: ignore[import-not-found]
+    except ImportError:
+        raise FetchError(
+            f"{url}: Content-Encoding br was sent though not asked for, and no Brotli "
+            "decoder is installed",
+            url=url,
+        ) from None
+    decoder = brotli.Decompressor()
+
+    def run(data: bytes, _final: bool) -> Iterator[bytes]:
+        # Brotli's Python binding has no output limit in every version: feed it small slices
+        # (at most ~1,100× expansion each), so each piece stays bounded.
+        for start in range(0, len(data), 256):
+            try:
+                out = decoder.process(data[start : start + 256])
+            except brotli.error as exc:
+                raise FetchError(f"{url}: cannot decode the br body ({exc})", url=url) from exc
+            if out:
+                yield out
+
+    return run
 
 
 def url_problem(url: str) -> str | None:
