@@ -24,7 +24,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["escape", "json_text", "shorten"]
+__all__ = ["escape", "escape_lines", "json_text", "shorten"]
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Bidi embedding/override/isolate marks and the implicit marks (LRM, RLM, ALM).
@@ -54,6 +54,12 @@ def escape(text: object) -> str:
     if value.isprintable():  # the common case: nothing to do (and no regex run)
         return value
     return _UNSAFE.sub(_one, value)
+
+
+def escape_lines(text: str) -> str:
+    """:func:`escape` for a block of lines made elsewhere: each line escaped, the line breaks
+    kept (a name holding a newline breaks its line, but can no longer act on the terminal)."""
+    return "\n".join(escape(line) for line in text.split("\n"))
 
 
 def shorten(text: str, limit: int = 300) -> str:
