@@ -41,7 +41,7 @@ from .limits import DEFAULT_LIMITS, Limits, compare_memory
 from .policy import DEFAULT_POLICY, Policy
 from .regions import StructureMap, local_change, structure_map, worst_region
 from .relations import Pair, relation_candidates
-from .sources import Blob, blob_from_download, read_source
+from .sources import Blob, blob_from_download, is_http_url, read_source
 from .verdict import Evidence, Relation, Verdict, decide_all, needs_relations
 
 if TYPE_CHECKING:
@@ -603,7 +603,7 @@ def _remembered_side(
     """A URL revalidated (a 304 stays a bodiless Download), anything else loaded lazily."""
     from .fetch import Download
 
-    if isinstance(source, str) and source.startswith(("http://", "https://")):
+    if isinstance(source, str) and is_http_url(source):
         source = fetcher.get(source, conditional=True)
     if isinstance(source, Download):
         if source.not_modified:
@@ -614,7 +614,7 @@ def _remembered_side(
 
 def _is_remote(side: PreparedImage) -> bool:
     url = side.blob.url if side.blob is not None else None
-    return url is not None and url.startswith(("http://", "https://"))
+    return url is not None and is_http_url(url)
 
 
 def _transferred(side: PreparedImage | Download) -> int:
