@@ -10,13 +10,13 @@ different, not found), 2 trouble (bad input, network, limits) with one line ``er
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
 from .errors import SamepixError, UsageError
+from .terminal import escape, escape_lines, json_text
 
 __all__ = ["main"]
 
@@ -28,6 +28,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
+    if debug:  # what decoders said (Pillow warnings, libtiff messages) goes to the samepix logger
+        import logging
+
+        handler_ = logging.StreamHandler(sys.stderr)
+        handler_.setFormatter(logging.Formatter("debug: %(message)s"))
+        logging.getLogger("samepix").addHandler(handler_)
+        logging.getLogger("samepix").setLevel(logging.DEBUG)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -37,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SamepixError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {escape(exc)}", file=sys.stderr)  # it may quote a server or a file name
         return EXIT_TROUBLE
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -48,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(
-            f"error: internal error {type(exc).__name__}: {exc} (run with --debug for details)",
+            f"error: internal error {type(exc).__name__}: {escape(exc)} "
+            "(run with --debug for details)",
             file=sys.stderr,
         )
         return EXIT_TROUBLE
@@ -59,15 +67,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(add_help=False)
+    top.add_argument("--debug", action="store_true", help="show tracebacks and decoder messages")
+    # The same option after the command name; SUPPRESS so it does not reset a --debug given
+    # before the command (argparse would set the subcommand's default False over it).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and decoder messages",
+    )
 
     parser = argparse.ArgumentParser(
         prog="samepix",
         description="Is the image at this URL already on my disk? Explained image-sameness "
         "verdicts: identical / same / similar / different.",
         epilog="Exit status: 0 same picture, 1 not the same, 2 error.",
-        parents=[common],
+        parents=[top],
     )
     parser.add_argument("--version", action="version", version=f"samepix {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -271,6 +288,12 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
         "--workers", type=int, metavar="N", help="decoding processes (default: one per CPU)"
     )
     g.add_argument(
+        "--follow-links",
+        action="store_true",
+        help="follow symbolic links that lead out of DIR too (default: not followed, counted "
+        "in the summary; links within DIR are always followed, loops never)",
+    )
+    g.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -310,7 +333,19 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-bytes", type=int, metavar="N", help="refuse files/downloads above N bytes"
     )
-    g.add_argument("--timeout", type=float, metavar="S", help="network read timeout in seconds")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="seconds one download may take in all: connecting, headers, body, redirects and "
+        "retries (default 120; a connection or a silent read gives up sooner: 10 s, 30 s)",
+    )
+    g.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="refuse images whose decode or comparison would need more memory, judged from "
+        "their headers (e.g. 4G, 512M; default 2G)",
+    )
 
 
 def _add_fetch_options(p: argparse.ArgumentParser, *, state: bool) -> None:
@@ -401,17 +436,20 @@ def _parse_like(example: Any, text: str, what: str) -> Any:
 
 
 def limits_from_args(args: argparse.Namespace) -> Any:
-    from .limits import DEFAULT_LIMITS, Limits
+    from .limits import DEFAULT_LIMITS, Limits, parse_size
 
     changes: dict[str, Any] = {}
     if getattr(args, "max_pixels", None) is not None:
         changes["max_pixels"] = args.max_pixels
     if getattr(args, "max_bytes", None) is not None:
         changes["max_bytes"] = args.max_bytes
+    if getattr(args, "max_memory", None) is not None:
+        changes["max_memory"] = parse_size(args.max_memory, "--max-memory")
     if getattr(args, "timeout", None) is not None:
-        changes["read_timeout"] = args.timeout
-        changes["connect_timeout"] = args.timeout
-        changes["total_timeout"] = max(args.timeout, DEFAULT_LIMITS.total_timeout)
+        # The whole exchange (connect, headers, body, redirects, retries) fits in --timeout.
+        changes["total_timeout"] = args.timeout
+        changes["read_timeout"] = min(args.timeout, DEFAULT_LIMITS.read_timeout)
+        changes["connect_timeout"] = min(args.timeout, DEFAULT_LIMITS.connect_timeout)
     if not changes:
         return DEFAULT_LIMITS
     limits: Limits = Limits(**{**DEFAULT_LIMITS.__dict__, **changes})
@@ -445,13 +483,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         out = result.to_dict()
         if args.diff:
             out["diff"] = args.diff
-        print(json.dumps(out, ensure_ascii=False))
+        print(json_text(out))
     else:
         print(format_comparison(result))
         if args.diff:
-            print(f"  heatmap written to {args.diff}")
+            print(f"  heatmap written to {escape(args.diff)}")
         if args.html:
-            print(f"  report written to {args.html}")
+            print(f"  report written to {escape(args.html)}")
     return EXIT_MATCH if result.is_match else EXIT_NO_MATCH
 
 
@@ -461,19 +499,20 @@ def _area(info: Any) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from .report import human_bytes
+    from .sources import is_http_url
 
-    if not args.url.startswith(("http://", "https://")):
+    if not is_http_url(args.url):
         raise UsageError(f"{args.url}: probe reads http(s):// URLs")
     limits = limits_from_args(args)
     with fetcher_from_args(args, limits) as fetcher:
         found = fetcher.probe(args.url)
     if args.json:
-        print(json.dumps(found.to_dict(), ensure_ascii=False))
+        print(json_text(found.to_dict()))
         return EXIT_MATCH
     dims = "size unknown" if found.width is None else f"{found.width}×{found.height}"
     total = "unknown size" if found.size is None else human_bytes(found.size)
     how = "a Range request" if found.ranged else "a GET stopped early"
-    print(f"{found.format} {dims}, {total}: {found.final_url}")
+    print(f"{escape(found.format)} {dims}, {total}: {escape(found.final_url)}")
     print(f"  read {human_bytes(found.transferred)} with {how}")
     return EXIT_MATCH
 
@@ -504,6 +543,7 @@ def _library(args: argparse.Namespace, *, with_policy: bool) -> tuple[Any, Any]:
         limits=limits_from_args(args),
         workers=args.workers,
         progress=line,
+        follow_links=args.follow_links,
     )
     return lib, line
 
@@ -525,7 +565,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
             line.close()
         lib.close()
     if args.json:
-        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+        print(json_text(summary.to_dict()))
     else:
         print(format_index_summary(summary))
     return 0
@@ -552,7 +592,7 @@ def _cmd_find(args: argparse.Namespace) -> int:
             line.close()
         lib.close()
     if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        print(json_text(result.to_dict()))
     else:
         print(format_find(result))
     return EXIT_MATCH if result.found else EXIT_NO_MATCH
@@ -578,7 +618,7 @@ def _cmd_dupes(args: argparse.Namespace) -> int:
     if op is not None:
         return _act(args, op, groups)
     if args.json:
-        print(json.dumps({"groups": [g.to_dict() for g in groups]}, ensure_ascii=False))
+        print(json_text({"groups": [g.to_dict() for g in groups]}))
     else:
         print(format_duplicates(groups))
     return EXIT_MATCH if groups else EXIT_NO_MATCH
@@ -606,7 +646,10 @@ def _not_same(args: argparse.Namespace, lib: Any) -> int:
         entries.append(entry)
     record_not_same(lib.index, entries[0], entries[1])
     a, b = args.not_same
-    print(f"recorded: {a} and {b} are not the same picture; dupes and find keep them apart")
+    print(
+        f"recorded: {escape(a)} and {escape(b)} are not the same picture; "
+        "dupes and find keep them apart"
+    )
     return 0
 
 
@@ -628,20 +671,20 @@ def _act(args: argparse.Namespace, op: str, groups: Any) -> int:
 
     plan = make_plan(groups, op, args.dir, keep_in=args.keep_in, move_to=args.move_to)
     if args.dry_run:
-        print(format_plan(plan))
+        print(escape_lines(format_plan(plan)))
         return 0
     if op == "delete" and plan.steps and not args.yes:
         if not sys.stdin.isatty():
             raise UsageError(
                 "--delete cannot be undone: add --yes to confirm when not on a terminal"
             )
-        print(format_plan(plan).replace("would delete", "will delete"))
+        print(escape_lines(format_plan(plan).replace("would delete", "will delete")))
         answer = input(f"delete {len(plan.steps)} file(s) for good? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return EXIT_NO_MATCH
     run = apply_plan(plan)
-    print(format_run(run, args.dir))
+    print(escape_lines(format_run(run, args.dir)))
     return 0 if not run.skipped else EXIT_NO_MATCH
 
 
@@ -649,7 +692,7 @@ def _cmd_undo(args: argparse.Namespace) -> int:
     from .actions import format_undo, undo
 
     result = undo(args.dir, args.action_id)
-    print(format_undo(result))
+    print(escape_lines(format_undo(result)))
     return 0 if not result.failed else EXIT_NO_MATCH
 
 
@@ -690,14 +733,20 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
         write_report(sync_report(summary, args.html), args.html)
     if args.json:
-        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+        print(json_text(summary.to_dict()))
     else:
         print(format_sync(summary, verbose=args.verbose))
     if not summary.ok:
         # Every other URL was handled; the exit status says that some were not.
+        malformed = sum(1 for i in summary.failures if not i.retryable)
+        advice = []
+        if summary.failed > malformed:
+            advice.append("run the sync again to retry them")
+        if malformed:
+            advice.append(f"fix the malformed line{'s' if malformed != 1 else ''} in the list")
         print(
             f"error: {summary.failed} of {len(summary.items)} URLs failed (listed above); "
-            "run the sync again to retry them",
+            + " and ".join(advice),
             file=sys.stderr,
         )
         return EXIT_TROUBLE

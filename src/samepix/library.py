@@ -91,6 +91,8 @@ class Library:
         Processes that decode new images during an update (default: one per CPU).
     progress : callable, optional
         Receives :class:`~samepix.index.Progress` reports during updates.
+    follow_links : bool
+        Follow symbolic links that lead out of the folder (default: counted, not followed).
 
     Examples
     --------
@@ -108,6 +110,7 @@ class Library:
         limits: Limits = DEFAULT_LIMITS,
         workers: int | None = None,
         progress: ProgressCallback | None = None,
+        follow_links: bool = False,
     ) -> None:
         self.root = Path(path)
         self.db_path = Path(db) if db is not None else default_db_path(self.root)
@@ -116,6 +119,7 @@ class Library:
         self.limits = limits
         self.workers = workers
         self.progress = progress
+        self.follow_links = follow_links
         self._index: Index | None = None
         self._updated = False
 
@@ -145,7 +149,11 @@ class Library:
     def update(self) -> IndexSummary:
         """Bring the index up to date with the folder (see :func:`samepix.index.update_index`)."""
         summary = update_index(
-            self.index, limits=self.limits, workers=self.workers, progress=self.progress
+            self.index,
+            limits=self.limits,
+            workers=self.workers,
+            progress=self.progress,
+            follow_links=self.follow_links,
         )
         self._updated = True
         return summary
