@@ -25,19 +25,13 @@ import sqlite3
 import stat as stat_module
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import IndexCorrupt, LimitExceeded, SamepixError, SourceError, UsageError
+from .executor import Executor, LocalExecutor
 from .limits import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:
@@ -51,6 +45,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "SCHEMA_VERSION",
     "THUMB_SIDE",
+    "DescribeShard",
     "Descriptor",
     "HashTable",
     "Index",
@@ -60,6 +55,7 @@ __all__ = [
     "Unreadable",
     "default_db_path",
     "describe_blob",
+    "describe_shard",
     "update_index",
 ]
 
@@ -141,10 +137,6 @@ _ENTRY_COLUMNS = (
 # Commit at least this often while decoding, so a killed update keeps what it finished.
 _COMMIT_EVERY_S = 1.0
 _COMMIT_EVERY_ROWS = 500
-# Files per task sent to a worker process, at most: amortises the pickling round trip (about
-# 1 ms). Fewer when there are few files, so that no worker idles while another finishes a
-# chunk of large ones (48 files at 8 a task would be only 6 tasks for 2 workers).
-_CHUNK = 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,8 +404,19 @@ def _describe_file(root: str, rel: str, limits: Limits) -> IndexEntry | Unreadab
     return IndexEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, descriptor)
 
 
-def _describe_chunk(root: str, rels: list[str], limits: Limits) -> list[IndexEntry | Unreadable]:
-    return [_describe_file(root, rel, limits) for rel in rels]
+@dataclass(frozen=True)
+class DescribeShard:
+    """One unit of indexing work: files of one folder to describe (picklable, small)."""
+
+    root: str
+    paths: tuple[str, ...]
+    limits: Limits
+
+
+def describe_shard(shard: DescribeShard) -> list[IndexEntry | Unreadable]:
+    """Describe every file of ``shard``: the per-shard work of ``index``, wherever it runs (this
+    process, a local worker process, a Dask worker)."""
+    return [_describe_file(shard.root, rel, shard.limits) for rel in shard.paths]
 
 
 def _strip_name(message: str, name: str) -> str:
@@ -893,6 +896,7 @@ def update_index(
     limits: Limits = DEFAULT_LIMITS,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
+    executor: Executor | None = None,
 ) -> IndexSummary:
     """Bring ``index`` up to date with its folder.
 
@@ -906,6 +910,10 @@ def update_index(
         Processes that decode new images; default: one per CPU. ``1`` decodes in this process.
     progress : callable, optional
         Called with a :class:`Progress` now and then (at most a few times a second).
+    executor : Executor, optional
+        Where new images are decoded (:mod:`samepix.executor`, e.g. a Dask cluster); default
+        a :class:`~samepix.executor.LocalExecutor` of ``workers`` processes. Results come back
+        to this process, the only one that writes the index.
 
     Returns
     -------
@@ -1037,25 +1045,40 @@ def update_index(
             pending_rows.clear()
             last_commit = time.monotonic()
 
-        for results in _decode_all(str(root), need_decode, limits, workers):
-            for item in results:
-                done += 1
-                pending_rows.append(item)
-                if isinstance(item, IndexEntry):
-                    decoded += 1
-                    if item.path in known:
-                        updated += 1
+        own = executor is None
+        runner: Executor = LocalExecutor(workers) if executor is None else executor
+        try:
+            finished = runner.map_unordered(
+                describe_shard, _shards(str(root), need_decode, limits, runner)
+            )
+            for results in finished:
+                for item in results:
+                    done += 1
+                    pending_rows.append(item)
+                    if isinstance(item, IndexEntry):
+                        decoded += 1
+                        if item.path in known:
+                            updated += 1
+                        else:
+                            added += 1
                     else:
-                        added += 1
-                else:
-                    new_bad.append(item)
-            if (
-                len(pending_rows) >= _COMMIT_EVERY_ROWS
-                or time.monotonic() - last_commit > _COMMIT_EVERY_S
-            ):
+                        new_bad.append(item)
+                if (
+                    len(pending_rows) >= _COMMIT_EVERY_ROWS
+                    or time.monotonic() - last_commit > _COMMIT_EVERY_S
+                ):
+                    flush()
+                if progress:
+                    progress(Progress("decoding", done, total))
+        except BaseException:
+            # Interrupted, or a worker died: keep every shard that finished (the next run
+            # resumes after them), unless it is the database that failed.
+            with contextlib.suppress(Exception):
                 flush()
-            if progress:
-                progress(Progress("decoding", done, total))
+            raise
+        finally:
+            if own:
+                runner.close()
         flush()
 
     # Unreadable rows for files that are gone (or now indexed) go too.
@@ -1082,56 +1105,12 @@ def update_index(
     )
 
 
-def _decode_all(
-    root: str, rels: list[str], limits: Limits, workers: int | None
-) -> Iterator[list[IndexEntry | Unreadable]]:
-    """Describe files in chunks: in worker processes when it pays, else here."""
-    workers = workers or _cpu_count()
-    size = max(1, min(_CHUNK, len(rels) // (16 * workers)))
-    chunks = [rels[i : i + size] for i in range(0, len(rels), size)]
-    if workers <= 1 or len(chunks) < 2:
-        for chunk in chunks:
-            yield _describe_chunk(root, chunk, limits)
-        return
-    import multiprocessing
-    import threading
-
-    # fork when this process has no other thread (fast, and a caller's script is not re-imported:
-    # no `if __name__ == "__main__"` guard needed); spawn otherwise, as forking a threaded
-    # process can deadlock. Workers never touch the parent's SQLite connection.
-    methods = multiprocessing.get_all_start_methods()
-    single = threading.active_count() == 1
-    ctx = multiprocessing.get_context("fork" if "fork" in methods and single else "spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
-        queue = iter(chunks)
-        running: set[Future[list[IndexEntry | Unreadable]]] = set()
-        try:
-            for chunk in queue:  # keep a bounded number of chunks in flight
-                running.add(pool.submit(_describe_chunk, root, chunk, limits))
-                if len(running) >= 4 * workers:
-                    break
-            while running:
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    try:
-                        result = fut.result()
-                    except BrokenProcessPool as exc:
-                        raise SamepixError(
-                            f"{root}: an indexing worker process died ({exc}); run again to "
-                            "resume (finished files are kept)"
-                        ) from exc
-                    yield result
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        running.add(pool.submit(_describe_chunk, root, nxt, limits))
-        except BaseException:
-            for fut in running:
-                fut.cancel()
-            raise
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+def _shards(
+    root: str, rels: list[str], limits: Limits, executor: Executor
+) -> Iterator[DescribeShard]:
+    """``rels`` cut into shards: at most ``executor.max_shard`` files each, fewer when there are
+    few files, so that no worker idles while another finishes a shard of large ones (48 files
+    at 8 a shard would be only 6 shards for 2 workers)."""
+    size = max(1, min(executor.max_shard, len(rels) // (16 * executor.slots)))
+    for start in range(0, len(rels), size):
+        yield DescribeShard(root, tuple(rels[start : start + size]), limits)

@@ -46,6 +46,7 @@ from typing import IO, TYPE_CHECKING, Any, Union
 from urllib.parse import unquote, urlsplit
 
 from .errors import SamepixError, SourceError, SyncError, SyncLocked, UsageError
+from .executor import close_in_children
 from .index import STATE_DIR, IndexEntry, Progress
 
 if TYPE_CHECKING:
@@ -407,6 +408,8 @@ class _FolderLock:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # A forked worker must not share the lock: it could outlive this process.
+        close_in_children(fd)
         self._fd = fd
         return self
 
@@ -414,6 +417,7 @@ class _FolderLock:
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)
+            close_in_children(self._fd, on=False)
             os.close(self._fd)  # releases the lock
             self._fd = None
 
