@@ -195,3 +195,35 @@ def test_sync_killed_while_indexing_leaves_no_stale_lock(
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err.decode()
     assert b"another samepix sync is running" not in err
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_dask_without_the_extra_says_how_to_install_it(tmp_path: Path) -> None:
+    proc = _python(
+        "import sys; sys.modules['distributed'] = None\n"  # as if it were not installed
+        "from samepix.cli import main\n"
+        f"sys.exit(main(['index', {str(tmp_path)!r}, '--dask', 'local:2']))"
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: --dask local:2: Dask is not installed (install it with: "
+        "pip install 'samepix[dask]')"
+    )
+
+
+def test_help_imports_neither_dask_nor_fsspec() -> None:
+    proc = _python(
+        "import sys\n"
+        "from samepix.cli import main\n"
+        "try:\n    main(['index', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('distributed', 'dask', 'fsspec', 's3fs') if m in sys.modules]\n"
+        "print(heavy, file=sys.stderr)"
+    )
+    assert proc.stderr.strip() == "[]"
+    assert "--dask ADDRESS" in proc.stdout

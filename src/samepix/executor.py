@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
@@ -285,15 +286,20 @@ class DaskExecutor:
             count = address[len("local:") :]
             if not count.isdigit() or int(count) < 1:
                 raise UsageError(f"--dask {address}: expected local:N with N ≥ 1 worker processes")
-            self._cluster = distributed.LocalCluster(
-                n_workers=int(count),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=50,  # logging.CRITICAL: the CLI's stderr is for samepix's lines
-            )
+            with warnings.catch_warnings():
+                # "Port 8787 is already in use": its HTTP server moves to a free port, fine.
+                warnings.simplefilter("ignore")
+                self._cluster = distributed.LocalCluster(
+                    n_workers=int(count),
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",  # this machine only
+                    dashboard_address=None,
+                    silence_logs=50,  # logging.CRITICAL: the CLI's stderr is samepix's
+                )
             target: Any = self._cluster
         else:
+            _reachable(address, timeout)
             target = address
         try:
             self.client = distributed.Client(target, timeout=timeout, set_as_default=False)
@@ -318,7 +324,7 @@ class DaskExecutor:
         ]
         if not first:
             return
-        pending = as_completed(first)
+        pending = as_completed(first, loop=self.client.loop)
         try:
             for future in pending:
                 try:
@@ -352,6 +358,27 @@ class DaskExecutor:
             with contextlib.suppress(Exception):
                 client.close()
         self._close_cluster()
+
+
+def _reachable(address: str, timeout: float) -> None:
+    """Fail at once, in one line, when nothing listens at a ``tcp://`` address (Dask's own
+    client would retry until its timeout, then raise a multi-line error)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme not in ("tcp", "") or parts.hostname is None:
+        return  # tls://, ucx://, inproc://: left to Dask
+    try:
+        port = parts.port or 8786
+    except ValueError as exc:
+        raise UsageError(f"--dask {address}: not a scheduler address ({exc})") from exc
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or _short(exc) or type(exc).__name__
+        raise SamepixError(f"--dask {address}: cannot reach the Dask scheduler ({reason})") from exc
 
 
 def _short(exc: BaseException) -> str:

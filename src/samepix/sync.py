@@ -1121,9 +1121,7 @@ class _Syncer:
         else:
             # 2. the new file under its own name (another format), then the old name goes
             folder = str(old_rel.parent) if str(old_rel.parent) != "." else ""
-            new_rel = self._write_new(
-                url, download, old_rel.stem, ext, folder, mode_of=old_path
-            )
+            new_rel = self._write_new(url, download, old_rel.stem, ext, folder, mode_of=old_path)
             with contextlib.suppress(FileNotFoundError):
                 old_path.unlink()
         # 3. the index and the record, in one transaction
