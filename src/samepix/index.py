@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import IndexCorrupt, LimitExceeded, SamepixError, SourceError, UsageError
 from .executor import Executor, LocalExecutor
@@ -374,8 +374,27 @@ def describe_blob(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> Descriptor:
     )
 
 
+def as_folder(location: str | os.PathLike[str]) -> Path:
+    """A local folder as a Path; a folder on object storage (``s3://...``) as an
+    :class:`~samepix.storage.ObjectPath`, which does the Path operations the index uses."""
+    text = os.fspath(location)
+    from .storage import is_object_url
+
+    if is_object_url(text):
+        from .storage import ObjectPath
+
+        return cast(Path, ObjectPath(text))
+    return Path(text)
+
+
+def _is_object(path: Path) -> bool:
+    return not isinstance(path, Path)
+
+
 def _read_file(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
     """The bytes of a file and the ``fstat`` of the handle they were read from."""
+    if _is_object(path):  # an ObjectPath: (bytes, ObjectStat), which has the same fields
+        return cast(Any, path).read(limits)  # type: ignore[no-any-return]
     with path.open("rb") as handle:
         st = os.fstat(handle.fileno())
         if st.st_size > limits.max_bytes:
@@ -391,7 +410,7 @@ def _read_file(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
 def _describe_file(root: str, rel: str, limits: Limits) -> IndexEntry | Unreadable:
     from .sources import Blob
 
-    path = Path(root, rel)
+    path = as_folder(root) / rel
     try:
         data, st = _read_file(path, limits)
         descriptor = describe_blob(Blob(data=data, name=rel, path=path), limits=limits)
@@ -440,7 +459,14 @@ def _sha256_file(root: Path, rel: str, limits: Limits) -> tuple[str, str | None,
 
 
 def default_db_path(root: str | os.PathLike[str]) -> Path:
-    """``ROOT/.samepix/index.db``."""
+    """``ROOT/.samepix/index.db``; for a folder on object storage, a file on this machine
+    (:func:`samepix.storage.remote_db_path`): the bucket is only read."""
+    from .storage import is_object_url
+
+    if is_object_url(os.fspath(root)):
+        from .storage import remote_db_path
+
+        return remote_db_path(os.fspath(root))
     return Path(root) / STATE_DIR / DEFAULT_DB_NAME
 
 
@@ -474,7 +500,7 @@ class Index:
         *,
         create: bool = True,
     ) -> None:
-        self.root = Path(root)
+        self.root = as_folder(root)
         if not self.root.is_dir():
             raise SourceError(f"{self.root}: not a folder")
         self.explicit_db = db is not None
@@ -882,6 +908,16 @@ def _walk(root: Path, skip: set[Path]) -> _Walk:
     return out
 
 
+def _walk_objects(root: Path) -> _Walk:
+    """Every image object under a folder on object storage (key order; no links there)."""
+    from .storage import ObjectPath, walk_objects
+
+    out = _Walk()
+    for rel, st in walk_objects(cast(ObjectPath, root), IMAGE_EXTENSIONS, STATE_DIR):
+        out.files[rel] = cast(os.stat_result, st)  # the fields the index reads
+    return out
+
+
 def _same_stat(row: tuple[int, int, int], st: os.stat_result) -> bool:
     return row == (st.st_size, st.st_mtime_ns, st.st_ino)
 
@@ -927,7 +963,7 @@ def update_index(
     started = time.perf_counter()
     root = index.root
     skip = {index.path.parent} if index.path.parent.name == STATE_DIR else set()
-    walk = _walk(root, skip)
+    walk = _walk_objects(root) if _is_object(root) else _walk(root, skip)
     if progress:
         progress(Progress("scanning", len(walk.files), len(walk.files)))
 

@@ -29,6 +29,7 @@ from .index import (
     IndexEntry,
     IndexSummary,
     ProgressCallback,
+    as_folder,
     default_db_path,
     update_index,
 )
@@ -115,7 +116,7 @@ class Library:
         progress: ProgressCallback | None = None,
         executor: Executor | str | None = None,
     ) -> None:
-        self.root = Path(path)
+        self.root = as_folder(path)  # a Path, or an ObjectPath for s3://... (samepix.storage)
         self.db_path = Path(db) if db is not None else default_db_path(self.root)
         self._explicit_db = db is not None
         self.policy = policy

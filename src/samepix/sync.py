@@ -1210,6 +1210,11 @@ def run_sync(
         raise UsageError(f"per_host must be at least 1, got {per_host}")
     started = time.perf_counter()
     root = lib.root
+    if not isinstance(root, Path):  # an ObjectPath (samepix.storage)
+        raise UsageError(
+            f"{root}: sync into object storage is not supported yet; sync into a local folder "
+            "and copy it up, or index the bucket and use find --in (see docs/scale.md)"
+        )
     if not root.is_dir():
         raise SourceError(f"{root}: not a folder")
     if isinstance(urls, str):
