@@ -290,3 +290,22 @@ def test_sync_into_object_storage_is_refused_clearly(tmp_path: Path) -> None:
         "a local folder and copy it up, or index the bucket and use find --in (see "
         "docs/scale.md)"
     ]
+
+
+def test_index_of_a_bucket_on_dask_workers(bucket: tuple[Any, str], tmp_path: Path) -> None:
+    """Shards read the bucket from Dask worker processes (credentials and endpoint from the
+    workers' own environment); the coordinator writes the local index."""
+    pytest.importorskip("distributed", reason="samepix[dask] is not installed")
+    from samepix.executor import DaskExecutor
+
+    fs, name = bucket
+    for n in range(8):
+        fs.pipe(f"{name}/pics/p{n}.png", _png(n))
+    executor = DaskExecutor("local:2")
+    try:
+        with Index(f"s3://{name}/pics", tmp_path / "remote.db") as index:
+            summary = update_index(index, executor=executor)
+            assert len(index) == 8
+    finally:
+        executor.close()
+    assert (summary.added, summary.decoded, summary.unreadable) == (8, 8, ())
