@@ -97,6 +97,8 @@ class Library:
         One given as a string is closed with the library.
     progress : callable, optional
         Receives :class:`~samepix.index.Progress` reports during updates.
+    follow_links : bool
+        Follow symbolic links that lead out of the folder (default: counted, not followed).
 
     Examples
     --------
@@ -115,6 +117,7 @@ class Library:
         workers: int | None = None,
         progress: ProgressCallback | None = None,
         executor: Executor | str | None = None,
+        follow_links: bool = False,
     ) -> None:
         self.root = as_folder(path)  # a Path, or an ObjectPath for s3://... (samepix.storage)
         self.db_path = Path(db) if db is not None else default_db_path(self.root)
@@ -125,6 +128,7 @@ class Library:
         self.progress = progress
         self._executor_spec = executor
         self._executor: Executor | None = None if isinstance(executor, str) else executor
+        self.follow_links = follow_links
         self._index: Index | None = None
         self._updated = False
 
@@ -171,6 +175,7 @@ class Library:
             workers=self.workers,
             progress=self.progress,
             executor=self.executor,
+            follow_links=self.follow_links,
         )
         self._updated = True
         return summary
