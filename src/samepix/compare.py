@@ -35,14 +35,15 @@ from .decode import (
     draft_grey,
     grey_pil,
     luma,
+    memory_facts,
 )
 from .decode import read_info as read_header_info
 from .hashes import HashSet, hash_image
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, compare_memory
 from .policy import DEFAULT_POLICY, Policy
 from .regions import StructureMap, local_change, structure_map, worst_region
 from .relations import Pair, relation_candidates
-from .sources import Blob, blob_from_download, read_source
+from .sources import Blob, blob_from_download, is_http_url, read_source
 from .verdict import Evidence, Relation, Verdict, decide_all, needs_relations
 
 if TYPE_CHECKING:
@@ -390,6 +391,7 @@ def _compare_prepared(
             transferred=transferred,
         ), None
 
+    _check_compare_memory(pa, pb, limits)
     da, db = pa.decoded, pb.decoded
     facts = _describe_changes(da.info, db.info)
     pixels_a, pixels_b = da.pixels, db.pixels
@@ -449,6 +451,21 @@ def _compare_prepared(
         evidence=found.evidence,
         relation=None if decision.relation is None else decision.relation.kind,
     ), found
+
+
+def _check_compare_memory(pa: PreparedImage, pb: PreparedImage, limits: Limits) -> None:
+    """Refuse, before decoding, a pair whose comparison would need more than ``max_memory``
+    (estimated from both headers; a side already decoded counts with its arrays)."""
+    facts: list[tuple[int, int, str, str | None, bool]] = []
+    for p in (pa, pb):
+        if "decoded" in p.__dict__ or p.blob is None:
+            d = p.decoded
+            mode = "L" if d.is_grey else "RGB"
+            facts.append((d.info.width, d.info.height, mode, None, d.alpha is not None))
+        else:
+            facts.append(memory_facts(p.blob, limits=limits))
+    needed = compare_memory(facts[0], facts[1])
+    limits.check_memory(f"{pa.name} vs {pb.name}", needed, "comparing them")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -589,7 +606,7 @@ def _remembered_side(
     """A URL revalidated (a 304 stays a bodiless Download), anything else loaded lazily."""
     from .fetch import Download
 
-    if isinstance(source, str) and source.startswith(("http://", "https://")):
+    if isinstance(source, str) and is_http_url(source):
         source = fetcher.get(source, conditional=True)
     if isinstance(source, Download):
         if source.not_modified:
@@ -600,7 +617,7 @@ def _remembered_side(
 
 def _is_remote(side: PreparedImage) -> bool:
     url = side.blob.url if side.blob is not None else None
-    return url is not None and url.startswith(("http://", "https://"))
+    return url is not None and is_http_url(url)
 
 
 def _transferred(side: PreparedImage | Download) -> int:
@@ -747,7 +764,9 @@ def _measure(
         a = np.dstack([a, al.a_alpha if al.a_alpha is not None else opaque])
         b = np.dstack([b, al.b_alpha if al.b_alpha is not None else opaque])
     height, width = a.shape[:2]
-    psnr = m.psnr(al.a, al.b)
+    # With alpha, PSNR is over what shows (premultiplied colour, and alpha): the colour of an
+    # invisible pixel is no part of the picture and differs freely between two exports.
+    psnr = m.psnr(a, b) if has_alpha else m.psnr(al.a, al.b)
     planes = 1 if a.ndim == 2 else a.shape[2]
     if planes == 1:
         nrmse = m.nrmse(a, b)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import StateError
+from .errors import SamepixError, StateError, WriteFailed
 
 __all__ = ["FetchState", "UrlRecord", "result_key"]
 
@@ -249,16 +249,27 @@ class FetchState:
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
 
-    def _translate(self, exc: sqlite3.Error) -> StateError:
+    def _translate(self, exc: sqlite3.Error) -> SamepixError:
+        from . import sqlite_errors
+
         text = str(exc)
-        if "locked" in text or "busy" in text:
+        what = sqlite_errors.kind(exc)
+        if what == "locked":
             return StateError(
                 f"{self.path}: the fetch state file is locked by another process ({text}); "
                 "try again, or run with --no-cache"
             )
-        if "unable to open" in text or "readonly" in text or "read-only" in text:
-            return StateError(
-                f"{self.path}: cannot open the fetch state file for writing ({text}); "
+        if what in ("full", "io"):
+            # Not a corruption: the write was refused and rolled back, the file is as it was.
+            why = sqlite_errors.why_not_written(self.path, exc)
+            return WriteFailed(
+                f"{self.path}: cannot write the fetch state file ({why}); nothing in it was "
+                "lost: free some space, then run again (or use --state PATH or --no-cache)"
+            )
+        if what in ("readonly", "cantopen"):
+            why = sqlite_errors.why_not_written(self.path, exc)
+            return WriteFailed(
+                f"{self.path}: cannot open the fetch state file for writing ({why}); "
                 "use --state PATH or --no-cache"
             )
         return StateError(
