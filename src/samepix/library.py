@@ -30,6 +30,7 @@ from .index import (
     IndexSummary,
     Progress,
     ProgressCallback,
+    as_folder,
     default_db_path,
     require_folder,
     update_index,
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .compare import Comparison, ImageSource, PreparedImage
+    from .executor import Executor
     from .fetch import Fetcher, Retry
     from .sync import SyncLog, SyncSummary
 
@@ -91,8 +93,14 @@ class Library:
         Safety limits for every file and download.
     workers : int, optional
         Processes that decode new images during an update (default: one per CPU).
+    executor : Executor or str, optional
+        Where that decoding runs instead (:mod:`samepix.executor`): an executor object, or a
+        Dask scheduler address (``"tcp://host:8786"``, ``"local:4"``; needs ``samepix[dask]``).
+        One given as a string is closed with the library.
     progress : callable, optional
         Receives :class:`~samepix.index.Progress` reports during updates.
+    follow_links : bool
+        Follow symbolic links that lead out of the folder (default: counted, not followed).
 
     Examples
     --------
@@ -110,14 +118,19 @@ class Library:
         limits: Limits = DEFAULT_LIMITS,
         workers: int | None = None,
         progress: ProgressCallback | None = None,
+        executor: Executor | str | None = None,
+        follow_links: bool = False,
     ) -> None:
-        self.root = Path(path)
+        self.root = as_folder(path)  # a Path, or an ObjectPath for s3://... (samepix.storage)
         self.db_path = Path(db) if db is not None else default_db_path(self.root)
         self._explicit_db = db is not None
         self.policy = policy
         self.limits = limits
         self.workers = workers
         self.progress = progress
+        self._executor_spec = executor
+        self._executor: Executor | None = None if isinstance(executor, str) else executor
+        self.follow_links = follow_links
         self._index: Index | None = None
         self._updated = False
 
@@ -142,10 +155,22 @@ class Library:
             self._index = Index(self.root, self.db_path if self._explicit_db else None)
         return self._index
 
+    @property
+    def executor(self) -> Executor | None:
+        """The executor updates run on (None: local worker processes, made per update)."""
+        if self._executor is None and isinstance(self._executor_spec, str):
+            from .executor import DaskExecutor
+
+            self._executor = DaskExecutor(self._executor_spec)
+        return self._executor
+
     def close(self) -> None:
         if self._index is not None:
             self._index.close()
             self._index = None
+        if isinstance(self._executor_spec, str) and self._executor is not None:
+            self._executor.close()  # made here, so closed here
+            self._executor = None
 
     def __enter__(self) -> Library:
         return self
@@ -158,7 +183,12 @@ class Library:
     def update(self) -> IndexSummary:
         """Bring the index up to date with the folder (see :func:`samepix.index.update_index`)."""
         summary = update_index(
-            self.index, limits=self.limits, workers=self.workers, progress=self.progress
+            self.index,
+            limits=self.limits,
+            workers=self.workers,
+            progress=self.progress,
+            executor=self.executor,
+            follow_links=self.follow_links,
         )
         self._updated = True
         return summary
