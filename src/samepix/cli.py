@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _apply_settings(parser, argv)
     except SamepixError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {escape(exc)}", file=sys.stderr)
         return EXIT_TROUBLE
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
@@ -670,7 +670,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         if getattr(args, "debug", False):
             raise heat_error
-        print(f"error: {heat_error}", file=sys.stderr)
+        print(f"error: {escape(heat_error)}", file=sys.stderr)
         return EXIT_TROUBLE
     return EXIT_MATCH if result.is_match else EXIT_NO_MATCH
 
