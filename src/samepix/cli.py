@@ -625,11 +625,19 @@ def limits_from_args(args: argparse.Namespace) -> Any:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare, load, warm_colour_tables
-    from .heatmap import heatmap_format, write_heatmap
-    from .report import format_comparison
+    from .compare import colour_tables_ready, warm_colour_tables
 
     warm_colour_tables()  # overlaps OpenCV's one-time table setup with reading the files
+    try:
+        return _compare_command(args)
+    finally:
+        colour_tables_ready()  # no thread may be left inside OpenCV when the process exits
+
+
+def _compare_command(args: argparse.Namespace) -> int:
+    from .compare import compare, load
+    from .heatmap import heatmap_format, write_heatmap
+    from .report import format_comparison
 
     policy = policy_from_args(args)
     limits = limits_from_args(args)

@@ -731,6 +731,14 @@ def warm_colour_tables() -> None:
     _lab_tables.start()
 
 
+def colour_tables_ready() -> None:
+    """Wait for :func:`warm_colour_tables`' thread. Call before the process exits: a daemon
+    thread still inside OpenCV when the interpreter shuts down aborts the process ("FATAL:
+    exception not rethrown", SIGABRT) — e.g. when the first file turned out to be missing."""
+    if _lab_tables is not None:
+        _lab_tables.join()
+
+
 def _to_lab(rgb: np.ndarray) -> np.ndarray:
     """CIE L*a*b* of float RGB in 0–1 (OpenCV's conversion)."""
     import cv2
