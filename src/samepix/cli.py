@@ -965,15 +965,17 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         print(format_sync(summary, verbose=args.verbose))
     if interrupted is not None:
         s = summary
+        terminated = isinstance(interrupted.__cause__, _Terminated)  # SIGTERM, not Ctrl-C
         print(
-            f"error: interrupted after {len(s.items)} of {len(s.items) + interrupted.left} URLs "
+            f"error: {'terminated' if terminated else 'interrupted'} after {len(s.items)} of "
+            f"{len(s.items) + interrupted.left} URLs "
             f"(downloaded {s.downloaded}, replaced {s.replaced}, skipped "
             f"{s.skipped_unchanged + s.skipped_bytes + s.skipped_same_picture}, failed "
             f"{s.failed}); {interrupted.left} left undecided, nothing partial written: run the "
             "same command again to continue",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return 143 if terminated else EXIT_INTERRUPTED
     if not summary.ok:
         # Every other URL was handled; the exit status says that some were not.
         malformed = sum(1 for i in summary.failures if not i.retryable)
