@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_TROUBLE
+    restore = _terminate_like_interrupt()
     try:
         return handler(args)
     except SamepixError as exc:
@@ -47,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {escape(exc)}", file=sys.stderr)  # it may quote a server or a file name
         return EXIT_TROUBLE
+    except _Terminated:
+        print("error: terminated", file=sys.stderr)
+        return 143  # 128 + SIGTERM, as a shell reports it
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -61,6 +65,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_TROUBLE
+    finally:
+        restore()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where SIGINT would be: the same clean stop (locks released, worker
+    processes ended, finished work kept)."""
+
+
+def _terminate_like_interrupt() -> Callable[[], None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signal handlers belong to the main thread
+
+    def on_term(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,6 +316,12 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--db", metavar="PATH", help="index database (default DIR/.samepix/index.db)")
     g.add_argument(
         "--workers", type=int, metavar="N", help="decoding processes (default: one per CPU)"
+    )
+    g.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="decode on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local:N to "
+        "start N worker processes here (needs samepix[dask]; see docs/scale.md)",
     )
     g.add_argument(
         "--follow-links",
@@ -564,8 +599,11 @@ def _library(args: argparse.Namespace, *, with_policy: bool) -> tuple[Any, Any]:
         limits=limits_from_args(args),
         workers=args.workers,
         progress=line,
+        executor=args.dask,
         follow_links=args.follow_links,
     )
+    if args.dask:
+        lib.executor  # noqa: B018 - connect now: an unreachable scheduler fails before any work
     return lib, line
 
 

@@ -45,6 +45,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, Union
 from urllib.parse import unquote, urlsplit
 
 from .errors import SamepixError, SourceError, SyncError, SyncLocked, UsageError, WriteFailed
+from .executor import close_in_children
 from .index import STATE_DIR, IndexEntry, Progress
 from .names import from_db
 from .terminal import json_text
@@ -477,6 +478,8 @@ class _FolderLock:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # A forked worker must not share the lock: it could outlive this process.
+        close_in_children(fd)
         self._fd = fd
         return self
 
@@ -484,6 +487,7 @@ class _FolderLock:
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)
+            close_in_children(self._fd, on=False)
             os.close(self._fd)  # releases the lock
             self._fd = None
 
@@ -1311,6 +1315,11 @@ def run_sync(
         raise UsageError(f"per_host must be at least 1, got {per_host}")
     started = time.perf_counter()
     root = lib.root
+    if not isinstance(root, Path):  # an ObjectPath (samepix.storage)
+        raise UsageError(
+            f"{root}: sync into object storage is not supported yet; sync into a local folder "
+            "and copy it up, or index the bucket and use find --in (see docs/scale.md)"
+        )
     if not root.is_dir():
         raise SourceError(f"{root}: not a folder")
     if isinstance(urls, str):
