@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import io
 import multiprocessing as mp
+import os
 import random
 import sys
 import time
@@ -111,7 +112,7 @@ def mutate(data: bytes, rng: random.Random, dictionary: list[bytes]) -> bytes:
             i = rng.randrange(max(1, n - size))
             value = rng.choice(_BIG) & ((1 << (8 * size)) - 1)
             buf[i : i + size] = value.to_bytes(size, rng.choice(("big", "little")))
-        elif op == 4:  # truncate
+        elif op == 4 and n > 1:  # truncate
             del buf[rng.randrange(max(1, n // 4), n) :]
         elif op == 5:  # delete a run
             del buf[i : i + rng.randrange(1, 64)]
@@ -153,7 +154,27 @@ def target(data: bytes) -> str | None:
 # Worker and watchdog
 
 
-def _worker(conn: Any, current: str, seed: int, start: int, runs: int) -> None:
+_SELFTEST = (b"selftest:crash", b"selftest:hang", b"selftest:memory", b"selftest:foreign")
+
+
+def _selftest_target(data: bytes) -> str | None:
+    """What the watchdog must catch, on demand (``--selftest``): each class once."""
+    if data == b"selftest:crash":
+        os.abort()
+    if data == b"selftest:hang":
+        time.sleep(3600)
+    if data == b"selftest:memory":
+        hog = bytearray(3 * 2**30)
+        hog[::4096] = b"x" * len(hog[::4096])
+        time.sleep(3600)
+    if data == b"selftest:foreign":
+        return "selftest: a foreign exception"
+    return target(data)
+
+
+def _worker(
+    conn: Any, current: str, seed: int, start: int, runs: int, selftest: bool = False
+) -> None:
     """Run inputs ``start`` … ``runs`` − 1; each is written to ``current`` before it runs."""
     import logging
 
@@ -162,11 +183,13 @@ def _worker(conn: Any, current: str, seed: int, start: int, runs: int) -> None:
     for i in range(start, runs):
         rng = random.Random(seed * 1_000_003 + i)  # input i is the same in every run
         data = mutate(rng.choice(corpus), rng, corpus)
+        if selftest and i < len(_SELFTEST):
+            data = _SELFTEST[i]
         with open(current, "wb") as f:
             f.write(data)
         conn.send(("start", i))
-        failure = target(data)
-        conn.send(("done", i, failure))
+        failure = _selftest_target(data) if selftest else target(data)
+        conn.send(("done", i, failure, data if failure is not None else b""))
     conn.send(("end", runs))
 
 
@@ -192,7 +215,13 @@ def _save(out: Path, kind: str, data: bytes, note: str) -> Path:
 
 
 def fuzz(
-    runs: int, seed: int, out: Path, timeout: float, max_rss: int, quiet: bool
+    runs: int,
+    seed: int,
+    out: Path,
+    timeout: float,
+    max_rss: int,
+    quiet: bool,
+    selftest: bool = False,
 ) -> dict[str, int]:
     """Run ``runs`` inputs under the watchdog; counts of each finding class and of executions."""
     counts = {"executions": 0, "foreign": 0, "crash": 0, "hang": 0, "memory": 0}
@@ -204,20 +233,20 @@ def fuzz(
     last_report = started
     while next_input < runs:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(child, current, seed, next_input, runs))
+        proc = ctx.Process(target=_worker, args=(child, current, seed, next_input, runs, selftest))
         proc.start()
         child.close()
         running: int | None = None
         since = time.monotonic()
         peak = 0
         while True:
+            msg = None
+            dead = False
             if parent.poll(0.05):
                 try:
                     msg = parent.recv()
-                except EOFError:
-                    msg = ("died",)
-            else:
-                msg = None
+                except EOFError:  # the worker is gone: its input is the finding
+                    dead = True
             now = time.monotonic()
             if msg is None:
                 rss = _rss(proc.pid)
@@ -226,7 +255,8 @@ def fuzz(
                     kind, note = "memory", f"input {running}: RSS {rss / 2**20:.0f} MiB"
                 elif running is not None and now - since > timeout:
                     kind, note = "hang", f"input {running}: no answer in {timeout:g} s"
-                elif not proc.is_alive():
+                elif dead or not proc.is_alive():
+                    proc.join(5)
                     kind, note = "crash", f"input {running}: worker exit {proc.exitcode}"
                 else:
                     continue
@@ -244,8 +274,7 @@ def fuzz(
             elif msg[0] == "done":
                 counts["executions"] += 1
                 if msg[2] is not None:
-                    data = Path(current).read_bytes()
-                    saved = _save(out, "foreign", data, msg[2])
+                    saved = _save(out, "foreign", msg[3], msg[2])
                     counts["foreign"] += 1
                     print(f"foreign exception: input {msg[1]} -> {saved}", file=sys.stderr)
                 running = None
@@ -254,8 +283,6 @@ def fuzz(
                 next_input = runs
                 proc.join()
                 break
-            elif msg[0] == "died":
-                continue  # is_alive() says so on the next turn
             if not quiet and now - last_report > 30:
                 rate = counts["executions"] / (now - started)
                 print(f"{counts} ({rate:.0f}/s)", file=sys.stderr)
@@ -300,13 +327,17 @@ def main() -> None:
     )
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--atheris", action="store_true", help="run under atheris (libFuzzer)")
+    parser.add_argument(
+        "--selftest", action="store_true", help="inputs 0-3 crash, hang, hog memory, raise"
+    )
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="libFuzzer options after --")
     args = parser.parse_args()
     if args.atheris:
         run_atheris([a for a in args.rest if a != "--"])
         return
+    max_rss = int(args.max_rss * 2**30)
     counts = fuzz(
-        args.runs, args.seed, Path(args.out), args.timeout, int(args.max_rss * 2**30), args.quiet
+        args.runs, args.seed, Path(args.out), args.timeout, max_rss, args.quiet, args.selftest
     )
     print(" ".join(f"{k}={v}" for k, v in counts.items()))
     sys.exit(1 if any(counts[k] for k in ("foreign", "crash", "hang", "memory")) else 0)

@@ -81,3 +81,37 @@ def test_avif_with_damaged_colour_planes_is_a_decode_error() -> None:
         data[i] ^= 0x5A
     with pytest.raises(SamepixError):
         decode_blob(Blob(bytes(data), "x.avif"))
+
+
+def test_watchdog_catches_crash_hang_memory_and_foreign(tmp_path: Path) -> None:
+    # --selftest makes inputs 0-3 abort the worker, hang, hog 3 GiB and raise a foreign error.
+    out = tmp_path / "findings"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(HARNESS),
+            "--runs",
+            "6",
+            "--selftest",
+            "--quiet",
+            "--out",
+            str(out),
+            "--timeout",
+            "8",
+            "--max-rss",
+            "0.4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "executions=6 foreign=1 crash=1 hang=1 memory=1" in proc.stdout, proc.stderr[-3000:]
+    saved = {p.parent.name: p.read_bytes() for p in out.glob("*/*.bin")}
+    assert saved == {
+        "crash": b"selftest:crash",
+        "hang": b"selftest:hang",
+        "memory": b"selftest:memory",
+        "foreign": b"selftest:foreign",
+    }
