@@ -349,9 +349,7 @@ def dupes_report(
         for k, copy in enumerate(group.others, 1):
             extra_bytes += copy.size
             pairs.append(_pair_view(k, copy.comparison, best_arr, thumbs.array(copy.path)))
-            pairs[-1].not_same = "samepix dupes " + " ".join(
-                shlex.quote(os.fspath(p)) for p in (root, "--not-same", group.best.path, copy.path)
-            )
+            pairs[-1].not_same = _not_same_command(root, group.best.path, copy.path)
         verdicts = {p.verdict for p in pairs}
         verdict = "identical" if verdicts == {"identical"} else "same"
         items.append(
@@ -374,6 +372,13 @@ def dupes_report(
         ("bytes to free", human_bytes(extra_bytes)),
     ]
     return Report(f"samepix dupes {os.fspath(root)}", "dupes", totals, items, ["identical", "same"])
+
+
+def _not_same_command(root: str | os.PathLike[str], *pair: str | os.PathLike[str]) -> str:
+    """The command that records ``pair`` as not the same, with absolute paths (it is copied and
+    run from anywhere), quoted for a POSIX shell."""
+    args = [os.path.abspath(root), "--not-same", *(os.path.abspath(p) for p in pair)]
+    return "samepix dupes " + " ".join(shlex.quote(a) for a in args)
 
 
 def _copy_picture(copy: DuplicateCopy, base: Path, thumbs: _Thumbs, *, best: bool) -> Picture:
@@ -435,9 +440,7 @@ def find_report(
         )
         view = _pair_view(1, m.comparison, q_arr, thumbs.array(m.path))
         if query.sha256 is not None and Path(query.name).exists():
-            view.not_same = "samepix dupes " + " ".join(
-                shlex.quote(os.fspath(p)) for p in (root, "--not-same", query.name, m.path)
-            )
+            view.not_same = _not_same_command(root, query.name, m.path)
         verdict = m.comparison.verdict.value
         items.append(Item(f"{verdict}: {m.path}", verdict, [q_pic, pic], [view], tag=verdict))
     totals = [
