@@ -10,6 +10,7 @@ different, not found), 2 trouble (bad input, network, limits) with one line ``er
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_TROUBLE
+    restore = _terminate_like_interrupt()
     try:
         return handler(args)
     except SamepixError as exc:
@@ -46,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {escape(exc)}", file=sys.stderr)  # it may quote a server or a file name
         return EXIT_TROUBLE
+    except _Terminated:
+        print("error: terminated", file=sys.stderr)
+        return 143  # 128 + SIGTERM, as a shell reports it
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -60,6 +65,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_TROUBLE
+    finally:
+        restore()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where SIGINT would be: the same clean stop (locks released, worker
+    processes ended, finished work kept)."""
+
+
+def _terminate_like_interrupt() -> Callable[[], None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signal handlers belong to the main thread
+
+    def on_term(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,6 +318,12 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
         "--workers", type=int, metavar="N", help="decoding processes (default: one per CPU)"
     )
     g.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="decode on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local:N to "
+        "start N worker processes here (needs samepix[dask]; see docs/scale.md)",
+    )
+    g.add_argument(
         "--follow-links",
         action="store_true",
         help="follow symbolic links that lead out of DIR too (default: not followed, counted "
@@ -377,14 +413,30 @@ def _add_fetch_options(p: argparse.ArgumentParser, *, state: bool) -> None:
         )
 
 
+def _downloads_any(args: argparse.Namespace, *sources: str) -> bool:
+    """Whether a Fetcher is needed: a source is an http(s) URL, or ``--no-private`` must refuse
+    a ``file://`` one. The fetching options are checked either way."""
+    _check_fetch_args(args)
+    if getattr(args, "no_private", False):
+        return True
+    from .sources import is_http_url
+
+    return any(is_http_url(s) for s in sources)
+
+
+def _check_fetch_args(args: argparse.Namespace) -> None:
+    retries = getattr(args, "retries", None)
+    if retries is not None and retries < 0:
+        raise UsageError(f"--retries must be >= 0, got {retries}")
+
+
 def fetcher_from_args(args: argparse.Namespace, limits: Any) -> Any:
     """The Fetcher for the fetching options (shared by every command that downloads)."""
     from .fetch import DEFAULT_RETRY, Fetcher, Retry
     from .state import FetchState
 
+    _check_fetch_args(args)
     retries = getattr(args, "retries", None)
-    if retries is not None and retries < 0:
-        raise UsageError(f"--retries must be >= 0, got {retries}")
     retry = DEFAULT_RETRY if retries is None else Retry(tries=retries + 1)
     state = None
     if hasattr(args, "no_cache") and not args.no_cache:
@@ -461,12 +513,16 @@ def limits_from_args(args: argparse.Namespace) -> Any:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare, load
+    from .compare import compare, load, warm_colour_tables
     from .report import format_comparison, write_heatmap
+
+    warm_colour_tables()  # overlaps OpenCV's one-time table setup with reading the files
 
     policy = policy_from_args(args)
     limits = limits_from_args(args)
-    with fetcher_from_args(args, limits) as fetcher:
+    # Two local files need no HTTP client (importing it is a third of a one-shot compare).
+    fetching = _downloads_any(args, args.a, args.b)
+    with fetcher_from_args(args, limits) if fetching else contextlib.nullcontext() as fetcher:
         if args.diff or args.html:  # the heatmap is drawn over the images: keep them at hand
             a = load(args.a, limits=limits, lazy=True, fetcher=fetcher)
             b = load(args.b, limits=limits, lazy=True, fetcher=fetcher)
@@ -543,8 +599,11 @@ def _library(args: argparse.Namespace, *, with_policy: bool) -> tuple[Any, Any]:
         limits=limits_from_args(args),
         workers=args.workers,
         progress=line,
+        executor=args.dask,
         follow_links=args.follow_links,
     )
+    if args.dask:
+        lib.executor  # noqa: B018 - connect now: an unreachable scheduler fails before any work
     return lib, line
 
 

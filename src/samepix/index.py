@@ -25,17 +25,10 @@ import sqlite3
 import stat as stat_module
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import sqlite_errors
 from .errors import (
@@ -46,6 +39,7 @@ from .errors import (
     UsageError,
     WriteFailed,
 )
+from .executor import Executor, LocalExecutor
 from .limits import DEFAULT_LIMITS, Limits
 from .names import NameConnection, from_db
 
@@ -60,6 +54,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "SCHEMA_VERSION",
     "THUMB_SIDE",
+    "DescribeShard",
     "Descriptor",
     "HashTable",
     "Index",
@@ -69,6 +64,7 @@ __all__ = [
     "Unreadable",
     "default_db_path",
     "describe_blob",
+    "describe_shard",
     "update_index",
 ]
 
@@ -150,10 +146,6 @@ _ENTRY_COLUMNS = (
 # Commit at least this often while decoding, so a killed update keeps what it finished.
 _COMMIT_EVERY_S = 1.0
 _COMMIT_EVERY_ROWS = 500
-# Files per task sent to a worker process, at most: amortises the pickling round trip (about
-# 1 ms). Fewer when there are few files, so that no worker idles while another finishes a
-# chunk of large ones (48 files at 8 a task would be only 6 tasks for 2 workers).
-_CHUNK = 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,8 +386,27 @@ def describe_blob(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> Descriptor:
     )
 
 
+def as_folder(location: str | os.PathLike[str]) -> Path:
+    """A local folder as a Path; a folder on object storage (``s3://...``) as an
+    :class:`~samepix.storage.ObjectPath`, which does the Path operations the index uses."""
+    text = os.fspath(location)
+    from .storage import is_object_url
+
+    if is_object_url(text):
+        from .storage import ObjectPath
+
+        return cast(Path, ObjectPath(text))
+    return Path(text)
+
+
+def _is_object(path: Path) -> bool:
+    return not isinstance(path, Path)
+
+
 def _read_file(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
     """The bytes of a file and the ``fstat`` of the handle they were read from."""
+    if _is_object(path):  # an ObjectPath: (bytes, ObjectStat), which has the same fields
+        return cast(Any, path).read(limits)  # type: ignore[no-any-return]
     with path.open("rb") as handle:
         st = os.fstat(handle.fileno())
         if st.st_size > limits.max_bytes:
@@ -411,7 +422,7 @@ def _read_file(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
 def _describe_file(root: str, rel: str, limits: Limits) -> IndexEntry | Unreadable:
     from .sources import Blob
 
-    path = Path(root, rel)
+    path = as_folder(root) / rel
     try:
         data, st = _read_file(path, limits)
         descriptor = describe_blob(Blob(data=data, name=rel, path=path), limits=limits)
@@ -424,8 +435,19 @@ def _describe_file(root: str, rel: str, limits: Limits) -> IndexEntry | Unreadab
     return IndexEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, descriptor)
 
 
-def _describe_chunk(root: str, rels: list[str], limits: Limits) -> list[IndexEntry | Unreadable]:
-    return [_describe_file(root, rel, limits) for rel in rels]
+@dataclass(frozen=True)
+class DescribeShard:
+    """One unit of indexing work: files of one folder to describe (picklable, small)."""
+
+    root: str
+    paths: tuple[str, ...]
+    limits: Limits
+
+
+def describe_shard(shard: DescribeShard) -> list[IndexEntry | Unreadable]:
+    """Describe every file of ``shard``: the per-shard work of ``index``, wherever it runs (this
+    process, a local worker process, a Dask worker)."""
+    return [_describe_file(shard.root, rel, shard.limits) for rel in shard.paths]
 
 
 def _strip_name(message: str, name: str) -> str:
@@ -449,7 +471,14 @@ def _sha256_file(root: Path, rel: str, limits: Limits) -> tuple[str, str | None,
 
 
 def default_db_path(root: str | os.PathLike[str]) -> Path:
-    """``ROOT/.samepix/index.db``."""
+    """``ROOT/.samepix/index.db``; for a folder on object storage, a file on this machine
+    (:func:`samepix.storage.remote_db_path`): the bucket is only read."""
+    from .storage import is_object_url
+
+    if is_object_url(os.fspath(root)):
+        from .storage import remote_db_path
+
+        return remote_db_path(os.fspath(root))
     return Path(root) / STATE_DIR / DEFAULT_DB_NAME
 
 
@@ -491,7 +520,7 @@ class Index:
         create: bool = True,
         read_only: bool = False,
     ) -> None:
-        self.root = Path(root)
+        self.root = as_folder(root)
         if not self.root.is_dir():
             raise SourceError(f"{self.root}: not a folder")
         self.explicit_db = db is not None
@@ -1035,6 +1064,16 @@ def _walk(root: Path, skip: set[Path], *, follow_links: bool = False) -> _Walk:
     return out
 
 
+def _walk_objects(root: Path) -> _Walk:
+    """Every image object under a folder on object storage (key order; no links there)."""
+    from .storage import ObjectPath, walk_objects
+
+    out = _Walk()
+    for rel, st in walk_objects(cast(ObjectPath, root), IMAGE_EXTENSIONS, STATE_DIR):
+        out.files[rel] = cast(os.stat_result, st)  # the fields the index reads
+    return out
+
+
 def _same_stat(row: tuple[int, int, int], st: os.stat_result) -> bool:
     return row == (st.st_size, st.st_mtime_ns, st.st_ino)
 
@@ -1049,6 +1088,7 @@ def update_index(
     limits: Limits = DEFAULT_LIMITS,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
+    executor: Executor | None = None,
     follow_links: bool = False,
 ) -> IndexSummary:
     """Bring ``index`` up to date with its folder.
@@ -1063,6 +1103,10 @@ def update_index(
         Processes that decode new images; default: one per CPU. ``1`` decodes in this process.
     progress : callable, optional
         Called with a :class:`Progress` now and then (at most a few times a second).
+    executor : Executor, optional
+        Where new images are decoded (:mod:`samepix.executor`, e.g. a Dask cluster); default
+        a :class:`~samepix.executor.LocalExecutor` of ``workers`` processes. Results come back
+        to this process, the only one that writes the index.
     follow_links : bool
         Follow symbolic links that lead out of the folder too (by default they are counted in
         ``IndexSummary.skipped_links`` and not followed; links within the folder always are).
@@ -1079,7 +1123,7 @@ def update_index(
     started = time.perf_counter()
     root = index.root
     skip = {index.path.parent} if index.path.parent.name == STATE_DIR else set()
-    walk = _walk(root, skip, follow_links=follow_links)
+    walk = _walk_objects(root) if _is_object(root) else _walk(root, skip, follow_links=follow_links)
     if progress:
         progress(Progress("scanning", len(walk.files), len(walk.files)))
 
@@ -1199,25 +1243,40 @@ def update_index(
             pending_rows.clear()
             last_commit = time.monotonic()
 
-        for results in _decode_all(str(root), need_decode, limits, workers):
-            for item in results:
-                done += 1
-                pending_rows.append(item)
-                if isinstance(item, IndexEntry):
-                    decoded += 1
-                    if item.path in known:
-                        updated += 1
+        own = executor is None
+        runner: Executor = LocalExecutor(workers) if executor is None else executor
+        try:
+            finished = runner.map_unordered(
+                describe_shard, _shards(str(root), need_decode, limits, runner)
+            )
+            for results in finished:
+                for item in results:
+                    done += 1
+                    pending_rows.append(item)
+                    if isinstance(item, IndexEntry):
+                        decoded += 1
+                        if item.path in known:
+                            updated += 1
+                        else:
+                            added += 1
                     else:
-                        added += 1
-                else:
-                    new_bad.append(item)
-            if (
-                len(pending_rows) >= _COMMIT_EVERY_ROWS
-                or time.monotonic() - last_commit > _COMMIT_EVERY_S
-            ):
+                        new_bad.append(item)
+                if (
+                    len(pending_rows) >= _COMMIT_EVERY_ROWS
+                    or time.monotonic() - last_commit > _COMMIT_EVERY_S
+                ):
+                    flush()
+                if progress:
+                    progress(Progress("decoding", done, total))
+        except BaseException:
+            # Interrupted, or a worker died: keep every shard that finished (the next run
+            # resumes after them), unless it is the database that failed.
+            with contextlib.suppress(Exception):
                 flush()
-            if progress:
-                progress(Progress("decoding", done, total))
+            raise
+        finally:
+            if own:
+                runner.close()
         flush()
 
     # Unreadable rows for files that are gone (or now indexed) go too. (Only when there are
@@ -1247,56 +1306,12 @@ def update_index(
     )
 
 
-def _decode_all(
-    root: str, rels: list[str], limits: Limits, workers: int | None
-) -> Iterator[list[IndexEntry | Unreadable]]:
-    """Describe files in chunks: in worker processes when it pays, else here."""
-    workers = workers or _cpu_count()
-    size = max(1, min(_CHUNK, len(rels) // (16 * workers)))
-    chunks = [rels[i : i + size] for i in range(0, len(rels), size)]
-    if workers <= 1 or len(chunks) < 2:
-        for chunk in chunks:
-            yield _describe_chunk(root, chunk, limits)
-        return
-    import multiprocessing
-    import threading
-
-    # fork when this process has no other thread (fast, and a caller's script is not re-imported:
-    # no `if __name__ == "__main__"` guard needed); spawn otherwise, as forking a threaded
-    # process can deadlock. Workers never touch the parent's SQLite connection.
-    methods = multiprocessing.get_all_start_methods()
-    single = threading.active_count() == 1
-    ctx = multiprocessing.get_context("fork" if "fork" in methods and single else "spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
-        queue = iter(chunks)
-        running: set[Future[list[IndexEntry | Unreadable]]] = set()
-        try:
-            for chunk in queue:  # keep a bounded number of chunks in flight
-                running.add(pool.submit(_describe_chunk, root, chunk, limits))
-                if len(running) >= 4 * workers:
-                    break
-            while running:
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    try:
-                        result = fut.result()
-                    except BrokenProcessPool as exc:
-                        raise SamepixError(
-                            f"{root}: an indexing worker process died ({exc}); run again to "
-                            "resume (finished files are kept)"
-                        ) from exc
-                    yield result
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        running.add(pool.submit(_describe_chunk, root, nxt, limits))
-        except BaseException:
-            for fut in running:
-                fut.cancel()
-            raise
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+def _shards(
+    root: str, rels: list[str], limits: Limits, executor: Executor
+) -> Iterator[DescribeShard]:
+    """``rels`` cut into shards: at most ``executor.max_shard`` files each, fewer when there are
+    few files, so that no worker idles while another finishes a shard of large ones (48 files
+    at 8 a shard would be only 6 shards for 2 workers)."""
+    size = max(1, min(executor.max_shard, len(rels) // (16 * executor.slots)))
+    for start in range(0, len(rels), size):
+        yield DescribeShard(root, tuple(rels[start : start + size]), limits)

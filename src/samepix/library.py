@@ -29,6 +29,7 @@ from .index import (
     IndexEntry,
     IndexSummary,
     ProgressCallback,
+    as_folder,
     default_db_path,
     update_index,
 )
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .compare import Comparison, ImageSource, PreparedImage
+    from .executor import Executor
     from .fetch import Fetcher, Retry
     from .sync import SyncLog, SyncSummary
 
@@ -89,6 +91,10 @@ class Library:
         Safety limits for every file and download.
     workers : int, optional
         Processes that decode new images during an update (default: one per CPU).
+    executor : Executor or str, optional
+        Where that decoding runs instead (:mod:`samepix.executor`): an executor object, or a
+        Dask scheduler address (``"tcp://host:8786"``, ``"local:4"``; needs ``samepix[dask]``).
+        One given as a string is closed with the library.
     progress : callable, optional
         Receives :class:`~samepix.index.Progress` reports during updates.
     follow_links : bool
@@ -110,15 +116,18 @@ class Library:
         limits: Limits = DEFAULT_LIMITS,
         workers: int | None = None,
         progress: ProgressCallback | None = None,
+        executor: Executor | str | None = None,
         follow_links: bool = False,
     ) -> None:
-        self.root = Path(path)
+        self.root = as_folder(path)  # a Path, or an ObjectPath for s3://... (samepix.storage)
         self.db_path = Path(db) if db is not None else default_db_path(self.root)
         self._explicit_db = db is not None
         self.policy = policy
         self.limits = limits
         self.workers = workers
         self.progress = progress
+        self._executor_spec = executor
+        self._executor: Executor | None = None if isinstance(executor, str) else executor
         self.follow_links = follow_links
         self._index: Index | None = None
         self._updated = False
@@ -133,10 +142,22 @@ class Library:
             self._index = Index(self.root, self.db_path if self._explicit_db else None)
         return self._index
 
+    @property
+    def executor(self) -> Executor | None:
+        """The executor updates run on (None: local worker processes, made per update)."""
+        if self._executor is None and isinstance(self._executor_spec, str):
+            from .executor import DaskExecutor
+
+            self._executor = DaskExecutor(self._executor_spec)
+        return self._executor
+
     def close(self) -> None:
         if self._index is not None:
             self._index.close()
             self._index = None
+        if isinstance(self._executor_spec, str) and self._executor is not None:
+            self._executor.close()  # made here, so closed here
+            self._executor = None
 
     def __enter__(self) -> Library:
         return self
@@ -153,6 +174,7 @@ class Library:
             limits=self.limits,
             workers=self.workers,
             progress=self.progress,
+            executor=self.executor,
             follow_links=self.follow_links,
         )
         self._updated = True

@@ -121,6 +121,11 @@ def read_source(
             raise SourceError(f"{text}: file URLs on other hosts ({parts.netloc}) are not read")
         return _read_file(Path(unquote(parts.path)), limits, name=text)
     if _SCHEME.match(text):
+        from .storage import ObjectPath, is_object_url
+
+        if is_object_url(text):  # s3://, gs://, memory://: through fsspec (samepix[s3])
+            data, _ = ObjectPath(text).read(limits)
+            return Blob(data=data, name=text)
         raise SourceError(f"{text}: unsupported URL scheme (http, https, file and data work)")
     return _read_file(Path(text), limits, name=text)
 
