@@ -335,9 +335,10 @@ def test_dupes_progress_on_a_terminal_only(tmp_path: Path) -> None:
         (folder / f"p{seed}-q60.jpg").write_bytes(encode(base, "JPEG", quality=60))
     status, out, err = run_with_tty_stderr("dupes", str(folder))
     assert status == 0 and "p1.png" in out, (out, err)
-    for stage in ("decoding", "searching", "comparing", "describing"):
+    for stage in ("decoding", "searching", "comparing candidate pairs",
+                  "comparing copies with the best"):  # fmt: skip
         assert f"{stage} " in err, (stage, err)
-    assert "describing 8/8 100%" in err, err
+    assert "comparing copies with the best 8/8 100%" in err, err
     piped = run("dupes", str(folder), "--no-update")
     assert piped.returncode == 0 and piped.stderr == ""
 

@@ -308,8 +308,9 @@ class IndexSummary:
 class Progress:
     """A progress report: ``done`` of ``total`` items of the current ``stage``."""
 
-    # index: "scanning", "hashing", "decoding"; dupes: "searching", "comparing" (candidate
-    # pairs), "describing" (copies against their group's best); sync: "syncing" (URLs)
+    # index: "scanning", "hashing", "decoding"; dupes: "searching", "comparing candidate pairs",
+    # "comparing turned" (with --flip/--rotation-is-same), "comparing copies with the best";
+    # sync: "syncing" (URLs)
     stage: str
     done: int
     total: int
