@@ -53,7 +53,11 @@ def load_defaults(command: str, options: set[str]) -> dict[str, tuple[str, str]]
     wanted = [name for name in SETTABLE if name in options]
     found: dict[str, tuple[str, str]] = {}
     path = config_path()
-    if path.is_file():
+    try:
+        present = path.is_file()
+    except OSError:  # a folder on the way we may not look into (another user's home): no file
+        present = False
+    if present:
         parser = configparser.ConfigParser()
         try:
             parser.read(path, encoding="utf-8")
