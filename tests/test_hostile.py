@@ -161,21 +161,30 @@ def test_trns_alpha_is_kept() -> None:
 
 
 def _peak_rss_of(args: list[str], timeout: float = 600) -> tuple[int, str, int]:
-    """Run the CLI in a child and read that child's own peak RSS (os.wait4)."""
+    """Run the CLI and read its own peak RSS (os.wait4), through a small launcher process.
+
+    Not forked from this test process: a forked child's peak RSS counts the parent's pages it
+    shares until exec, and this process grows with the tests run before (Dask, moto, ...).
+    """
+    launcher = (
+        "import os, sys\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
+        "    os.execv(sys.executable, [sys.executable, '-m', 'samepix', *sys.argv[1:]])\n"
+        "_, status, usage = os.wait4(pid, 0)\n"
+        "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: stderr into the pipe, then exec the CLI
-        os.close(read_fd)
-        os.dup2(write_fd, 2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.execve(sys.executable, [sys.executable, "-m", "samepix", *args], env)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "r") as pipe:
-        stderr = pipe.read()
-    _, status, usage = os.wait4(pid, 0)
-    return os.waitstatus_to_exitcode(status), stderr, usage.ru_maxrss * 1024
+    proc = subprocess.run(
+        [sys.executable, "-c", launcher, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    code, peak = proc.stdout.split()
+    return int(code), proc.stderr, int(peak)
 
 
 @pytest.mark.parametrize(
