@@ -3,7 +3,8 @@
 Not part of the test suite (it runs for minutes). Each trial copies a small library of
 pictures into a fresh folder, starts ``samepix sync`` on a URL list served from 127.0.0.1 (so the
 run indexes the library with worker processes, then downloads, decides and saves), kills it with
-SIGKILL at a random moment of an uninterrupted run's duration, and then:
+SIGKILL — every other trial at a random moment of an uninterrupted run's duration, the others a
+random moment (up to 0.5 s) after its indexing worker processes appear — and then:
 
 - counts the **orphans**: processes of the killed sync (its worker processes) still alive 2 s
   after the kill — they hold the folder's lock and the caller's pipes;
@@ -261,12 +262,23 @@ def soak(kills: int, seed: int, library: int, urls: int) -> Result:
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
-                delay = rng.uniform(0.05, result.reference_s)
-                deadline = time.monotonic() + delay
                 family: set[int] = set()
+                launched = time.monotonic()
+                if trial % 2:
+                    # Every other trial aims at the index build, where worker processes run:
+                    # killed a random moment (up to 0.5 s) after they appear.
+                    while proc.poll() is None and time.monotonic() - launched < result.reference_s:
+                        family |= _descendants(proc.pid)
+                        if family:
+                            break
+                        time.sleep(0.02)
+                    deadline = time.monotonic() + rng.uniform(0.0, 0.5)
+                else:  # anywhere in an uninterrupted run's duration
+                    deadline = launched + rng.uniform(0.05, result.reference_s)
                 while time.monotonic() < deadline and proc.poll() is None:
                     family |= _descendants(proc.pid)  # worker processes come and go
                     time.sleep(0.02)
+                delay = time.monotonic() - launched
                 if proc.poll() is not None:
                     result.notes.append(f"trial {trial}: finished before the kill ({delay:.2f} s)")
                     stage = "after the end"

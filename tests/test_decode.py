@@ -172,6 +172,47 @@ def test_exif_orientation_matches_exif_transpose(
     assert (info.width, info.height) == (decoded.info.width, decoded.info.height)
 
 
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    chunks, pos = [], 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        chunks.append((data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+    return chunks
+
+
+def _png_from_chunks(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    out = [b"\x89PNG\r\n\x1a\n"]
+    for kind, body in chunks:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        out.append(struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("where", ["before-pixels", "after-pixels"])
+def test_png_exif_orientation_is_found_wherever_the_chunk_is(rgb: np.ndarray, where: str) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    chunks = _png_chunks(encode(rgb, "PNG", exif=exif.tobytes()))
+    if where == "after-pixels":  # allowed by the PNG spec; Pillow reads it only on load
+        exif_chunk = next(c for c in chunks if c[0] == b"eXIf")
+        chunks.remove(exif_chunk)
+        chunks.insert(len(chunks) - 1, exif_chunk)  # just before IEND
+    data = _png_from_chunks(chunks)
+    assert read_info(blob(data)).orientation == 6
+    decoded = decode_blob(blob(data))
+    assert decoded.info.orientation == 6
+    assert decoded.pixels.shape[:2] == (rgb.shape[1], rgb.shape[0])
+
+
+def test_png_without_exif_is_not_decoded_to_look_for_it(rgb: np.ndarray) -> None:
+    from samepix.formats import exif_orientation, open_image
+
+    im = open_image(encode(rgb, "PNG"))
+    assert exif_orientation(im) == 1
+    assert im.tile  # still only the header (load() empties it): the index decodes a PNG once
+
+
 def test_icc_profile_is_converted_to_srgb(rgb: np.ndarray) -> None:
     icc = rgb_icc_profile("Adobe RGB (1998) test")
     profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))

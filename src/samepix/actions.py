@@ -363,6 +363,8 @@ def _new_run_id() -> str:
 
 def _check(step: Step) -> str | None:
     """Why ``step`` must not run now, or None."""
+    if step.path.is_symlink() or step.kept.is_symlink():
+        return "a symbolic link is involved: left alone (act on the file it points to)"
     if not _holds(step.kept, step.kept_sha256):
         return f"kept copy {step.kept} is gone or changed since indexing; nothing done"
     if not _holds(step.path, step.sha256):

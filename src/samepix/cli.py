@@ -10,6 +10,7 @@ different, not found), 2 trouble (bad input, network, limits) with one line ``er
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -412,14 +413,30 @@ def _add_fetch_options(p: argparse.ArgumentParser, *, state: bool) -> None:
         )
 
 
+def _downloads_any(args: argparse.Namespace, *sources: str) -> bool:
+    """Whether a Fetcher is needed: a source is an http(s) URL, or ``--no-private`` must refuse
+    a ``file://`` one. The fetching options are checked either way."""
+    _check_fetch_args(args)
+    if getattr(args, "no_private", False):
+        return True
+    from .sources import is_http_url
+
+    return any(is_http_url(s) for s in sources)
+
+
+def _check_fetch_args(args: argparse.Namespace) -> None:
+    retries = getattr(args, "retries", None)
+    if retries is not None and retries < 0:
+        raise UsageError(f"--retries must be >= 0, got {retries}")
+
+
 def fetcher_from_args(args: argparse.Namespace, limits: Any) -> Any:
     """The Fetcher for the fetching options (shared by every command that downloads)."""
     from .fetch import DEFAULT_RETRY, Fetcher, Retry
     from .state import FetchState
 
+    _check_fetch_args(args)
     retries = getattr(args, "retries", None)
-    if retries is not None and retries < 0:
-        raise UsageError(f"--retries must be >= 0, got {retries}")
     retry = DEFAULT_RETRY if retries is None else Retry(tries=retries + 1)
     state = None
     if hasattr(args, "no_cache") and not args.no_cache:
@@ -496,12 +513,16 @@ def limits_from_args(args: argparse.Namespace) -> Any:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare, load
+    from .compare import compare, load, warm_colour_tables
     from .report import format_comparison, write_heatmap
+
+    warm_colour_tables()  # overlaps OpenCV's one-time table setup with reading the files
 
     policy = policy_from_args(args)
     limits = limits_from_args(args)
-    with fetcher_from_args(args, limits) as fetcher:
+    # Two local files need no HTTP client (importing it is a third of a one-shot compare).
+    fetching = _downloads_any(args, args.a, args.b)
+    with fetcher_from_args(args, limits) if fetching else contextlib.nullcontext() as fetcher:
         if args.diff or args.html:  # the heatmap is drawn over the images: keep them at hand
             a = load(args.a, limits=limits, lazy=True, fetcher=fetcher)
             b = load(args.b, limits=limits, lazy=True, fetcher=fetcher)

@@ -16,6 +16,8 @@ this module.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
@@ -146,9 +148,10 @@ def load(
     if _is_pil_image(source):
         name = getattr(source, "filename", "") or "<PIL image>"
         return PreparedImage(name, decoded=decode_pil(source, name=name), limits=limits)  # type: ignore[arg-type]
-    from .fetch import Download
-
-    if isinstance(source, Download):
+    # A Download exists only once samepix.fetch is imported: two local files do not import the
+    # HTTP client just to ask.
+    fetch = sys.modules.get(f"{__package__}.fetch")
+    if fetch is not None and isinstance(source, fetch.Download):
         blob = blob_from_download(_download_again(source, fetcher, limits))
     else:
         blob = read_source(source, limits=limits, fetcher=fetcher)  # type: ignore[arg-type]
@@ -688,8 +691,6 @@ def _looks_grey(pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
     """
     if pixels.ndim == 2:
         return True
-    import cv2
-
     from .align import resize_area
 
     h, w = pixels.shape[:2]
@@ -697,15 +698,44 @@ def _looks_grey(pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
     small = pixels[::step, ::step]
     scale = min(1.0, 64 / min(small.shape[:2]))
     size = (max(1, round(small.shape[1] * scale)), max(1, round(small.shape[0] * scale)))
-    lab = cv2.cvtColor(
-        resize_area(np.ascontiguousarray(small), size).astype(np.float32) / 255.0,
-        cv2.COLOR_RGB2Lab,
-    )
+    lab = _to_lab(resize_area(np.ascontiguousarray(small), size).astype(np.float32) / 255.0)
     chroma = np.hypot(lab[:, :, 1], lab[:, :, 2])
     if alpha is not None:  # only what shows counts
         shown = resize_area(np.ascontiguousarray(alpha[::step, ::step]), size) > 0
         chroma = chroma[shown] if shown.any() else chroma
     return bool(chroma.max() < _GREY_CHROMA)
+
+
+_lab_tables: threading.Thread | None = None
+
+
+def warm_colour_tables() -> None:
+    """Have OpenCV build its Lab conversion tables in a background thread now.
+
+    OpenCV builds them on the first RGB→Lab conversion (about 0.1 s, with the GIL released):
+    a one-shot ``compare`` starts this first, so the work overlaps reading and decoding the
+    files. Conversions wait for it (:func:`_to_lab`), never racing the tables' construction.
+    """
+    global _lab_tables
+    if _lab_tables is not None:
+        return
+    import cv2
+
+    def build() -> None:
+        cv2.cvtColor(np.zeros((1, 1, 3), np.float32), cv2.COLOR_RGB2Lab)
+
+    _lab_tables = threading.Thread(target=build, name="samepix-lab-tables", daemon=True)
+    _lab_tables.start()
+
+
+def _to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* of float RGB in 0–1 (OpenCV's conversion)."""
+    import cv2
+
+    if _lab_tables is not None:
+        _lab_tables.join()
+    out: np.ndarray = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+    return out
 
 
 def _premultiply(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
@@ -798,8 +828,6 @@ def _colour_shift(al: Alignment) -> float:
     and is judged by SSIM and PSNR; this test is for colour (a hue rotation, channels swapped,
     a tint, sepia). Alpha is composited over white first.
     """
-    import cv2
-
     from .align import resize_area
 
     h, w = al.a.shape[:2]
@@ -811,8 +839,7 @@ def _colour_shift(al: Alignment) -> float:
         if alpha is not None:
             a = resize_area(alpha, size).astype(np.float32)[:, :, None] / 255.0
             rgb = rgb * a + (1.0 - a)
-        out: np.ndarray = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
-        return out
+        return _to_lab(rgb)
 
     diff = (lab(al.a, al.a_alpha) - lab(al.b, al.b_alpha))[:, :, 1:]
     return float(np.sqrt((diff * diff).sum(axis=2)).mean())

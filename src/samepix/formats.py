@@ -175,11 +175,34 @@ def _register_heif() -> None:
 
 def exif_orientation(im: PILImage.Image) -> int:
     """The EXIF orientation tag (1–8) of an opened image; 1 when absent or unreadable."""
+    if im.format == "PNG" and not _png_may_hold_orientation(im):
+        return 1
     try:
         value = im.getexif().get(0x0112, 1)
     except (OSError, ValueError, SyntaxError, TypeError, KeyError, EOFError):
         return 1  # unreadable EXIF: show the pixels as stored
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+# Where a PNG can hold an orientation Pillow reads: an eXIf chunk, or XMP in an iTXt chunk.
+_PNG_ORIENTATION_MARKERS = (b"eXIf", b"XML:com.adobe.xmp")
+
+
+def _png_may_hold_orientation(im: PILImage.Image) -> bool:
+    """False when the PNG's bytes contain no eXIf chunk and no XMP packet at all.
+
+    Pillow's ``getexif()`` on a PNG decodes the whole image to reach chunks after the pixel
+    data; the index would then decode every PNG twice (once for its header, once for its
+    hashes). Chunk types and iTXt keywords are stored uncompressed, so when neither name occurs
+    anywhere in the file there is nothing to read, and the answer is Pillow's own (1).
+    """
+    if "exif" in im.info or "XML:com.adobe.xmp" in im.info or "xmp" in im.info:
+        return True  # already read, no decode needed
+    fp = getattr(im, "fp", None)
+    if not isinstance(fp, io.BytesIO):
+        return True  # not our bytes: let Pillow look
+    data = fp.getvalue()  # the bytes open_image wrapped (no copy)
+    return any(marker in data for marker in _PNG_ORIENTATION_MARKERS)
 
 
 def read_header(head: bytes) -> HeaderInfo | None:

@@ -554,6 +554,9 @@ class _Record:
     complete: bool
 
 
+_PRELOAD_CHUNK = 500  # URLs per query when reading ahead (SQLite allows 32,766 parameters)
+
+
 class _Store:
     """The ``sync_urls`` rows, on the index's own connection, so a new file's index row and its
     URL's record land in one transaction (:meth:`Index.add`)."""
@@ -562,6 +565,10 @@ class _Store:
         self.index = index
         self.read_only = read_only
         self.present = True
+        # Read ahead by preload(), so re-checking a long list costs a few queries, not two
+        # per URL; dropped by every write of this run that could change them.
+        self._records: dict[str, _Record | None] = {}
+        self._held: dict[str, str | None] = {}
         if read_only:
             found = self._query("SELECT 1 FROM sqlite_master WHERE name = 'sync_urls'")
             self.present = bool(found)
@@ -599,9 +606,41 @@ class _Store:
         except sqlite3.DatabaseError as exc:
             raise self.index.corrupt(exc) from exc
 
+    def preload(self, urls: list[str]) -> None:
+        """Read the records of ``urls`` and what the index holds at their paths, a few
+        hundred per query; :meth:`get` and :meth:`holds` answer from them."""
+        if not self.present:
+            return
+        for start in range(0, len(urls), _PRELOAD_CHUNK):
+            chunk = urls[start : start + _PRELOAD_CHUNK]
+            found: dict[str, _Record | None] = dict.fromkeys(chunk)
+            for u, p, local, remote, decision, verdict, complete in self._query(
+                "SELECT url, path, local_sha256, remote_sha256, decision, verdict, complete "
+                f"FROM sync_urls WHERE url IN ({', '.join('?' * len(chunk))})",
+                tuple(chunk),
+            ):
+                found[u] = _Record(u, p, local, remote, decision, verdict, bool(complete))
+            self._records.update(found)
+            paths = list({r.path for r in found.values() if r is not None} - self._held.keys())
+            held: dict[str, str | None] = dict.fromkeys(paths)
+            if paths:
+                for path, sha in self._query(
+                    f"SELECT path, sha256 FROM files WHERE path IN ({', '.join('?' * len(paths))})",
+                    tuple(paths),
+                ):
+                    held[path] = bytes(sha).hex()
+            self._held.update(held)
+
+    def forget_read_ahead(self) -> None:
+        """Drop what :meth:`preload` read (the index or other URLs' records changed)."""
+        self._records.clear()
+        self._held.clear()
+
     def get(self, url: str) -> _Record | None:
         if not self.present:
             return None
+        if url in self._records:
+            return self._records[url]
         rows = self._query(
             "SELECT url, path, local_sha256, remote_sha256, decision, verdict, complete "
             "FROM sync_urls WHERE url = ?",
@@ -614,6 +653,8 @@ class _Store:
 
     def holds(self, path: str) -> str | None:
         """The SHA-256 the index has for ``path`` (after an update: what the file holds)."""
+        if path in self._held:
+            return self._held[path]
         rows = self._query("SELECT sha256 FROM files WHERE path = ?", (path,))
         return bytes(rows[0][0]).hex() if rows else None
 
@@ -646,6 +687,7 @@ class _Store:
         *,
         complete: bool = True,
     ) -> None:
+        self._records.pop(url, None)
         with self._write() as conn:
             self.put(conn, url, path, local, remote, decision, verdict, complete=complete)
 
@@ -1073,7 +1115,10 @@ class _Syncer:
                     (rel, desc.sha256, old),
                 )
 
-        self.index.add(entry, remove=remove, also=also)
+        try:
+            self.index.add(entry, remove=remove, also=also)
+        finally:  # other URLs' records and the index's paths may have changed
+            self.store.forget_read_ahead()
 
     def _save_new(
         self,
@@ -1310,6 +1355,7 @@ def run_sync(
                     }
                 )
             # A conditional request only where a 304 could be used: the URL's file is there.
+            store.preload([url for _, url in parsed.urls])
             work = []
             for number, url in parsed.urls:
                 record = store.get(url)
@@ -1324,6 +1370,8 @@ def run_sync(
             state: FetchState | None = FetchState(state_path)
             if dry_run:  # a dry run must not even create the file
                 state = _read_only_state(state_path) if state_path.exists() else None
+            if state is not None:  # the validators of every URL to re-check, read at once
+                state.preload(url for _, url, conditional in work if conditional)
 
             def make_fetcher() -> Fetcher:
                 return Fetcher(
