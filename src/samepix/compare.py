@@ -15,6 +15,7 @@ this module.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -726,6 +727,10 @@ def warm_colour_tables() -> None:
 
     _lab_tables = threading.Thread(target=build, name="samepix-lab-tables", daemon=True)
     _lab_tables.start()
+    # Wait for it at exit: a daemon thread still inside OpenCV when the interpreter ends is
+    # unwound by force, and OpenCV's C++ aborts the process ("FATAL: exception not rethrown",
+    # exit 134) — seen when a compare fails fast, e.g. on a missing file.
+    atexit.register(_lab_tables.join)
 
 
 def _to_lab(rgb: np.ndarray) -> np.ndarray:
