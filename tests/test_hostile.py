@@ -13,6 +13,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -160,31 +161,38 @@ def test_trns_alpha_is_kept() -> None:
 # Bounded time and memory
 
 
-def _peak_rss_of(args: list[str], timeout: float = 600) -> tuple[int, str, int]:
-    """Run the CLI and read its own peak RSS (os.wait4), through a small launcher process.
+# A small launcher: the measured command's ru_maxrss then counts only its own pages (Linux keeps
+# the parent's high-water mark across fork/vfork + exec, so a big parent would be counted).
+PEAK_LAUNCHER = (
+    "import os, sys; pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ); "
+    "_, status, usage = os.wait4(pid, 0); "
+    "open(sys.argv[1], 'w').write(f'{usage.ru_maxrss * 1024} {os.waitstatus_to_exitcode(status)}')"
+)
 
-    Not forked from this test process: a forked child's peak RSS counts the parent's pages it
-    shares until exec, and this process grows with the tests run before (Dask, moto, ...).
-    """
-    launcher = (
-        "import os, sys\n"
-        "pid = os.fork()\n"
-        "if pid == 0:\n"
-        "    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
-        "    os.execv(sys.executable, [sys.executable, '-m', 'samepix', *sys.argv[1:]])\n"
-        "_, status, usage = os.wait4(pid, 0)\n"
-        "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024)\n"
-    )
+
+def _peak_rss_of(args: list[str], timeout: float = 600) -> tuple[int, str, int]:
+    """Run the CLI in a child; (exit status, stderr, that child's own peak RSS in bytes)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", launcher, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-    code, peak = proc.stdout.split()
-    return int(code), proc.stderr, int(peak)
+    with tempfile.NamedTemporaryFile("r") as report:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                PEAK_LAUNCHER,
+                report.name,
+                sys.executable,
+                "-m",
+                "samepix",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=True,
+        )
+        peak, code = (int(x) for x in report.read().split())
+    return code, proc.stderr, peak
 
 
 @pytest.mark.parametrize(
