@@ -307,10 +307,10 @@ def _timed(
     return res["s"], res["mib"], res["out"]
 
 
-def run_samepix(folder: Path) -> Run:
+def run_samepix(folder: Path, src: Path = ROOT / "src") -> Run:
     shutil.rmtree(folder / ".samepix", ignore_errors=True)
     exe = [sys.executable, "-m", "samepix"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(src)}
     s1, m1, _ = _timed([*exe, "index", str(folder), "--json"], env=env)
     s2, m2, out = _timed([*exe, "dupes", str(folder), "--json"], env=env)
     groups = [[c["path"] for c in g["copies"]] for g in json.loads(out)["groups"]]
@@ -455,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated tools to run (samepix,findimagedupes,imagededup,fastdup,czkawka)",
     )
     ap.add_argument("--profile", action="store_true", help="cProfile samepix's dupes and stop")
+    ap.add_argument(
+        "--baseline-src",
+        help="another checkout's src folder: its samepix runs too, and its groups are compared",
+    )
     ap.add_argument("--top", type=int, default=30)
     args = ap.parse_args(argv)
 
@@ -476,11 +480,14 @@ def main(argv: list[str] | None = None) -> int:
     fastdup_py = args.fastdup_python or args.peer_python
     tools: dict[str, Callable[[], Run]] = {
         "samepix index + dupes": lambda: run_samepix(folder),
+        "samepix baseline": lambda: run_samepix(folder, Path(args.baseline_src)),
         "findimagedupes": lambda: run_findimagedupes(folder),
         "imagededup PHash": lambda: run_imagededup(folder, args.peer_python),
         "fastdup": lambda: run_fastdup(folder, fastdup_py),
         "czkawka": lambda: run_czkawka(folder, args.peer_python),
     }
+    if not args.baseline_src:
+        del tools["samepix baseline"]
     if args.only:
         wanted = {w.strip() for w in args.only.split(",")}
         tools = {k: v for k, v in tools.items() if k.split()[0] in wanted}
@@ -506,6 +513,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(planted)} files: {len(planted) - n_copies - n_edits} distinct pictures, "
         f"{n_copies} planted copies, {n_edits} crops/edits; median of {args.reps} cold runs\n"
     )
+    sp = runs.get("samepix index + dupes")
+    baseline = runs.get("samepix baseline")
+    if sp and baseline:
+        mine = sorted(sorted(g) for g in sp[-1].groups)
+        theirs = sorted(sorted(g) for g in baseline[-1].groups)
+        same = "identical" if mine == theirs else "DIFFERENT"
+        print(f"groups of this checkout and of {args.baseline_src}: {same}\n")
     base = (
         statistics.median(r.seconds for r in runs["samepix index + dupes"])
         if runs.get("samepix index + dupes")
@@ -519,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         rs = runs[name]
         secs = statistics.median(r.seconds for r in rs)
         q = judge(planted, rs[-1].groups)
-        ratio = "—" if base is None or name.startswith("samepix") else f"{base / secs:.2f}"
+        ratio = "—" if base is None or name == "samepix index + dupes" else f"{base / secs:.2f}"
         rows.append((
             name,
             f"{secs:.1f} ({min(r.seconds for r in rs):.1f}–{max(r.seconds for r in rs):.1f})",
@@ -531,7 +545,6 @@ def main(argv: list[str] | None = None) -> int:
          "crops/edits grouped", "false groups", "samepix s / tool s"],
         rows,
     ))  # fmt: skip
-    sp = runs.get("samepix index + dupes")
     if sp:
         phases = [r.phases for r in sp]  # type: ignore[attr-defined]
         print()

@@ -725,7 +725,9 @@ def warm_colour_tables() -> None:
     def build() -> None:
         cv2.cvtColor(np.zeros((1, 1, 3), np.float32), cv2.COLOR_RGB2Lab)
 
-    _lab_tables = threading.Thread(target=build, name="samepix-lab-tables", daemon=True)
+    # Not a daemon: the interpreter waits for it at exit (a fraction of a second at most)
+    # instead of stopping it inside OpenCV, which aborts the process.
+    _lab_tables = threading.Thread(target=build, name="samepix-lab-tables")
     _lab_tables.start()
     # A grey pair never converts to Lab, so nothing else waits for the thread: left running in
     # OpenCV while the interpreter shuts down, it aborts the process ("terminate called without
