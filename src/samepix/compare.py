@@ -15,7 +15,6 @@ this module.
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
 import threading
@@ -732,10 +731,6 @@ def warm_colour_tables() -> None:
     # instead of stopping it inside OpenCV, which aborts the process.
     _lab_tables = threading.Thread(target=build, name="samepix-lab-tables")
     _lab_tables.start()
-    # A grey pair never converts to Lab, so nothing else waits for the thread: left running in
-    # OpenCV while the interpreter shuts down, it aborts the process ("terminate called without
-    # an active exception", exit 134, found by tests/test_hostile.py). Wait for it at exit.
-    atexit.register(_lab_tables.join)
 
 
 def colour_tables_ready() -> None:

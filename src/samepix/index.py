@@ -407,10 +407,11 @@ def _is_object(path: Path) -> bool:
     return not isinstance(path, Path)
 
 
-def _read_file(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
-    """The bytes of a file and the ``fstat`` of the handle they were read from."""
-    if _is_object(path):  # an ObjectPath: (bytes, ObjectStat), which has the same fields
-        return cast(Any, path).read(limits)  # type: ignore[no-any-return]
+def _read_file(path: Path, limits: Limits, listed: Any = None) -> tuple[bytes, os.stat_result]:
+    """The bytes of a file and the ``fstat`` of the handle they were read from (for an object:
+    an ObjectStat, with the same fields; ``listed``, its stat from the listing, saves a HEAD)."""
+    if _is_object(path):
+        return cast(Any, path).read(limits, listed=listed)  # type: ignore[no-any-return]
     with path.open("rb") as handle:
         st = os.fstat(handle.fileno())
         if st.st_size > limits.max_bytes:
@@ -423,12 +424,14 @@ def _read_file(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
     return data, st
 
 
-def _describe_file(root: str, rel: str, limits: Limits) -> IndexEntry | Unreadable:
+def _describe_file(
+    root: str, rel: str, limits: Limits, listed: Any = None
+) -> IndexEntry | Unreadable:
     from .sources import Blob
 
     path = as_folder(root) / rel
     try:
-        data, st = _read_file(path, limits)
+        data, st = _read_file(path, limits, listed)
         descriptor = describe_blob(Blob(data=data, name=rel, path=path), limits=limits)
     except OSError as exc:
         return Unreadable(rel, f"cannot read ({exc.strerror or exc})")
@@ -446,12 +449,18 @@ class DescribeShard:
     root: str
     paths: tuple[str, ...]
     limits: Limits
+    #: Objects only: each path's stat from the bucket listing (size, mtime, ETag digest).
+    listed: tuple[Any, ...] = ()
 
 
 def describe_shard(shard: DescribeShard) -> list[IndexEntry | Unreadable]:
     """Describe every file of ``shard``: the per-shard work of ``index``, wherever it runs (this
     process, a local worker process, a Dask worker)."""
-    return [_describe_file(shard.root, rel, shard.limits) for rel in shard.paths]
+    listed = shard.listed or (None,) * len(shard.paths)
+    return [
+        _describe_file(shard.root, rel, shard.limits, stat)
+        for rel, stat in zip(shard.paths, listed, strict=True)
+    ]
 
 
 def _strip_name(message: str, name: str) -> str:
@@ -459,10 +468,12 @@ def _strip_name(message: str, name: str) -> str:
     return message[len(prefix) :] if message.startswith(prefix) else message
 
 
-def _sha256_file(root: Path, rel: str, limits: Limits) -> tuple[str, str | None, Any]:
+def _sha256_file(
+    root: Path, rel: str, limits: Limits, listed: Any = None
+) -> tuple[str, str | None, Any]:
     """(rel, hex digest or None, stat or the reason it failed); threads: hashlib drops the GIL."""
     try:
-        data, st = _read_file(root / rel, limits)
+        data, st = _read_file(root / rel, limits, listed)
     except OSError as exc:
         return rel, None, f"cannot read ({exc.strerror or exc})"
     except SamepixError as exc:
@@ -1195,7 +1206,12 @@ def update_index(
             by_sha.setdefault(sha_of[path], []).append(path)
         done = 0
         with ThreadPoolExecutor(max_workers=4) as pool, index.transaction() as conn:
-            for rel, digest, st in pool.map(lambda r: _sha256_file(root, r, limits), to_read):
+            listed = walk.files if _is_object(root) else {}
+
+            def sha(rel: str) -> tuple[str, str | None, Any]:
+                return _sha256_file(root, rel, limits, listed.get(rel))
+
+            for rel, digest, st in pool.map(sha, to_read):
                 done += 1
                 if progress and done % 256 == 0:
                     progress(Progress("hashing", done, len(to_read)))
@@ -1273,7 +1289,14 @@ def update_index(
         runner: Executor = LocalExecutor(workers) if executor is None else executor
         try:
             finished = runner.map_unordered(
-                describe_shard, _shards(str(root), need_decode, limits, runner)
+                describe_shard,
+                _shards(
+                    str(root),
+                    need_decode,
+                    limits,
+                    runner,
+                    walk.files if _is_object(root) else None,
+                ),
             )
             for results in finished:
                 for item in results:
@@ -1333,11 +1356,17 @@ def update_index(
 
 
 def _shards(
-    root: str, rels: list[str], limits: Limits, executor: Executor
+    root: str,
+    rels: list[str],
+    limits: Limits,
+    executor: Executor,
+    listed: dict[str, Any] | None = None,
 ) -> Iterator[DescribeShard]:
     """``rels`` cut into shards: at most ``executor.max_shard`` files each, fewer when there are
     few files, so that no worker idles while another finishes a shard of large ones (48 files
     at 8 a shard would be only 6 shards for 2 workers)."""
     size = max(1, min(executor.max_shard, len(rels) // (16 * executor.slots)))
     for start in range(0, len(rels), size):
-        yield DescribeShard(root, tuple(rels[start : start + size]), limits)
+        paths = tuple(rels[start : start + size])
+        stats = tuple(listed[p] for p in paths) if listed is not None else ()
+        yield DescribeShard(root, paths, limits, stats)
