@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, features
 
 from samepix.decode import decode_blob, draft_grey, read_info
-from samepix.errors import DecodeError, SamepixError
+from samepix.errors import DecodeError, LimitExceeded, SamepixError
 from samepix.sources import Blob
 
 from .helpers import ROOT
@@ -115,3 +115,26 @@ def test_watchdog_catches_crash_hang_memory_and_foreign(tmp_path: Path) -> None:
         "memory": b"selftest:memory",
         "foreign": b"selftest:foreign",
     }
+
+
+def _gif_with_huge_frame() -> bytes:
+    """A 32×24 GIF whose one frame declares 42016×50306 pixels (2,100 MP) in 50 bytes."""
+    import struct
+
+    screen = b"GIF89a" + struct.pack("<HHBBB", 32, 24, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    frame = b"," + struct.pack("<HHHHB", 0, 0, 42016, 50306, 0) + b"\x02\x02\x44\x01\x00"
+    return screen + frame + b";"
+
+
+def test_gif_frame_declaring_gigapixels_fails_at_once() -> None:
+    # Found by fuzz/ under atheris: Pillow's GIF reader allocates the frame's canvas while
+    # opening, so opening it again with Pillow's limit lifted took 11 s and 2 GB.
+    import resource
+
+    data = _gif_with_huge_frame()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for call in (read_info, draft_grey, decode_blob):
+        with pytest.raises(LimitExceeded, match="--max-pixels"):
+            call(Blob(data, "huge.gif"))
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown < 200 * 1024, f"peak RSS grew {grown / 1024:.0f} MiB"

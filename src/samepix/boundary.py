@@ -132,7 +132,7 @@ def foreign_calls(name: str, fmt: str | None = None, *, what: str = "") -> Itera
         raise DecodeError(prefix + describe_failure(exc, fmt)) from exc
     except Exception as exc:
         if _is_bomb(exc):
-            raise LimitExceeded(f"{prefix}{exc}") from exc
+            raise LimitExceeded(f"{prefix}{exc} (raise samepix's limit with --max-pixels)") from exc
         if isinstance(exc, _library_errors()):
             raise DecodeError(prefix + describe_failure(exc, fmt)) from exc
         raise
