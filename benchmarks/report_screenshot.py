@@ -1,11 +1,12 @@
 """The HTML report of a 2,000-file folder, and its screenshot in docs/ (docs/report.md).
 
 Builds a folder of 2,000 pictures from ../shared/data (kodak/ and photos/): every photo is cut
-into tiles of 256×192 (each tile a different picture), and some tiles get extra copies as people
-make them — a re-encode at another JPEG quality, a PNG or WebP, a 75 % resize, a byte copy in a
-backup folder. Then runs ``samepix dupes FOLDER --html``, opens the report in headless Chromium
-(Debian's chromium + chromium-driver, via Selenium), checks the console is clean, prints the
-measurements and saves a screenshot of the top of the report (quantised PNG, under 300 kB).
+into tiles of 256×192 (each tile a different picture; flat ones left out), and some tiles get
+extra copies as people make them — a re-encode at another JPEG quality, a PNG or WebP, a 75 %
+resize, a byte copy in a backup folder. Then runs ``samepix dupes FOLDER --html``, opens the
+report in headless Chromium (Debian's chromium + chromium-driver, via Selenium), checks the
+console is clean, prints the measurements and saves a screenshot of the top of the report
+(quantised PNG, under 300 kB).
 
 Run (from the repository root, with the browser extra installed):
 
@@ -25,16 +26,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageStat
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 TILE = (256, 192)
 FILES = 2000
+# Tiles of clear sky or a plain wall are left out: two such crops of different photos are the same
+# picture to every measure (samepix groups them, rightly), which is not what a folder of photos
+# holds.
+MIN_DETAIL = 30.0
 
 
 def tiles() -> list[Image.Image]:
-    """Every 256×192 tile of every photo (photos over 2,048 px wide are halved first)."""
+    """Every 256×192 tile with detail (grey standard deviation at least :data:`MIN_DETAIL`) of
+    every photo (photos over 2,048 px wide are halved first)."""
     sources = sorted((DATA / "kodak").glob("*.png")) + sorted((DATA / "photos").glob("*.png"))
     if not sources:
         sys.exit(f"no photos under {DATA}: this needs ../shared/data")
@@ -46,7 +52,9 @@ def tiles() -> list[Image.Image]:
                 im = im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS)
             for y in range(0, im.height - TILE[1] + 1, TILE[1]):
                 for x in range(0, im.width - TILE[0] + 1, TILE[0]):
-                    out.append(im.crop((x, y, x + TILE[0], y + TILE[1])))
+                    tile = im.crop((x, y, x + TILE[0], y + TILE[1]))
+                    if ImageStat.Stat(tile.convert("L")).stddev[0] >= MIN_DETAIL:
+                        out.append(tile)
     return out
 
 

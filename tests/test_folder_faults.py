@@ -165,3 +165,19 @@ def test_fifos_and_sockets_are_listed_never_opened(tmp_path: Path) -> None:
     assert "pipe.jpg: skipped: a named pipe (FIFO), not a regular file" in out, out
     assert "pipe: skipped: a named pipe (FIFO)" in out, out
     assert "s.png: skipped: a socket, not a regular file" in out, out
+
+
+def test_dupes_actions_and_undo_keep_names_that_are_not_utf8(
+    odd_folder: Path, tmp_path: Path
+) -> None:
+    # The same class of fault in the action journal: it was written with json.dumps, which
+    # cannot encode such a name ("internal error UnicodeEncodeError").
+    moved = tmp_path / "moved"
+    act = run_cli("dupes", str(odd_folder), "--move-to", str(moved), "--workers", "1")
+    assert act.returncode == 0, act.stderr
+    assert os.path.exists(_fs(moved, LATIN1)) and not os.path.exists(_fs(odd_folder, LATIN1))
+    assert b"\x1b" not in act.stdout
+    undone = run_cli("undo", str(odd_folder))
+    assert undone.returncode == 0, undone.stderr
+    with open(_fs(odd_folder, LATIN1), "rb") as handle:
+        assert handle.read() == _png(1)

@@ -13,6 +13,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -160,22 +161,38 @@ def test_trns_alpha_is_kept() -> None:
 # Bounded time and memory
 
 
+# A small launcher: the measured command's ru_maxrss then counts only its own pages (Linux keeps
+# the parent's high-water mark across fork/vfork + exec, so a big parent would be counted).
+PEAK_LAUNCHER = (
+    "import os, sys; pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ); "
+    "_, status, usage = os.wait4(pid, 0); "
+    "open(sys.argv[1], 'w').write(f'{usage.ru_maxrss * 1024} {os.waitstatus_to_exitcode(status)}')"
+)
+
+
 def _peak_rss_of(args: list[str], timeout: float = 600) -> tuple[int, str, int]:
-    """Run the CLI in a child and read that child's own peak RSS (os.wait4)."""
+    """Run the CLI in a child; (exit status, stderr, that child's own peak RSS in bytes)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: stderr into the pipe, then exec the CLI
-        os.close(read_fd)
-        os.dup2(write_fd, 2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.execve(sys.executable, [sys.executable, "-m", "samepix", *args], env)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "r") as pipe:
-        stderr = pipe.read()
-    _, status, usage = os.wait4(pid, 0)
-    return os.waitstatus_to_exitcode(status), stderr, usage.ru_maxrss * 1024
+    with tempfile.NamedTemporaryFile("r") as report:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                PEAK_LAUNCHER,
+                report.name,
+                sys.executable,
+                "-m",
+                "samepix",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=True,
+        )
+        peak, code = (int(x) for x in report.read().split())
+    return code, proc.stderr, peak
 
 
 @pytest.mark.parametrize(

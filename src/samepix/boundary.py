@@ -51,8 +51,9 @@ _ALWAYS_FOREIGN: tuple[type[BaseException], ...] = (
     struct.error,
 )
 # Raised by Pillow's plugins on damaged files (measured, Pillow 13: TypeError "Missing
-# dimensions" and IFDRational in TIFF, IndexError and KeyError in GIF/TIFF frame counting), and
-# by numpy/zlib on absurd sizes; translated only when raised inside a third-party frame.
+# dimensions" and IFDRational in TIFF, IndexError and KeyError in GIF/TIFF frame counting,
+# RuntimeError from libavif via the AVIF plugin, found by fuzz/), and by numpy on absurd sizes;
+# translated only when raised inside a third-party frame.
 _FOREIGN_IF_RAISED_OUTSIDE: tuple[type[BaseException], ...] = (
     TypeError,
     IndexError,
@@ -62,6 +63,7 @@ _FOREIGN_IF_RAISED_OUTSIDE: tuple[type[BaseException], ...] = (
     OverflowError,
     RecursionError,
     NotImplementedError,
+    RuntimeError,  # Pillow's AVIF plugin: "Failed to decode image: Missing or empty image item"
 )
 
 

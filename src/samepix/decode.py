@@ -130,7 +130,9 @@ def read_info(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> ImageInfo:
         raise DecodeError(f"{blob.name}: {describe_non_image(head)}")
     im = _open(blob.data, blob.name, limits)
     with foreign_calls(blob.name, im.format):
-        orientation = _header_orientation(im)
+        # A PNG's eXIf chunk after its pixel data is read by decoding (only when the file holds
+        # one at all: formats.exif_orientation); a failure there is the decode's to report.
+        orientation = _orientation(im)
         frames = _count_frames(im)
         icc = im.info.get("icc_profile")
         metadata = _metadata(im)
@@ -469,7 +471,8 @@ def _pillow_orients(im: PILImage.Image) -> bool:
 
 def _header_orientation(im: PILImage.Image) -> int:
     """The EXIF orientation the header gives, decoding no pixels (a PNG's eXIf chunk after
-    its image data is only seen once the image is loaded)."""
+    its image data is only seen once the image is loaded). Used before a strict load: Pillow's
+    getexif() would load the PNG itself and swallow a failure, leaving a partial image."""
     if im.format == "PNG" and "exif" not in im.info:
         return 1  # Pillow's PNG getexif() would decode the whole image to look further
     return _orientation(im)
@@ -554,9 +557,11 @@ def _normalise(
     mode = im.mode
     key = _trns_key(im, data)
     icc_name = _icc_description(icc) if icc and mode in ("RGB", "RGBA", "CMYK") else None
-    if mode in ("L", "RGB") and key is None and icc_name is None:
-        return np.asarray(im), None, None
     w, h = im.size
+    if mode in ("L", "RGB") and key is None and icc_name is None and w * h <= 4 * _STRIP_PIXELS:
+        # Small: one copy. Large ones go in strips too: np.asarray goes through tobytes(),
+        # which holds the packed bytes twice (a list of chunks, then their join).
+        return np.asarray(im), None, None
     grey = mode in _GREY_MODES
     pixels = np.empty((h, w) if grey else (h, w, 3), np.uint8)
     has_alpha = (

@@ -29,6 +29,7 @@ PAGE = r"""<!DOCTYPE html>
 :root[data-theme=dark] { --bg: #161615; --fg: #ecece8; --muted: #a8a8a0; --card: #20201e;
   --line: #3a3a36; --accent: #7db4ff; --best: #7ddc7d; --warn: #ffae70; --stage: #2b2b28; }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 html { scroll-padding-top: 10rem; }  /* what is scrolled to stays below the sticky header */
 body { margin: 0; font: 14px/1.45 system-ui, sans-serif; background: var(--bg); color: var(--fg); }
 header { position: sticky; top: 0; z-index: 2; background: var(--bg); border-bottom: 1px solid var(--line);
@@ -189,12 +190,16 @@ code.cmd { display: block; font-size: .75rem; overflow-wrap: anywhere; backgroun
       const v = Number(range.value);
       top.style.mixBlendMode = "normal"; top.style.clipPath = "none"; top.style.opacity = "1";
       top.style.display = ""; divider.style.display = "none"; range.hidden = true;
+      base.style.filter = "none";
       ramp.hidden = true; ends.hidden = true;
       if (heat) heat.style.display = "none";
       if (mode === "heatmap") {
         top.style.display = "none";
-        if (heat) { heat.style.display = ""; ramp.hidden = false; ends.hidden = false; }
-        caption.textContent = heat ? "Heatmap over the copy: the more opaque the red, the lower the structural similarity there."
+        if (heat) {  // over a grey copy, so the red reads as the heatmap, not the picture
+          heat.style.display = ""; ramp.hidden = false; ends.hidden = false;
+          base.style.filter = "grayscale(1)";
+        }
+        caption.textContent = heat ? "Heatmap over the copy (in grey): the more opaque the red, the lower the structural similarity there."
           : "No heatmap: " + (pair.verdict === "identical" ? "identical, nothing differs." : "not compared pixel by pixel.");
       } else if (mode === "difference") {
         top.style.mixBlendMode = "difference";

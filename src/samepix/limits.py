@@ -111,7 +111,9 @@ def decode_memory(
     if fmt == "JPEG" and mode in ("L", "RGB"):
         decode = out + 1  # simplejpeg's array, and the hashes' grey plane
     else:
-        decode = _PIL_BPP.get(mode, 4) + out + 1
+        decode = _PIL_BPP.get(mode, 4) + out + 1  # and the hashes' grey plane
+        if fmt == "TIFF":
+            decode += 2  # libtiff's strip buffers and Pillow's unpacking (measured 24 MP RGB)
         if fmt == "WEBP":
             # libwebp's animation decoder (Pillow reads every WebP through it): its current and
             # previous RGBA canvases, the frame copied out as bytes, and Pillow's RGBA image

@@ -74,7 +74,7 @@ def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
-def json_text(obj: Any) -> str:
+def json_text(obj: Any, *, separators: tuple[str, str] | None = None) -> str:
     """``json.dumps(obj, ensure_ascii=False)`` that can always be printed.
 
     C0 control characters are escaped by the encoder already; DEL, C1 controls, line
@@ -83,5 +83,5 @@ def json_text(obj: Any) -> str:
     ``\\udcXX`` escape: Python's ``json.loads`` gives back the same string, and ``os.fsencode``
     of it the original bytes.
     """
-    text = json.dumps(obj, ensure_ascii=False)
+    text = json.dumps(obj, ensure_ascii=False, separators=separators)
     return _JSON_UNSAFE.sub(_json_escape, text)
