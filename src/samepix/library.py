@@ -605,6 +605,7 @@ class Library:
 # tens of milliseconds): the closest by hash distance.
 _CROP_CANDIDATES = 8
 
+
 class _DecodedImages:
     """The folder's images for :meth:`Library.duplicates`: each decoded once while it is in use.
 
