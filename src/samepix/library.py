@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING, Any
 from .errors import SamepixError
 from .index import (
     Descriptor,
+    EntryCache,
     Index,
     IndexEntry,
     IndexSummary,
+    Progress,
     ProgressCallback,
     default_db_path,
     describe_blob,
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
     from .compare import Comparison, ImageSource, PreparedImage
     from .fetch import Fetcher, Retry
+    from .search import CandidatePairs
     from .sync import SyncLog, SyncSummary
 
 __all__ = [
@@ -478,10 +481,15 @@ class Library:
         """
         from .align import aspect_change
         from .compare import compare, load
+        from .search import close_pairs
 
         self._ensure_current(update)
-        entries = self.index.entries()
-        n = len(entries)
+        # Only the compact hash table is loaded; entries are read when a pair or a group needs
+        # them (a 1,000,000-entry index would be ~2 GB of entry objects).
+        index = self.index
+        table = index.hash_table(progress=self.progress)
+        entries = _Entries(index.entry_cache(table.ids))
+        n = len(table)
         parent = list(range(n))
 
         def find_root(i: int) -> int:
@@ -495,14 +503,19 @@ class Library:
             if ri != rj:
                 parent[max(ri, rj)] = min(ri, rj)
 
-        by_sha: dict[str, int] = {}
-        for i, entry in enumerate(entries):
-            j = by_sha.setdefault(entry.sha256, i)
-            if j != i:
-                union(j, i)
+        for same_bytes in index.same_content_ids():
+            at = _positions(table.ids, same_bytes)
+            for j in at[1:]:
+                union(at[0], j)
 
         policy = self.policy
-        pairs = _close_pairs(entries, policy.candidate_hash_distance)
+        progress = self.progress
+        pairs = close_pairs(
+            table.phash,
+            table.dhash,
+            policy.candidate_hash_distance,
+            progress=(lambda d, t: progress(Progress("searching", d, t))) if progress else None,
+        )
         comparisons: dict[tuple[int, int], Comparison] = {}
         cache: OrderedDict[int, PreparedImage] = OrderedDict()
 
@@ -527,7 +540,7 @@ class Library:
                     return None
             return comparisons[(i, j)]
 
-        for i, j in pairs:
+        for i, j in _screened_in_blocks(pairs, entries, progress):
             if find_root(i) == find_root(j):
                 continue  # already joined, directly or through others
             a, b = entries[i].descriptor, entries[j].descriptor
@@ -542,9 +555,14 @@ class Library:
 
         members: dict[int, list[int]] = {}
         for i in range(n):
-            members.setdefault(find_root(i), []).append(i)
+            root = find_root(i)
+            if root != i:  # a root is the smallest position of its group: seen before
+                members.setdefault(root, [root]).append(i)
         groups: list[DuplicateGroup] = []
-        for group in members.values():
+        for done, grouped in enumerate(members.values(), 1):
+            if progress:
+                progress(Progress("grouping", done, len(members)))
+            group = [k for k in grouped if entries.cache.get(k) is not None]  # none vanished
             if len(group) < 2:
                 continue
             group.sort(key=lambda k: quality_key(entries[k]))
@@ -573,9 +591,6 @@ class Library:
 # Decoded images kept while grouping duplicates: a group is compared pairwise, so its images are
 # reused; 16 full-size photos are about 600 MB at most.
 _DECODED_CACHE = 16
-
-# XOR blocks of at most this many elements while searching all pairs (16 MB of uint64).
-_PAIR_BLOCK = 1 << 21
 
 _VERDICT_RANK = {"identical": 0, "same": 1, "similar": 2, "different": 3}
 
@@ -640,51 +655,52 @@ def _describe_query(query: PreparedImage, limits: Limits) -> Descriptor:
     return desc
 
 
-def _popcount(x: np.ndarray) -> np.ndarray:
+class _Entries:
+    """``entries[i]`` over an :class:`~samepix.index.EntryCache`, for the grouping code."""
+
+    def __init__(self, cache: EntryCache) -> None:
+        self.cache = cache
+
+    def __getitem__(self, position: int) -> IndexEntry:
+        entry = self.cache.get(position)
+        if entry is None:
+            raise _Vanished(position)
+        return entry
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+
+class _Vanished(LookupError):
+    """An entry deleted (by another process) since the search table was read."""
+
+
+def _positions(ids: np.ndarray, wanted: list[int]) -> list[int]:
+    """Positions of row ids in a hash table's ``ids`` (sorted by id when read from SQLite)."""
     import numpy as np
 
-    if hasattr(np, "bitwise_count"):  # numpy >= 2.0: a hardware popcount
-        out: np.ndarray = np.bitwise_count(x)
-        return out
-    from .hashes import _popcount64_table  # pragma: no cover - numpy 1.x
+    if ids.shape[0] > 1 and not bool(np.all(ids[1:] > ids[:-1])):  # patched by Index.add
+        order = np.argsort(ids, kind="stable")
+        at = np.searchsorted(ids, wanted, sorter=order)
+        at = order[np.minimum(at, ids.shape[0] - 1)]
+    else:
+        at = np.minimum(np.searchsorted(ids, wanted), max(0, ids.shape[0] - 1))
+    return [int(p) for p, w in zip(at.tolist(), wanted, strict=True) if int(ids[p]) == w]
 
-    return _popcount64_table(x)  # pragma: no cover
 
-
-def _close_pairs(entries: list[IndexEntry], max_distance: int) -> list[tuple[int, int]]:
-    """Index pairs (i < j) whose pHash or dHash distance is within ``max_distance``, closest first.
-
-    All pairs, blockwise: n²/2 XOR-popcounts, about 1 ns each (measured in benchmarks/).
-    """
-    import numpy as np
-
-    n = len(entries)
-    if n < 2:
-        return []
-    ph = np.array([e.hashes.phash.to_signed64() for e in entries], dtype=np.int64).view(np.uint64)
-    dh = np.array([e.hashes.dhash.to_signed64() for e in entries], dtype=np.int64).view(np.uint64)
-    rows = max(1, _PAIR_BLOCK // n)
-    found_i: list[np.ndarray] = []
-    found_j: list[np.ndarray] = []
-    found_d: list[np.ndarray] = []
-    for start in range(0, n - 1, rows):
-        stop = min(n - 1, start + rows)
-        # Row i is compared with columns i+1..n-1 only: each pair once.
-        cols = slice(start + 1, n)
-        dp = _popcount(ph[start:stop, None] ^ ph[None, cols])
-        dd = _popcount(dh[start:stop, None] ^ dh[None, cols])
-        dist = np.minimum(dp, dd)
-        r, c = np.nonzero(dist <= max_distance)
-        i = r + start
-        j = c + start + 1
-        keep = j > i
-        found_i.append(i[keep])
-        found_j.append(j[keep])
-        found_d.append(dist[r[keep], c[keep]])
-    if not found_i:
-        return []
-    ii = np.concatenate(found_i)
-    jj = np.concatenate(found_j)
-    dd_all = np.concatenate(found_d)
-    order = np.lexsort((jj, ii, dd_all))
-    return [(int(ii[k]), int(jj[k])) for k in order]
+def _screened_in_blocks(
+    pairs: CandidatePairs, entries: _Entries, progress: ProgressCallback | None
+) -> Iterator[tuple[int, int]]:
+    """The pairs, their entries read a block at a time (a few queries per 4,096 pairs), with a
+    ``"screening"`` progress report per block; pairs whose entry vanished are skipped."""
+    total = len(pairs)
+    block = 4096
+    for start in range(0, total, block):
+        first = pairs.first[start : start + block].tolist()
+        second = pairs.second[start : start + block].tolist()
+        entries.cache.prefetch([*first, *second])
+        for i, j in zip(first, second, strict=True):
+            if entries.cache.get(i) is not None and entries.cache.get(j) is not None:
+                yield i, j
+        if progress:
+            progress(Progress("screening", min(total, start + block), total))
