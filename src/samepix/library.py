@@ -695,6 +695,8 @@ def _screened_in_blocks(
     ``"screening"`` progress report per block; pairs whose entry vanished are skipped."""
     total = len(pairs)
     block = 4096
+    if progress:
+        progress(Progress("screening", 0, total))
     for start in range(0, total, block):
         first = pairs.first[start : start + block].tolist()
         second = pairs.second[start : start + block].tolist()

@@ -212,6 +212,8 @@ def close_pairs(
         raise ValueError(f"phash and dhash differ in length ({ph.shape[0]} != {dh.shape[0]})")
     n = int(ph.shape[0])
     plan = plan_search(n, radius, method=method, max_miss=max_miss)
+    if progress:
+        progress(0, 2 * plan.tables if plan.method == "sampled" else n * (n - 1) // 2)
     if plan.method == "exact":
         first, second = _exact(ph, dh, radius, progress)
     else:
