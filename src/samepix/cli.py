@@ -202,9 +202,53 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     _add_index_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_action_options(p)
     _add_policy_options(p)
     _add_limit_options(p)
     p.set_defaults(handler=_cmd_dupes)
+
+    p = sub.add_parser(
+        "undo",
+        parents=[common],
+        help="undo an action run of dupes (moves, trash, hard links)",
+        description="Restore what a 'dupes --move-to/--trash/--hardlink' run did, from the "
+        "journal DIR/.samepix/actions.jsonl. Deletions cannot be undone. See docs/report.md.",
+    )
+    p.add_argument("dir", metavar="DIR", help="the folder the action ran on")
+    p.add_argument(
+        "action_id",
+        metavar="ACTION_ID",
+        nargs="?",
+        help="a run or action id (default: the last run)",
+    )
+    p.set_defaults(handler=_cmd_undo)
+
+
+def _add_action_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("acting on the extra copies (see docs/report.md; undo: samepix undo)")
+    what = g.add_mutually_exclusive_group()
+    what.add_argument("--move-to", metavar="DEST", help="move them under DEST (outside DIR)")
+    what.add_argument("--trash", action="store_true", help="move them to the trash (freedesktop)")
+    what.add_argument(
+        "--hardlink", action="store_true", help="replace identical copies by hard links"
+    )
+    what.add_argument("--delete", action="store_true", help="delete them (cannot be undone)")
+    g.add_argument(
+        "--keep-in",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="keep every copy under REF and act only on the others (repeatable)",
+    )
+    g.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    g.add_argument("--yes", action="store_true", help="--delete without asking")
+    g.add_argument(
+        "--not-same",
+        nargs=2,
+        metavar=("A", "B"),
+        help="record that files A and B are not the same picture (kept in the index; later "
+        "dupes and find respect it), then stop",
+    )
 
 
 def _add_index_options(p: argparse.ArgumentParser) -> None:
@@ -490,18 +534,92 @@ def _cmd_find(args: argparse.Namespace) -> int:
 def _cmd_dupes(args: argparse.Namespace) -> int:
     from .report import format_duplicates
 
+    op = _action_op(args)
     lib, line = _library(args, with_policy=True)
     try:
+        if args.not_same:
+            return _not_same(args, lib)
         groups = lib.duplicates(update=not args.no_update)
     finally:
         if line is not None:
             line.close()
         lib.close()
+    if op is not None:
+        return _act(args, op, groups)
     if args.json:
         print(json.dumps({"groups": [g.to_dict() for g in groups]}, ensure_ascii=False))
     else:
         print(format_duplicates(groups))
     return EXIT_MATCH if groups else EXIT_NO_MATCH
+
+
+def _not_same(args: argparse.Namespace, lib: Any) -> int:
+    """``dupes DIR --not-same A B``: record the pair in DIR's index."""
+    from pathlib import Path
+
+    from .notsame import record_not_same
+
+    if not args.no_update:
+        lib.update()
+    root = Path(args.dir).resolve()
+    entries = []
+    for name in args.not_same:
+        path = Path(name) if Path(name).exists() else Path(args.dir) / name
+        try:
+            rel = path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            raise UsageError(f"--not-same {name}: not inside {args.dir}") from None
+        entry = lib.index.get(rel)
+        if entry is None:
+            raise UsageError(f"--not-same {name}: not an indexed image of {args.dir}")
+        entries.append(entry)
+    record_not_same(lib.index, entries[0], entries[1])
+    a, b = args.not_same
+    print(f"recorded: {a} and {b} are not the same picture; dupes and find keep them apart")
+    return 0
+
+
+def _action_op(args: argparse.Namespace) -> str | None:
+    for flag, op in (("move_to", "move"), ("trash", "trash"), ("hardlink", "hardlink")):
+        if getattr(args, flag):
+            return op
+    if args.delete:
+        return "delete"
+    if args.keep_in or args.yes:
+        raise UsageError("--keep-in and --yes go with --move-to, --trash, --hardlink or --delete")
+    if args.dry_run:
+        raise UsageError("--dry-run goes with --move-to, --trash, --hardlink or --delete")
+    return None
+
+
+def _act(args: argparse.Namespace, op: str, groups: Any) -> int:
+    from .actions import apply_plan, format_plan, format_run, make_plan
+
+    plan = make_plan(groups, op, args.dir, keep_in=args.keep_in, move_to=args.move_to)
+    if args.dry_run:
+        print(format_plan(plan))
+        return 0
+    if op == "delete" and plan.steps and not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "--delete cannot be undone: add --yes to confirm when not on a terminal"
+            )
+        print(format_plan(plan).replace("would delete", "will delete"))
+        answer = input(f"delete {len(plan.steps)} file(s) for good? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return EXIT_NO_MATCH
+    run = apply_plan(plan)
+    print(format_run(run, args.dir))
+    return 0 if not run.skipped else EXIT_NO_MATCH
+
+
+def _cmd_undo(args: argparse.Namespace) -> int:
+    from .actions import format_undo, undo
+
+    result = undo(args.dir, args.action_id)
+    print(format_undo(result))
+    return 0 if not result.failed else EXIT_NO_MATCH
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:

@@ -20,13 +20,11 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import SamepixError
 from .index import (
-    Descriptor,
     EntryCache,
     Index,
     IndexEntry,
@@ -34,11 +32,13 @@ from .index import (
     Progress,
     ProgressCallback,
     default_db_path,
-    describe_blob,
     update_index,
 )
 from .limits import DEFAULT_LIMITS, Limits
+from .notsame import not_same_pairs, pair_key
 from .policy import DEFAULT_POLICY, Policy
+from .query import describe_query
+from .results import DuplicateCopy, DuplicateGroup, FindResult, Match
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,128 +56,6 @@ __all__ = [
     "Match",
     "describe_query",
 ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Results
-
-
-@dataclass(frozen=True)
-class Match:
-    """One indexed file compared with the query.
-
-    Parameters
-    ----------
-    path : pathlib.Path
-        The file (the library folder joined with its indexed path).
-    comparison : Comparison
-        ``compare(query, path)``: verdict, reasons, metrics.
-    hash_distance : int
-        The smaller of the pHash and dHash distances that made it a candidate (0: same bytes).
-    """
-
-    path: Path
-    comparison: Comparison
-    hash_distance: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "hash_distance": self.hash_distance,
-            **self.comparison.to_dict(),
-        }
-
-
-@dataclass(frozen=True)
-class FindResult:
-    """What :meth:`Library.find` found.
-
-    ``matches`` holds the files that show the query's picture (``identical`` first, then ``same``
-    by decreasing SSIM); ``similar`` the candidates judged related but not the same (a crop, an
-    edit). ``candidates`` entries were within the hash distance, ``screened_out`` of them were
-    ruled out from the index alone (aspect ratio, thumbnail), ``compared`` were fully compared.
-    """
-
-    source: str
-    matches: tuple[Match, ...]
-    similar: tuple[Match, ...]
-    candidates: int
-    screened_out: int
-    compared: int
-    index_size: int
-    lookup_ms: float  # the hash search over the in-memory table
-    elapsed_s: float
-
-    @property
-    def found(self) -> bool:
-        """True when at least one file is ``identical`` or ``same``."""
-        return bool(self.matches)
-
-    @property
-    def best(self) -> Match | None:
-        return self.matches[0] if self.matches else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "found": self.found,
-            "matches": [m.to_dict() for m in self.matches],
-            "similar": [m.to_dict() for m in self.similar],
-            "candidates": self.candidates,
-            "screened_out": self.screened_out,
-            "compared": self.compared,
-            "index_size": self.index_size,
-            "lookup_ms": round(self.lookup_ms, 3),
-            "elapsed_s": round(self.elapsed_s, 3),
-        }
-
-
-@dataclass(frozen=True)
-class DuplicateCopy:
-    """One file of a :class:`DuplicateGroup`, with what ranks it, and how it compares with the
-    group's best copy (``comparison`` is None for the best copy itself)."""
-
-    path: Path
-    format: str | None
-    width: int
-    height: int
-    size: int
-    lossless: bool | None
-    jpeg_quality: int | None
-    comparison: Comparison | None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "path": str(self.path),
-            "format": self.format,
-            "width": self.width,
-            "height": self.height,
-            "bytes": self.size,
-            "lossless": self.lossless,
-            "jpeg_quality": self.jpeg_quality,
-        }
-        if self.comparison is not None:
-            out["verdict"] = self.comparison.verdict.value
-            out["reasons"] = list(self.comparison.reasons)
-        return out
-
-
-@dataclass(frozen=True)
-class DuplicateGroup:
-    """Copies of one picture in the folder, best copy first (see :func:`quality_key`)."""
-
-    copies: tuple[DuplicateCopy, ...]
-
-    @property
-    def best(self) -> DuplicateCopy:
-        return self.copies[0]
-
-    @property
-    def others(self) -> tuple[DuplicateCopy, ...]:
-        return self.copies[1:]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"best": str(self.best.path), "copies": [c.to_dict() for c in self.copies]}
 
 
 def quality_key(entry: IndexEntry) -> tuple[int, int, int, int, str]:
@@ -348,6 +226,12 @@ class Library:
         for row_id, dist in zip(ids.tolist(), dists.tolist(), strict=True):
             if row_id in found:
                 ranked.setdefault(found[row_id].path, (found[row_id], int(dist)))
+
+        apart = not_same_pairs(index)
+        if apart and query.sha256 is not None:  # pairs the user said are not the same picture
+            ranked = {
+                k: v for k, v in ranked.items() if pair_key(query.sha256, v[0].sha256) not in apart
+            }
 
         matches: list[Match] = []
         similar: list[Match] = []
@@ -540,9 +424,12 @@ class Library:
                     return None
             return comparisons[(i, j)]
 
+        apart = not_same_pairs(self.index)  # pairs the user said are not the same picture
         for i, j in _screened_in_blocks(pairs, entries, progress):
             if find_root(i) == find_root(j):
                 continue  # already joined, directly or through others
+            if apart and pair_key(entries[i].sha256, entries[j].sha256) in apart:
+                continue
             a, b = entries[i].descriptor, entries[j].descriptor
             if (
                 aspect_change((a.width, a.height), (b.width, b.height)) > policy.max_aspect_change
@@ -585,6 +472,7 @@ class Library:
             lossless=d.lossless,
             jpeg_quality=d.jpeg_quality,
             comparison=comparison,
+            sha256=entry.sha256,
         )
 
 
@@ -609,50 +497,6 @@ def thumb_distance(a: bytes, b: bytes) -> float:
     if ta.shape != tb.shape:
         return 255.0
     return float(np.abs(ta - tb).mean())
-
-
-def describe_query(query: PreparedImage, limits: Limits = DEFAULT_LIMITS) -> Descriptor:
-    """The query's index descriptor, computed as an indexed file's is, once per query.
-
-    Kept on the query (with its hashes), so a sync that searches for a download and then indexes
-    it as a new file describes it once.
-    """
-    cached = query.__dict__.get("_index_descriptor")
-    if isinstance(cached, Descriptor):
-        return cached
-    desc = _describe_query(query, limits)
-    query.__dict__["_index_descriptor"] = desc
-    return desc
-
-
-def _describe_query(query: PreparedImage, limits: Limits) -> Descriptor:
-    """The query's index descriptor, computed as an indexed file's is (and its hashes cached)."""
-    if query.blob is not None:
-        desc = describe_blob(query.blob, limits=limits)
-    else:  # pixels given directly (array, PIL image): hash the normalised grey image
-        import hashlib
-
-        from PIL import Image
-
-        from .decode import grey_pil
-        from .hashes import hash_image
-        from .index import THUMB_SIDE
-
-        grey = grey_pil(query.decoded)
-        info = query.decoded.info
-        desc = Descriptor(
-            sha256=hashlib.sha256(grey.tobytes()).hexdigest(),  # never equals a file's bytes
-            format=None,
-            width=info.width,
-            height=info.height,
-            mode=info.mode,
-            lossless=None,
-            jpeg_quality=None,
-            hashes=hash_image(grey),
-            thumb=grey.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX).tobytes(),
-        )
-    query.__dict__["hashes"] = desc.hashes  # compare() reuses them instead of hashing again
-    return desc
 
 
 class _Entries:

@@ -11,8 +11,9 @@ in a small, constant amount of memory (``benchmarks/bench_ssim.py``):
 - the image is cut into tiles, each padded by the 5-pixel window radius, so every tile's valid
   region is exact and tiles join seamlessly;
 - the four Gaussian blurs per tile (of a + b, a − b and their squares) and the arithmetic run
-  in OpenCV and numpy, which release the GIL, so a small thread pool (one thread per CPU, at
-  most 8, the caller included) shares the tiles;
+  in OpenCV and numpy, which release the GIL, so a few threads (one per CPU, at most 8, the
+  caller included) share the tiles; they are started for the call and joined before it returns,
+  so no samepix thread outlives an API call (a later fork stays safe);
 - each thread reuses one set of float32 buffers (~6 MB) for all its tiles, and the buffers
   outlive the call: fresh memory costs a page fault per 4 KiB, which on a VM can cost as
   much as the arithmetic;
@@ -29,7 +30,6 @@ import itertools
 import math
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -294,22 +294,6 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_pid = 0
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    """The module's thread pool, started on first use (and again in a forked child)."""
-    global _pool, _pool_pid
-    with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid():  # a fork copies no threads
-            workers = max(1, min(_cpu_count(), _MAX_THREADS) - 1)  # the caller works too
-            _pool = ThreadPoolExecutor(workers, thread_name_prefix="samepix-ssim")
-            _pool_pid = os.getpid()
-        return _pool
-
-
 def _ssim_sums(
     a: np.ndarray,
     b: np.ndarray,
@@ -354,14 +338,30 @@ def _ssim_sums(
             if ws is not None:
                 _give_back(ws)
 
-    helpers = min(threads, len(tiles)) - 1
-    futures = [_executor().submit(work) for _ in range(helpers)]
+    # Helper threads live for this call only: a pool kept alive behind the API would make every
+    # later fork unsafe (the index's worker processes would have to be spawned, which re-imports
+    # a caller's unguarded script). Starting a thread costs ~0.1 ms against ≥ 2 tiles of work.
+    failures: list[BaseException] = []
+
+    def helper() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the calling thread, which raises it
+            failures.append(exc)
+
+    helpers = [
+        threading.Thread(target=helper, name="samepix-ssim", daemon=True)
+        for _ in range(min(threads, len(tiles)) - 1)
+    ]
+    for thread in helpers:
+        thread.start()
     try:
         work()
     finally:
-        for future in futures:
-            if not future.cancel():  # a helper that never started has nothing to finish
-                future.result()
+        for thread in helpers:
+            thread.join()
+    if failures:
+        raise failures[0]
     # Summed in tile order whatever the threads did: the result is deterministic.
     return sums.sum(axis=0), (None if cs is None else cs.sum(axis=0))
 

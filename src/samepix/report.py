@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .units import human_bytes
+
 if TYPE_CHECKING:
     from .compare import Comparison, PreparedImage
     from .decode import ImageInfo
     from .index import IndexSummary
-    from .library import DuplicateCopy, DuplicateGroup, FindResult
+    from .results import DuplicateCopy, DuplicateGroup, FindResult
     from .sync import SyncItem, SyncSummary
 
 __all__ = [
@@ -25,17 +27,6 @@ __all__ = [
     "human_bytes",
     "write_heatmap",
 ]
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"
 
 
 def format_info(info: ImageInfo) -> str:

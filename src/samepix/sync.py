@@ -42,21 +42,24 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any, Union
+from typing import IO, TYPE_CHECKING, Any, Protocol, Union
 from urllib.parse import unquote, urlsplit
 
 from .errors import SamepixError, SourceError, SyncError, SyncLocked, UsageError
 from .index import STATE_DIR, IndexEntry, Progress
 
 if TYPE_CHECKING:
+    from .compare import ImageSource
     from .fetch import Download, Fetcher, Retry
-    from .index import Descriptor, Index
-    from .library import Library
+    from .index import Descriptor, Index, IndexSummary, ProgressCallback
+    from .limits import Limits
+    from .results import FindResult
     from .state import FetchState
 
 __all__ = [
     "DECISIONS",
     "RepeatedUrl",
+    "SyncFolder",
     "SyncItem",
     "SyncLog",
     "SyncSummary",
@@ -79,6 +82,33 @@ DECISIONS = (
 
 #: Where the log goes: a path (appended to) or an open text stream.
 SyncLog = Union[str, "os.PathLike[str]", IO[str]]
+
+
+class SyncFolder(Protocol):
+    """What a sync needs of the folder it syncs into; :class:`samepix.library.Library` is one.
+
+    Named here rather than imported, so that ``sync`` sits below ``library`` (whose
+    :meth:`~samepix.library.Library.sync` calls :func:`run_sync`) and the modules import one way.
+    """
+
+    root: Path
+    limits: Limits
+    progress: ProgressCallback | None
+
+    @property
+    def index(self) -> Index: ...
+
+    def update(self) -> IndexSummary: ...
+
+    def find(
+        self,
+        source: ImageSource,
+        *,
+        update: bool = ...,
+        first: bool = ...,
+        fetcher: Fetcher | None = ...,
+    ) -> FindResult: ...
+
 
 LOCK_NAME = "sync.lock"
 FETCH_STATE_NAME = "fetch-state.sqlite3"
@@ -775,7 +805,7 @@ class _Syncer:
 
     def __init__(
         self,
-        lib: Library,
+        lib: SyncFolder,
         store: _Store,
         *,
         dry_run: bool,
@@ -847,7 +877,7 @@ class _Syncer:
         self, line: int, url: str, download: Download, record: _Record | None
     ) -> SyncItem:
         from .compare import load
-        from .library import describe_query
+        from .query import describe_query
 
         sha = download.sha256
         n = download.transferred
@@ -921,8 +951,19 @@ class _Syncer:
             f"kept: free some space or fix the folder, then run the sync again to continue"
         )
 
-    def _write_new(self, url: str, download: Download, stem: str, ext: str, folder: str) -> str:
-        """Put the body in place under the first free name; returns its relative path."""
+    def _write_new(
+        self,
+        url: str,
+        download: Download,
+        stem: str,
+        ext: str,
+        folder: str,
+        *,
+        mode_of: Path | None = None,
+    ) -> str:
+        """Put the body in place under the first free name; returns its relative path.
+
+        ``mode_of``: the file this one replaces under another name, whose mode it keeps."""
         from .atomic import atomic_writer
 
         sha = download.sha256
@@ -937,7 +978,7 @@ class _Syncer:
                 return rel
             self.store.record(url, rel, sha, sha, "downloaded", None, complete=False)
             try:
-                with atomic_writer(target, overwrite=False) as handle:
+                with atomic_writer(target, overwrite=False, mode_of=mode_of) as handle:
                     handle.write(download.data)
             except FileExistsError:
                 continue  # appeared meanwhile (not a samepix sync: they hold the lock)
@@ -980,7 +1021,7 @@ class _Syncer:
         verdict: str | None,
     ) -> SyncItem:
         from .formats import SNIFF_BYTES, sniff_format
-        from .report import human_bytes
+        from .units import human_bytes
 
         fmt = sniff_format(download.data[:SNIFF_BYTES]) or desc.format
         stem, ext = file_name(download.url, download.content_disposition, fmt)
@@ -1076,7 +1117,9 @@ class _Syncer:
         else:
             # 2. the new file under its own name (another format), then the old name goes
             folder = str(old_rel.parent) if str(old_rel.parent) != "." else ""
-            new_rel = self._write_new(url, download, old_rel.stem, ext, folder)
+            new_rel = self._write_new(
+                url, download, old_rel.stem, ext, folder, mode_of=old_path
+            )
             with contextlib.suppress(FileNotFoundError):
                 old_path.unlink()
         # 3. the index and the record, in one transaction
@@ -1144,7 +1187,7 @@ class _Log:
 
 
 def run_sync(
-    lib: Library,
+    lib: SyncFolder,
     urls: Iterable[str],
     *,
     dry_run: bool = False,
