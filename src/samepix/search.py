@@ -290,6 +290,8 @@ def _sampled(
     uph, udh = sp[new], sd[new]
     del sp, sd
     m = int(uph.shape[0])
+    if m >= 1 << 32:  # an entry's number shares a 64-bit sort key with 32 bits of its key
+        raise ValueError(f"{m:,} distinct hashes: the sampled search takes at most 2^32 - 1")
 
     rng = np.random.default_rng(seed)
     masks = [
