@@ -4,8 +4,8 @@
 (``Policy.candidate_hash_distance`` = 12 of 64). Two methods, chosen by their estimated cost:
 
 - **exact**: every pair, blockwise (XOR and hardware popcount in numpy), n²/2 pair checks. Fast
-  for small folders (10,000 entries: ~0.2 s) and the reference the other is measured against;
-  about 40 minutes at 1,000,000 entries.
+  for small folders (10,000 entries: ~0.5 s) and the reference the other is measured against;
+  about an hour at 1,000,000 entries.
 - **sampled** (bit-sampling locality-sensitive hashing, Indyk & Motwani 1998): each of ``L``
   tables keys every hash by ``k`` of its 64 bits chosen at random; entries with equal keys (found
   by one sort) are candidates, checked with the exact distance. A pair that differs in ``d`` bits
@@ -15,8 +15,8 @@
   closer pairs are missed far less often (a pair at 0 bits never). Nothing outside the radius is
   ever returned. Measured on 1,000,000 entries in ``benchmarks/bench_search.py``.
 
-Why not a library: faiss's exact ``IndexBinaryFlat`` is a quadratic scan too (measured ~2.5×
-faster a pair than numpy, so ~15 minutes at 1,000,000), and its multi-index hashing
+Why not a library: faiss's exact ``IndexBinaryFlat`` is a quadratic scan too (measured 2.5–4.3×
+cheaper a pair than numpy, so ~15 CPU minutes at 1,000,000), and its multi-index hashing
 (``IndexBinaryMultiHash``) is slower than a scan at this radius: 12 of 64 bits is a wide radius,
 where exact sub-quadratic indexes degenerate (by pigeonhole, 4 bands of 16 bits must each be
 searched at radius 3: ~4% of all pairs become candidates). See ``docs/benchmarks.md``.
