@@ -240,7 +240,9 @@ def available(method: str) -> str | None:
     return None
 
 
-def bench_search(sizes: list[int], kinds: list[str], budget: float, probe: int) -> None:
+def bench_search(
+    sizes: list[int], kinds: list[str], budget: float, probe: int, methods: list[str]
+) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
     rows: list[list[object]] = []
     for kind in kinds:
@@ -249,7 +251,7 @@ def bench_search(sizes: list[int], kinds: list[str], budget: float, probe: int) 
             truth: np.ndarray | None = None
             truth_note = ""
             results: dict[str, tuple[dict[str, float], np.ndarray] | str] = {}
-            for method in METHODS:
+            for method in methods:
                 why = available(method)
                 if why:
                     results[method] = f"skipped: {why}"
@@ -286,7 +288,7 @@ def bench_search(sizes: list[int], kinds: list[str], budget: float, probe: int) 
                 truth_note = f"pairs of {probe:,} random entries ({truth.shape[0]:,} pairs)"
             _, _, planted = make_hashes(kind, n)
             planted_keys = pair_keys(planted[:, 0], planted[:, 1], n) if planted.size else None
-            for method in METHODS:
+            for method in methods:
                 res = results[method]
                 if isinstance(res, str):
                     rows.append([kind, f"{n:,}", method, res, "", "", "", "", ""])
@@ -485,6 +487,7 @@ def main() -> None:
         default=4000,
         help="entries whose pairs are checked exactly where the scan is not run",
     )
+    parser.add_argument("--methods", default=",".join(METHODS), help="of: " + ", ".join(METHODS))
     parser.add_argument("--dupes-size", type=int, default=1_000_000)
     parser.add_argument("--skip-search", action="store_true")
     parser.add_argument("--skip-dupes", action="store_true")
@@ -503,7 +506,8 @@ def main() -> None:
     print(f"Machine: {_common.machine()}; load average {os.getloadavg()[0]:.1f} at start\n")
     if not args.skip_search:
         sizes = [int(s) for s in args.sizes.split(",")]
-        bench_search(sizes, args.kinds.split(","), args.budget, args.probe)
+        methods = args.methods.split(",")
+        bench_search(sizes, args.kinds.split(","), args.budget, args.probe, methods)
         print()
     if not args.skip_dupes:
         bench_dupes(args.dupes_size)

@@ -27,6 +27,8 @@ import http.server
 import io
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +39,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+LAST_MODIFIED = "Mon, 02 Nov 2026 10:00:00 GMT"  # every body's (wget -N compares it)
 
 
 def encode_jpeg(pixels: object, quality: int) -> bytes:
@@ -81,7 +85,11 @@ def serve(bodies: dict[str, bytes], latency: float = 0.0) -> Iterator[tuple[str,
                 self.end_headers()
                 return
             etag = etags[self.path]
-            fresh = self.headers.get("If-None-Match") == etag
+            # ETag for samepix; Last-Modified for wget -N (If-Modified-Since).
+            fresh = self.headers.get("If-None-Match") == etag or (
+                "If-None-Match" not in self.headers
+                and self.headers.get("If-Modified-Since") == LAST_MODIFIED
+            )
             for key, add in (("requests", 1), ("not_modified", int(fresh))):
                 with counts[key].get_lock():
                     counts[key].value += add
@@ -90,6 +98,7 @@ def serve(bodies: dict[str, bytes], latency: float = 0.0) -> Iterator[tuple[str,
                     counts["body_bytes"].value += len(body)
             self.send_response(304 if fresh else 200)
             self.send_header("ETag", etag)
+            self.send_header("Last-Modified", LAST_MODIFIED)
             self.send_header("Content-Type", "image/jpeg")
             self.send_header("Content-Length", "0" if fresh else str(len(body)))
             self.end_headers()
@@ -123,6 +132,8 @@ def main() -> None:
     parser.add_argument(
         "--latency", type=float, default=0.0, metavar="MS", help="server delay per request"
     )
+    parser.add_argument("--reps", type=int, default=5, help="unchanged re-checks (median)")
+    parser.add_argument("--profile", action="store_true", help="cProfile one re-check (stderr)")
     args = parser.parse_args()
 
     import httpx
@@ -161,12 +172,23 @@ def main() -> None:
             indexed = lib.update()
             index_s = time.perf_counter() - t
 
-        for run in (1, 2):
+        def one_sync(label: str, profile: bool = False) -> tuple[str, ...]:
             before = sent(counts)
             with Library(folder) as lib:
+                prof = None
+                if profile:
+                    import cProfile
+
+                    prof = cProfile.Profile()
+                    prof.enable()
                 t = time.perf_counter()
                 summary = lib.sync(urls, concurrency=args.concurrency, per_host=args.concurrency)
                 elapsed = time.perf_counter() - t
+                if prof is not None:
+                    import pstats
+
+                    prof.disable()
+                    pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(35)
             after = sent(counts)
             body_bytes = after["body_bytes"] - before["body_bytes"]
             not_modified = after["not_modified"] - before["not_modified"]
@@ -176,17 +198,55 @@ def main() -> None:
                 f"same picture {summary.skipped_same_picture}, unchanged "
                 f"{summary.skipped_unchanged}"
             )
+            return (
+                label,
+                f"{n:,}",
+                f"{elapsed:.2f}",
+                f"{n / elapsed:,.0f}",
+                f"{body_bytes / 1e6:.1f} MB",
+                f"{not_modified:,}",
+                what,
+            )
+
+        rows.append(one_sync("samepix sync, run 1"))
+        # The unchanged re-check, interleaved with wget -N's when wget is installed.
+        wget = shutil.which("wget")
+        mirror = Path(tmp) / "wget"
+        mirror.mkdir()
+        url_file = Path(tmp) / "urls.txt"
+        url_file.write_text("".join(u + "\n" for u in urls))
+        wget_cmd = [wget or "wget", "-N", "-q", "-i", str(url_file), "-P", str(mirror)]
+        if wget:
+            subprocess.run(wget_cmd, check=True)  # its first run: download everything
+        again: list[tuple[str, ...]] = []
+        wget_s: list[float] = []
+        wget_304 = 0
+        for rep in range(args.reps):
+            again.append(one_sync("samepix sync, run 2 (all unchanged)", args.profile and rep == 0))
+            if wget:
+                before = sent(counts)
+                t = time.perf_counter()
+                subprocess.run(wget_cmd, check=True)
+                wget_s.append(time.perf_counter() - t)
+                wget_304 = sent(counts)["not_modified"] - before["not_modified"]
+        again.sort(key=lambda row: float(row[2]))
+        second = again[len(again) // 2]
+        rows.append((*second[:2], f"{second[2]} (median of {len(again)})", *second[3:]))
+        if wget:
+            mid = sorted(wget_s)[len(wget_s) // 2]
             rows.append(
                 (
-                    f"samepix sync, run {run}" + (" (all unchanged)" if run == 2 else ""),
+                    "wget -N -i urls.txt, run 2 (all unchanged)",
                     f"{n:,}",
-                    f"{elapsed:.2f}",
-                    f"{n / elapsed:,.0f}",
-                    f"{body_bytes / 1e6:.1f} MB",
-                    f"{not_modified:,}",
-                    what,
+                    f"{mid:.2f} (median of {len(wget_s)})",
+                    f"{n / mid:,.0f}",
+                    "0.0 MB",
+                    f"{wget_304:,}",
+                    "If-Modified-Since on each, one connection, nothing saved",
                 )
             )
+        else:
+            rows.append(("wget -N", "skipped: wget is not installed", "", "", "", "", ""))
         first_rate = n / float(rows[0][2])
 
         naive = Path(tmp) / "naive"
@@ -227,12 +287,19 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    naive_rate = n / float(rows[2][2])
+    naive_s = float(rows[-1][2])
+    second_s = float(rows[1][2].split()[0])
     print(
-        f"\nfirst sync {first_rate:,.0f} URLs/s vs {naive_rate:,.0f} for the download-everything "
-        f"loop ({first_rate / naive_rate:.2f}×); second sync "
-        f"{n / float(rows[1][2]):,.0f} URLs/s ({float(rows[2][2]) / float(rows[1][2]):.1f}× the "
-        "loop), nothing downloaded"
+        f"\nfirst sync {first_rate:,.0f} URLs/s vs {n / naive_s:,.0f} for the download-everything "
+        f"loop ({first_rate * naive_s / n:.2f}×); second sync {n / second_s:,.0f} URLs/s "
+        f"({naive_s / second_s:.1f}× the loop), nothing downloaded"
+        + (
+            f"; wget -N {n / float(rows[2][2].split()[0]):,.0f} URLs/s "
+            f"(samepix/wget time {second_s / float(rows[2][2].split()[0]):.2f})"
+            if rows[2][1] == f"{n:,}"
+            else ""
+        )
+        + f"; load average {os.getloadavg()[0]:.1f}"
     )
 
 

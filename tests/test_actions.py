@@ -3,6 +3,7 @@ safety re-checks, and real ``kill -9`` at several points of a run followed by un
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -178,6 +179,9 @@ def test_usage_errors_are_one_line(folder: Path, tmp_path: Path) -> None:
     )
     one_line_error(run("dupes", str(folder), "--dry-run"), "--dry-run goes with")
     one_line_error(run("undo", str(folder), "nope"), "nope")
+    one_line_error(
+        run("sync", "-", str(folder), "--keep-in", str(folder), stdin=""), "no --keep-in"
+    )
 
 
 def test_changed_files_and_a_vanished_kept_copy_are_skipped(folder: Path, tmp_path: Path) -> None:
@@ -277,3 +281,52 @@ def test_a_torn_journal_line_is_ended_and_skipped(tmp_path: Path) -> None:
         f.write(b'{"id": "r.1", "sta')  # killed in the middle of a write
     journal.append({"id": "r.1", "state": "done"})
     assert journal.read() == [{"id": "r.1", "op": "delete"}, {"id": "r.1", "state": "done"}]
+
+
+@pytest.mark.parametrize(("answer", "deleted"), [("n", False), ("y", True)], ids=["no", "yes"])
+def test_delete_asks_on_a_terminal(folder: Path, answer: str, deleted: bool) -> None:
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    from .helpers import ROOT
+
+    before = snapshot(folder)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "samepix", "dupes", str(folder), "--delete"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    os.close(follower)
+    seen = b""
+    deadline = time.monotonic() + 120
+    while b"[y/N]" not in seen and time.monotonic() < deadline:
+        seen += os.read(leader, 4096)
+    assert b"will delete: " in seen and b"delete 4 file(s) for good? [y/N]" in seen, seen
+    os.write(leader, answer.encode() + b"\n")
+    assert proc.wait(120) == (0 if deleted else 1)
+    with contextlib.suppress(OSError):
+        while chunk := os.read(leader, 4096):
+            seen += chunk
+    os.close(leader)
+    after = snapshot(folder)
+    if deleted:
+        assert sorted(after) == ["a.png", "b.jpg", "c.png", "d.jpg"]
+    else:
+        assert b"nothing deleted" in seen and after == before
+
+
+def test_a_file_replaced_by_a_symbolic_link_is_left_alone(folder: Path) -> None:
+    groups = groups_of(folder)
+    (folder / "sub" / "a-copy.png").unlink()  # since indexing: the copy became a link to a.png
+    (folder / "sub" / "a-copy.png").symlink_to(folder / "a.png")
+    run_ = apply_plan(make_plan(groups, "trash", folder))
+    reasons = {o.step.path.name: o.reason for o in run_.skipped}
+    assert reasons == {
+        "a-copy.png": "a symbolic link is involved: left alone (act on the file it points to)"
+    }
+    assert (folder / "sub" / "a-copy.png").is_symlink() and (folder / "a.png").is_file()

@@ -239,6 +239,26 @@ def test_help_does_not_import_heavy_modules() -> None:
     assert proc.stdout.decode().strip().splitlines()[-1] == "heavy:"
 
 
+def test_compare_of_local_files_imports_no_http_client(pictures: dict[str, Path]) -> None:
+    # httpx and asyncio are a third of a one-shot compare's start-up, numpy.ma (np.median's
+    # NaN check) a tenth; two local files need none of them.
+    code = (
+        "import sys, samepix.cli\n"
+        f"code = samepix.cli.main(['compare', {str(pictures['one.png'])!r}, "
+        f"{str(pictures['one.jpg'])!r}, '--json'])\n"
+        "unused = ('httpx', 'asyncio', 'samepix.fetch', 'numpy.ma')\n"
+        "loaded = [m for m in unused if m in sys.modules]\n"
+        "print('loaded:' + ','.join(loaded), code)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        check=True,
+    )
+    assert proc.stdout.decode().strip().splitlines()[-1] == "loaded: 0"
+
+
 def test_version_and_usage() -> None:
     assert run("--version").stdout.decode().startswith("samepix ")
     assert run().returncode == 2

@@ -489,3 +489,58 @@ def test_compare_function_is_not_shadowed_by_its_module() -> None:
     code = "import samepix; samepix.load; import samepix.library; print(callable(samepix.compare))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+# ---------------------------------------------------------------------------------------------
+# Transparent graphics: an icon and its resize (issue 9)
+
+
+def _icon(kind: int, size: int = 128, under: tuple[int, int, int] = (0, 0, 0)) -> Image.Image:
+    """A drawn icon on a transparent background (4× supersampled edges, so they are soft)."""
+    from PIL import ImageDraw
+
+    s = size * 4
+    big = Image.new("RGBA", (s, s), (*under, 0))
+    draw = ImageDraw.Draw(big)
+    if kind == 0:
+        draw.ellipse((s * 0.1, s * 0.1, s * 0.9, s * 0.9), fill=(220, 40, 40, 255))
+        draw.rectangle((s * 0.35, s * 0.3, s * 0.65, s * 0.7), fill=(255, 255, 255, 255))
+    else:
+        draw.polygon([(s * 0.5, s * 0.05), (s * 0.95, s * 0.9), (s * 0.05, s * 0.9)], (40, 90, 220))
+        draw.ellipse((s * 0.4, s * 0.45, s * 0.6, s * 0.65), fill=(255, 220, 0, 255))
+    return big.resize((size, size), Image.Resampling.BOX)
+
+
+def _png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "resample",
+    [Image.Resampling.LANCZOS, Image.Resampling.BILINEAR, Image.Resampling.BOX],
+    ids=["lanczos", "bilinear", "box"],
+)
+def test_transparent_icon_and_its_resize_are_same(resample: Image.Resampling) -> None:
+    icon = _icon(0)
+    result = compare(_png(icon), _png(icon.resize((64, 64), resample)))
+    assert result.verdict is Verdict.SAME, result.reasons
+    # Premultiplied resize: the edges are neither darkened nor brightened.
+    assert result.metrics.psnr is not None and result.metrics.psnr > 30
+
+
+def test_colour_under_transparent_pixels_does_not_count() -> None:
+    white_under = _icon(0, under=(255, 255, 255))
+    arr = np.asarray(white_under).copy()
+    arr[arr[:, :, 3] == 0, :3] = (0, 255, 0)  # another invisible colour
+    result = compare(_png(white_under), _png(Image.fromarray(arr)))
+    assert result.verdict is Verdict.IDENTICAL
+    resized = compare(_png(Image.fromarray(arr)), _png(white_under.resize((64, 64))))
+    assert resized.verdict is Verdict.SAME, resized.reasons
+
+
+@pytest.mark.parametrize("size", [128, 64])
+def test_different_icons_on_transparent_backgrounds_stay_not_same(size: int) -> None:
+    result = compare(_png(_icon(0)), _png(_icon(1).resize((size, size))))
+    assert not result.is_match, result.reasons

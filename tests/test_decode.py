@@ -172,6 +172,24 @@ def test_exif_orientation_matches_exif_transpose(
     assert (info.width, info.height) == (decoded.info.width, decoded.info.height)
 
 
+def test_png_exif_orientation_is_still_found(rgb: np.ndarray) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(rgb, "PNG", exif=exif.tobytes())
+    assert read_info(blob(data)).orientation == 6
+    decoded = decode_blob(blob(data))
+    assert decoded.info.orientation == 6
+    assert decoded.pixels.shape[:2] == (rgb.shape[1], rgb.shape[0])
+
+
+def test_png_without_exif_is_not_decoded_to_look_for_it(rgb: np.ndarray) -> None:
+    from samepix.formats import exif_orientation, open_image
+
+    im = open_image(encode(rgb, "PNG"))
+    assert exif_orientation(im) == 1
+    assert im.tile  # still only the header (load() empties it): the index decodes a PNG once
+
+
 def test_icc_profile_is_converted_to_srgb(rgb: np.ndarray) -> None:
     icc = rgb_icc_profile("Adobe RGB (1998) test")
     profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
@@ -332,3 +350,173 @@ def test_hash_input_is_reduced_but_hashes_barely_move(kodak_dir) -> None:
     # the full-size hashes, aHash ≤ 3, wHash ≤ 6.
     distances = hash_image(grey_pil(decoded, min_side=None)).distances(hash_image(reduced))
     assert distances["phash"] <= 4 and max(distances.values()) <= 6
+
+
+# ---------------------------------------------------------------------------------------------
+# Orientation applied exactly once, in every format that carries it (issue 9)
+
+_UNDO = {  # the transpose whose result, oriented by tag o, is the picture itself
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def _oriented_file(picture: Image.Image, orientation: int, fmt: str) -> bytes:
+    undo = _UNDO[orientation]
+    stored = picture if undo is None else picture.transpose(undo)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    if fmt == "TIFF":
+        stored.save(buf, "TIFF", tiffinfo={0x0112: orientation}, compression="tiff_deflate")
+    elif fmt == "JPEG":
+        stored.save(buf, "JPEG", quality=95, exif=exif.tobytes())
+    elif fmt == "WEBP":
+        stored.save(buf, "WEBP", lossless=True, exif=exif.tobytes())
+    else:
+        stored.save(buf, fmt, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_orientation_is_applied_once(fmt: str, orientation: int) -> None:
+    h, w = 24, 40  # not square, and no symmetry: any wrong turn or flip shows
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.dstack([x * 6, y * 10, (x * y) % 256]).astype(np.uint8)
+    picture = Image.fromarray(rgb)
+    blob = Blob(_oriented_file(picture, orientation, fmt), f"o{orientation}.{fmt.lower()}")
+    decoded = decode_blob(blob)
+    info = read_info(blob)
+    assert decoded.pixels.shape[:2] == (h, w)
+    assert (info.width, info.height) == (w, h)
+    assert decoded.info.orientation == orientation
+    tolerance = 10 if fmt == "JPEG" else 0  # 4:2:0 chroma of a colourful gradient
+    diff = np.abs(decoded.pixels.astype(int) - rgb).mean()
+    assert diff <= tolerance, diff
+    grey = np.asarray(draft_grey(blob, min_side=24))  # the hashing decode turns it the same way
+    assert grey.shape == (h, w)
+
+
+# ---------------------------------------------------------------------------------------------
+# tRNS (one transparent colour) kept as alpha in every mode that has it
+
+
+def _png_with_trns(mode: str) -> tuple[bytes, np.ndarray]:
+    """A PNG in ``mode`` whose left half is the transparent colour; expected alpha."""
+    h, w = 8, 16
+    expected = np.full((h, w), 255, np.uint8)
+    expected[:, : w // 2] = 0
+    if mode == "RGB":
+        arr = np.full((h, w, 3), (10, 200, 30), np.uint8)
+        arr[:, : w // 2] = (1, 2, 3)
+        im, key = Image.fromarray(arr), (1, 2, 3)
+    elif mode == "L":
+        arr = np.full((h, w), 200, np.uint8)
+        arr[:, : w // 2] = 7
+        im, key = Image.fromarray(arr), 7
+    elif mode == "1":
+        arr = np.ones((h, w), bool)
+        arr[:, : w // 2] = False
+        im, key = Image.fromarray(arr), 0
+    else:  # I;16
+        arr = np.full((h, w), 40000, np.uint16)
+        arr[:, : w // 2] = 1234
+        im, key = Image.fromarray(arr), 1234
+    buf = io.BytesIO()
+    im.save(buf, "PNG", transparency=key)
+    return buf.getvalue(), expected
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "1", "I;16"])
+def test_trns_transparency_is_kept_for_every_mode(mode: str) -> None:
+    data, expected = _png_with_trns(mode)
+    blob = Blob(data, f"trns-{mode}.png")
+    decoded = decode_blob(blob)
+    assert read_info(blob).has_alpha
+    assert decoded.alpha is not None, "tRNS dropped"
+    assert np.array_equal(decoded.alpha, expected)
+
+
+def test_two_bit_grey_trns_key_is_scaled_like_the_pixels() -> None:
+    # A 2-bit grey PNG written by hand: Pillow scales pixels to 0–255 but keeps the key at 0–3.
+    h, w = 2, 8
+    rows = b"".join(b"\x00" + bytes([0b00011011, 0b00011011]) for _ in range(h))  # 0,1,2,3,...
+    ihdr = struct.pack(">IIBBBBB", w, h, 2, 0, 0, 0, 0)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"tRNS", struct.pack(">H", 2))
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+    decoded = decode_blob(Blob(data, "grey2.png"))
+    assert decoded.alpha is not None
+    assert decoded.alpha[0].tolist() == [255, 255, 0, 255] * 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Strict decoding, 16-bit in strips
+
+
+def test_truncated_png_is_an_error_not_a_partial_image() -> None:
+    rgb = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    data = encode(rgb, "PNG")
+    for cut in (len(data) - 30, len(data) // 2):
+        with pytest.raises(DecodeError, match=r"truncated|corrupt"):
+            decode_blob(Blob(data[:cut], "cut.png"))
+
+
+def test_load_truncated_images_set_by_a_host_is_not_obeyed() -> None:
+    from PIL import ImageFile
+
+    rgb = np.random.default_rng(4).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    data = encode(rgb, "PNG")
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        with pytest.raises(DecodeError):
+            decode_blob(Blob(data[: len(data) // 2], "cut.png"))
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def test_sixteen_bit_scaling_is_exact_rounding() -> None:
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    decoded = decode_pil(Image.fromarray(values))
+    assert np.array_equal(decoded.pixels, np.round(values / 257.0).astype(np.uint8))
+
+
+def test_png_whose_data_cannot_hold_its_size_is_refused_from_the_header() -> None:
+    small = encode(np.zeros((4, 4), np.uint8), "PNG")
+    # The same stream with a header declaring 12000×12000 pixels.
+    ihdr = struct.pack(">II", 12000, 12000) + small[24:29]
+    crc = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    data = small[:16] + ihdr + crc + small[33:]
+    with pytest.raises(DecodeError, match="truncated PNG"):
+        decode_blob(Blob(data, "liar.png"))
+
+
+def test_heic_without_the_extra_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import samepix.formats as formats
+
+    monkeypatch.setattr(formats, "_heif_registered", False)
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # as if not installed
+    data = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    with pytest.raises(
+        DecodeError, match=r"HEIC needs the heif extra: pip install samepix\[heif\]"
+    ):
+        decode_blob(Blob(data, "photo.heic"))

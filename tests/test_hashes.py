@@ -391,3 +391,13 @@ def test_bad_images_and_arrays_are_rejected() -> None:
         hamming_distances(0, np.zeros(4, dtype=np.uint32))
     with pytest.raises(ValueError, match="64-bit"):
         hamming_distances(1 << 64, np.zeros(4, dtype=np.uint64))
+
+
+def test_median_is_numpys_without_importing_numpy_ma() -> None:
+    from samepix.hashes import _median
+
+    rng = np.random.default_rng(5)
+    for shape in [(8, 8), (7, 9), (5, 5), (1,)]:
+        for _ in range(200):
+            values = rng.normal(size=shape) * rng.uniform(0.1, 1000.0)
+            assert _median(values) == np.median(values)

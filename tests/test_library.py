@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -248,6 +249,36 @@ def test_duplicate_groups_best_copy_first(dupes_folder: Path) -> None:
     assert first.copies[1].comparison.rung == "bytes"
 
 
+def test_each_pair_is_compared_once_best_copy_first(
+    dupes_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from samepix.index import Progress
+
+    module = importlib.import_module("samepix.compare")  # samepix.compare is the function
+    calls: list[tuple[str, str]] = []
+    real = module.compare
+
+    def counted(a: Any, b: Any, **kw: Any) -> Any:
+        calls.append((Path(a.name).name, Path(b.name).name))
+        return real(a, b, **kw)
+
+    monkeypatch.setattr(module, "compare", counted)
+    reports: list[Progress] = []
+    with Library(dupes_folder, workers=1, progress=reports.append) as library:
+        groups = library.duplicates()
+        rank = {Path(e.path).name: quality_key(e) for e in library.index.entries()}
+    assert [len(g.copies) for g in groups] == [5, 2]
+    # The comparison that joins a copy to its group is the one its report shows: never twice.
+    assert len({frozenset(c) for c in calls}) == len(calls), calls
+    assert all(rank[a] < rank[b] for a, b in calls), calls
+    stages = {r.stage for r in reports}
+    assert "comparing candidate pairs" in stages
+    last = [r for r in reports if r.stage == "comparing candidate pairs"][-1]
+    assert last.done == last.total > 0
+
+
 def test_no_duplicates(folder: Path) -> None:
     with lib(folder) as library:
         assert library.duplicates() == []
@@ -323,10 +354,18 @@ def test_duplicates_in_a_large_index_never_read_every_row(
         groups = library.duplicates(update=False)
     assert [[str(c.path) for c in g.copies] for g in groups] == expected
     last = {r.stage: r for r in reports}
-    assert list(last) == ["loading", "searching", "screening", "grouping"]
+    assert list(last) == [
+        "loading",
+        "searching",
+        "screening",
+        "comparing candidate pairs",
+        "comparing copies with the best",
+    ]
     n = 30_000 + 9
     assert last["loading"].done == last["loading"].total == n
     plan = plan_search(n, library.policy.candidate_hash_distance)
     assert plan.method == "sampled"
     assert last["searching"].done == last["searching"].total == 2 * plan.tables
-    assert last["grouping"].done == last["grouping"].total == 2
+    assert last["screening"].done == last["screening"].total > 0
+    final = last["comparing copies with the best"]
+    assert final.done == final.total == 5  # 4 copies in one group, 1 in the other

@@ -67,6 +67,42 @@ def test_round_trip_and_lazy_creation(tmp_path: Path) -> None:
         assert reopened.get(record(0).url) is None
 
 
+def test_confirmations_are_written_in_batches_and_never_over_a_newer_record(
+    tmp_path: Path,
+) -> None:
+    from samepix.state import CONFIRM_BATCH
+
+    path = tmp_path / "state.sqlite3"
+
+    def written(etag: str) -> int:
+        con = sqlite3.connect(path)
+        try:
+            return int(
+                con.execute("SELECT count(*) FROM urls WHERE etag = ?", (etag,)).fetchone()[0]
+            )
+        finally:
+            con.close()
+
+    n = CONFIRM_BATCH + 10
+    with FetchState(path) as state:
+        state.remember_many(record(i) for i in range(n))
+        state.preload(record(i).url for i in range(n))
+        for i in range(10):
+            state.confirm(record(i).url, etag='"new"', checked_at=5.0)
+        seen = state.get(record(3).url)
+        assert seen is not None and (seen.etag, seen.checked_at) == ('"new"', 5.0)
+        assert written('"new"') == 0  # not a transaction per URL
+        for i in range(10, CONFIRM_BATCH):
+            state.confirm(record(i).url, etag='"new"', checked_at=5.0)
+        assert written('"new"') == CONFIRM_BATCH  # one batch, written
+        state.confirm(record(n - 1).url, etag='"stale"', checked_at=6.0)
+        state.remember(record(n - 1, etag='"fresh"'))  # a download after the 304
+    with FetchState(path) as reopened:
+        last = reopened.get(record(n - 1).url)
+        assert last is not None and last.etag == '"fresh"'
+        assert written('"new"') == CONFIRM_BATCH
+
+
 def test_validators_give_conditional_headers() -> None:
     both = record(1, last_modified="Wed, 21 Oct 2015 07:28:00 GMT")
     assert both.conditional_headers() == {

@@ -478,7 +478,7 @@ def test_cli_sync_log_json_and_exit_status(folder: Path, tmp_path: Path) -> None
         proc = run_cli("sync", str(urls), str(folder), "--log", str(log), "--json")
         assert proc.returncode == 2, proc.stderr  # "nope" failed; the others were handled
         assert proc.stderr.strip() == (
-            "error: 1 of 3 URLs failed (listed above); run the sync again to retry them"
+            "error: 1 of 3 URLs failed (listed above); fix the malformed line in the list"
         )
         data = json.loads(proc.stdout)
         assert (data["downloaded"], data["skipped_bytes"], data["failed"]) == (1, 1, 1)

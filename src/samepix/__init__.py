@@ -48,6 +48,7 @@ _EXPORTS = {
     "UsageError": "errors",
     "StateError": "errors",
     "IndexCorrupt": "errors",
+    "WriteFailed": "errors",
     "Library": "library",
     "FindResult": "library",
     "Match": "library",
@@ -96,6 +97,7 @@ __all__ = [
     "Unreadable",
     "UsageError",
     "Verdict",
+    "WriteFailed",
     "__version__",
     "compare",
     "load",
@@ -116,6 +118,7 @@ if TYPE_CHECKING:
         SyncError,
         SyncLocked,
         UsageError,
+        WriteFailed,
     )
     from .fetch import Download, Fetcher, Probe, Retry, probe
     from .hashes import HashSet, ImageHash

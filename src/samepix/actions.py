@@ -44,6 +44,7 @@ from typing import Any
 from .errors import SamepixError, UsageError
 from .index import STATE_DIR
 from .results import DuplicateGroup
+from .terminal import json_text
 from .units import human_bytes
 
 __all__ = [
@@ -192,7 +193,8 @@ class Journal:
 
     def append(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        # json_text: a file name that is not UTF-8 is written as \udcXX escapes, losslessly.
+        line = json_text(record, separators=(",", ":")) + "\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             size = os.fstat(fd).st_size
@@ -363,6 +365,8 @@ def _new_run_id() -> str:
 
 def _check(step: Step) -> str | None:
     """Why ``step`` must not run now, or None."""
+    if step.path.is_symlink() or step.kept.is_symlink():
+        return "a symbolic link is involved: left alone (act on the file it points to)"
     if not _holds(step.kept, step.kept_sha256):
         return f"kept copy {step.kept} is gone or changed since indexing; nothing done"
     if not _holds(step.path, step.sha256):

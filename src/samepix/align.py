@@ -2,7 +2,10 @@
 
 When the sizes differ but the aspect ratios agree (within ``Policy.max_aspect_change``), the
 larger image is resized to the smaller with OpenCV's INTER_AREA, an antialiasing filter (the
-classic advice: never compare through an aliasing resize). When the aspect ratios differ, the
+classic advice: never compare through an aliasing resize). An image with alpha is resized with
+its colour premultiplied by alpha (then divided again), as every correct resizer does: averaged
+as stored, the colour of invisible pixels (black, usually) would bleed into the edges of an icon
+or logo and darken them. When the aspect ratios differ, the
 pair is a crop or another picture; nothing is resized and the caller decides from what still
 makes sense (hashes).
 """
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Alignment", "align", "aspect_change", "resize_area"]
+__all__ = ["Alignment", "align", "aspect_change", "resize_area", "resize_with_alpha"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +51,31 @@ def resize_area(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def resize_with_alpha(
+    arr: np.ndarray, alpha: np.ndarray | None, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Resize colour and alpha to ``size`` = (width, height), the colour premultiplied by alpha.
+
+    Fully transparent pixels of the result get colour 0 (they have none to show).
+    """
+    import cv2
+
+    if alpha is None:
+        return resize_area(arr, size), None
+    if (arr.shape[1], arr.shape[0]) == size:
+        return arr, alpha
+    weight = alpha.astype(np.float32)
+    weighted = arr.astype(np.float32) * (weight[:, :, None] if arr.ndim == 3 else weight)
+    colour: np.ndarray = cv2.resize(weighted, size, interpolation=cv2.INTER_AREA)
+    coverage: np.ndarray = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
+    shown = np.maximum(coverage, np.float32(1e-6))
+    colour = colour / (shown[:, :, None] if colour.ndim == 3 else shown)
+    out = np.clip(np.rint(colour), 0, 255).astype(np.uint8)
+    new_alpha = np.clip(np.rint(coverage), 0, 255).astype(np.uint8)
+    out[new_alpha == 0] = 0
+    return out, new_alpha
+
+
 def align(
     a: np.ndarray,
     b: np.ndarray,
@@ -65,9 +93,7 @@ def align(
     if change > max_aspect_change:
         return Alignment(a, b, a_alpha, b_alpha, aligned=False, aspect_change=change)
     if size_a[0] * size_a[1] >= size_b[0] * size_b[1]:
-        a2 = resize_area(a, size_b)
-        alpha2 = None if a_alpha is None else resize_area(a_alpha, size_b)
+        a2, alpha2 = resize_with_alpha(a, a_alpha, size_b)
         return Alignment(a2, b, alpha2, b_alpha, True, "a", size_a, size_b, change)
-    b2 = resize_area(b, size_a)
-    alpha2 = None if b_alpha is None else resize_area(b_alpha, size_a)
+    b2, alpha2 = resize_with_alpha(b, b_alpha, size_a)
     return Alignment(a, b2, a_alpha, alpha2, True, "b", size_b, size_a, change)

@@ -10,13 +10,14 @@ different, not found), 2 trouble (bad input, network, limits) with one line ``er
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
 from .errors import SamepixError, UsageError
+from .terminal import escape, escape_lines, json_text
 
 __all__ = ["main"]
 
@@ -28,17 +29,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
+    if debug:  # what decoders said (Pillow warnings, libtiff messages) goes to the samepix logger
+        import logging
+
+        handler_ = logging.StreamHandler(sys.stderr)
+        handler_.setFormatter(logging.Formatter("debug: %(message)s"))
+        logging.getLogger("samepix").addHandler(handler_)
+        logging.getLogger("samepix").setLevel(logging.DEBUG)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return EXIT_TROUBLE
+    restore = _terminate_like_interrupt()
     try:
         return handler(args)
     except SamepixError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {escape(exc)}", file=sys.stderr)  # it may quote a server or a file name
         return EXIT_TROUBLE
+    except _Terminated:
+        print("error: terminated", file=sys.stderr)
+        return 143  # 128 + SIGTERM, as a shell reports it
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -48,10 +60,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(
-            f"error: internal error {type(exc).__name__}: {exc} (run with --debug for details)",
+            f"error: internal error {type(exc).__name__}: {escape(exc)} "
+            "(run with --debug for details)",
             file=sys.stderr,
         )
         return EXIT_TROUBLE
+    finally:
+        restore()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where SIGINT would be: the same clean stop (locks released, worker
+    processes ended, finished work kept)."""
+
+
+def _terminate_like_interrupt() -> Callable[[], None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signal handlers belong to the main thread
+
+    def on_term(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,15 +97,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(add_help=False)
+    top.add_argument("--debug", action="store_true", help="show tracebacks and decoder messages")
+    # The same option after the command name; SUPPRESS so it does not reset a --debug given
+    # before the command (argparse would set the subcommand's default False over it).
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and decoder messages",
+    )
 
     parser = argparse.ArgumentParser(
         prog="samepix",
         description="Is the image at this URL already on my disk? Explained image-sameness "
         "verdicts: identical / same / similar / different.",
         epilog="Exit status: 0 same picture, 1 not the same, 2 error.",
-        parents=[common],
+        parents=[top],
     )
     parser.add_argument("--version", action="version", version=f"samepix {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -82,6 +129,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", help="path or URL")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--diff", metavar="PNG", help="write a heatmap of where the images differ")
+    _add_html_option(p)
     _add_policy_options(p)
     _add_limit_options(p)
     _add_fetch_options(p, state=True)
@@ -146,6 +194,7 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--first", action="store_true", help="stop at the first matching file")
     _add_index_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_html_option(p)
     _add_policy_options(p)
     _add_limit_options(p)
     _add_fetch_options(p, state=False)
@@ -178,6 +227,8 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--per-host", type=int, default=6, metavar="N", help="downloads at once per host (6)"
     )
     p.add_argument("--log", metavar="PATH", help="append one JSON line per decision to PATH")
+    _add_html_option(p)
+    p.add_argument("--keep-in", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument(
         "-v", "--verbose", action="store_true", help="print a line for every URL, not only failures"
     )
@@ -202,6 +253,7 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     _add_index_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_html_option(p)
     _add_action_options(p)
     _add_policy_options(p)
     _add_limit_options(p)
@@ -222,6 +274,14 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="a run or action id (default: the last run)",
     )
     p.set_defaults(handler=_cmd_undo)
+
+
+def _add_html_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--html",
+        metavar="PATH",
+        help="also write a report to look at: one self-contained HTML file (docs/report.md)",
+    )
 
 
 def _add_action_options(p: argparse.ArgumentParser) -> None:
@@ -256,6 +316,18 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--db", metavar="PATH", help="index database (default DIR/.samepix/index.db)")
     g.add_argument(
         "--workers", type=int, metavar="N", help="decoding processes (default: one per CPU)"
+    )
+    g.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="decode on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local:N to "
+        "start N worker processes here (needs samepix[dask]; see docs/scale.md)",
+    )
+    g.add_argument(
+        "--follow-links",
+        action="store_true",
+        help="follow symbolic links that lead out of DIR too (default: not followed, counted "
+        "in the summary; links within DIR are always followed, loops never)",
     )
     g.add_argument(
         "--progress",
@@ -297,7 +369,19 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-bytes", type=int, metavar="N", help="refuse files/downloads above N bytes"
     )
-    g.add_argument("--timeout", type=float, metavar="S", help="network read timeout in seconds")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="seconds one download may take in all: connecting, headers, body, redirects and "
+        "retries (default 120; a connection or a silent read gives up sooner: 10 s, 30 s)",
+    )
+    g.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="refuse images whose decode or comparison would need more memory, judged from "
+        "their headers (e.g. 4G, 512M; default 2G)",
+    )
 
 
 def _add_fetch_options(p: argparse.ArgumentParser, *, state: bool) -> None:
@@ -329,14 +413,30 @@ def _add_fetch_options(p: argparse.ArgumentParser, *, state: bool) -> None:
         )
 
 
+def _downloads_any(args: argparse.Namespace, *sources: str) -> bool:
+    """Whether a Fetcher is needed: a source is an http(s) URL, or ``--no-private`` must refuse
+    a ``file://`` one. The fetching options are checked either way."""
+    _check_fetch_args(args)
+    if getattr(args, "no_private", False):
+        return True
+    from .sources import is_http_url
+
+    return any(is_http_url(s) for s in sources)
+
+
+def _check_fetch_args(args: argparse.Namespace) -> None:
+    retries = getattr(args, "retries", None)
+    if retries is not None and retries < 0:
+        raise UsageError(f"--retries must be >= 0, got {retries}")
+
+
 def fetcher_from_args(args: argparse.Namespace, limits: Any) -> Any:
     """The Fetcher for the fetching options (shared by every command that downloads)."""
     from .fetch import DEFAULT_RETRY, Fetcher, Retry
     from .state import FetchState
 
+    _check_fetch_args(args)
     retries = getattr(args, "retries", None)
-    if retries is not None and retries < 0:
-        raise UsageError(f"--retries must be >= 0, got {retries}")
     retry = DEFAULT_RETRY if retries is None else Retry(tries=retries + 1)
     state = None
     if hasattr(args, "no_cache") and not args.no_cache:
@@ -388,17 +488,20 @@ def _parse_like(example: Any, text: str, what: str) -> Any:
 
 
 def limits_from_args(args: argparse.Namespace) -> Any:
-    from .limits import DEFAULT_LIMITS, Limits
+    from .limits import DEFAULT_LIMITS, Limits, parse_size
 
     changes: dict[str, Any] = {}
     if getattr(args, "max_pixels", None) is not None:
         changes["max_pixels"] = args.max_pixels
     if getattr(args, "max_bytes", None) is not None:
         changes["max_bytes"] = args.max_bytes
+    if getattr(args, "max_memory", None) is not None:
+        changes["max_memory"] = parse_size(args.max_memory, "--max-memory")
     if getattr(args, "timeout", None) is not None:
-        changes["read_timeout"] = args.timeout
-        changes["connect_timeout"] = args.timeout
-        changes["total_timeout"] = max(args.timeout, DEFAULT_LIMITS.total_timeout)
+        # The whole exchange (connect, headers, body, redirects, retries) fits in --timeout.
+        changes["total_timeout"] = args.timeout
+        changes["read_timeout"] = min(args.timeout, DEFAULT_LIMITS.read_timeout)
+        changes["connect_timeout"] = min(args.timeout, DEFAULT_LIMITS.connect_timeout)
     if not changes:
         return DEFAULT_LIMITS
     limits: Limits = Limits(**{**DEFAULT_LIMITS.__dict__, **changes})
@@ -410,28 +513,39 @@ def limits_from_args(args: argparse.Namespace) -> Any:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare, load
+    from .compare import compare, load, warm_colour_tables
     from .report import format_comparison, write_heatmap
+
+    warm_colour_tables()  # overlaps OpenCV's one-time table setup with reading the files
 
     policy = policy_from_args(args)
     limits = limits_from_args(args)
-    with fetcher_from_args(args, limits) as fetcher:
-        if args.diff:  # the heatmap is drawn over one of the images: keep them at hand
+    # Two local files need no HTTP client (importing it is a third of a one-shot compare).
+    fetching = _downloads_any(args, args.a, args.b)
+    with fetcher_from_args(args, limits) if fetching else contextlib.nullcontext() as fetcher:
+        if args.diff or args.html:  # the heatmap is drawn over the images: keep them at hand
             a = load(args.a, limits=limits, lazy=True, fetcher=fetcher)
             b = load(args.b, limits=limits, lazy=True, fetcher=fetcher)
             result = compare(a, b, policy=policy, limits=limits, keep_map=True, fetcher=fetcher)
-            write_heatmap(result, a if _area(result.a) <= _area(result.b) else b, args.diff)
+            if args.diff:
+                write_heatmap(result, a if _area(result.a) <= _area(result.b) else b, args.diff)
+            if args.html:
+                from .html_report import compare_report, write_report
+
+                write_report(compare_report(result, a, b, args.html), args.html)
         else:  # sources passed as given, so an unchanged URL can be revalidated, not read
             result = compare(args.a, args.b, policy=policy, limits=limits, fetcher=fetcher)
     if args.json:
         out = result.to_dict()
         if args.diff:
             out["diff"] = args.diff
-        print(json.dumps(out, ensure_ascii=False))
+        print(json_text(out))
     else:
         print(format_comparison(result))
         if args.diff:
-            print(f"  heatmap written to {args.diff}")
+            print(f"  heatmap written to {escape(args.diff)}")
+        if args.html:
+            print(f"  report written to {escape(args.html)}")
     return EXIT_MATCH if result.is_match else EXIT_NO_MATCH
 
 
@@ -441,19 +555,20 @@ def _area(info: Any) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from .report import human_bytes
+    from .sources import is_http_url
 
-    if not args.url.startswith(("http://", "https://")):
+    if not is_http_url(args.url):
         raise UsageError(f"{args.url}: probe reads http(s):// URLs")
     limits = limits_from_args(args)
     with fetcher_from_args(args, limits) as fetcher:
         found = fetcher.probe(args.url)
     if args.json:
-        print(json.dumps(found.to_dict(), ensure_ascii=False))
+        print(json_text(found.to_dict()))
         return EXIT_MATCH
     dims = "size unknown" if found.width is None else f"{found.width}×{found.height}"
     total = "unknown size" if found.size is None else human_bytes(found.size)
     how = "a Range request" if found.ranged else "a GET stopped early"
-    print(f"{found.format} {dims}, {total}: {found.final_url}")
+    print(f"{escape(found.format)} {dims}, {total}: {escape(found.final_url)}")
     print(f"  read {human_bytes(found.transferred)} with {how}")
     return EXIT_MATCH
 
@@ -484,7 +599,11 @@ def _library(args: argparse.Namespace, *, with_policy: bool) -> tuple[Any, Any]:
         limits=limits_from_args(args),
         workers=args.workers,
         progress=line,
+        executor=args.dask,
+        follow_links=args.follow_links,
     )
+    if args.dask:
+        lib.executor  # noqa: B018 - connect now: an unreachable scheduler fails before any work
     return lib, line
 
 
@@ -505,7 +624,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
             line.close()
         lib.close()
     if args.json:
-        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+        print(json_text(summary.to_dict()))
     else:
         print(format_index_summary(summary))
     return 0
@@ -517,15 +636,22 @@ def _cmd_find(args: argparse.Namespace) -> int:
     lib, line = _library(args, with_policy=True)
     try:
         with fetcher_from_args(args, lib.limits) as fetcher:
-            result = lib.find(
-                args.source, update=not args.no_update, first=args.first, fetcher=fetcher
-            )
+            source: Any = args.source
+            if args.html:  # the report shows the query: read it once, here
+                from .compare import load
+
+                source = load(args.source, limits=lib.limits, lazy=True, fetcher=fetcher)
+            result = lib.find(source, update=not args.no_update, first=args.first, fetcher=fetcher)
+            if args.html:
+                from .html_report import find_report, write_report
+
+                write_report(find_report(result, source, args.dir, args.html), args.html)
     finally:
         if line is not None:
             line.close()
         lib.close()
     if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        print(json_text(result.to_dict()))
     else:
         print(format_find(result))
     return EXIT_MATCH if result.found else EXIT_NO_MATCH
@@ -544,10 +670,14 @@ def _cmd_dupes(args: argparse.Namespace) -> int:
         if line is not None:
             line.close()
         lib.close()
+    if args.html:  # before any action, so the report shows what was found
+        from .html_report import dupes_report, write_report
+
+        write_report(dupes_report(groups, args.dir, args.html), args.html)
     if op is not None:
         return _act(args, op, groups)
     if args.json:
-        print(json.dumps({"groups": [g.to_dict() for g in groups]}, ensure_ascii=False))
+        print(json_text({"groups": [g.to_dict() for g in groups]}))
     else:
         print(format_duplicates(groups))
     return EXIT_MATCH if groups else EXIT_NO_MATCH
@@ -575,7 +705,10 @@ def _not_same(args: argparse.Namespace, lib: Any) -> int:
         entries.append(entry)
     record_not_same(lib.index, entries[0], entries[1])
     a, b = args.not_same
-    print(f"recorded: {a} and {b} are not the same picture; dupes and find keep them apart")
+    print(
+        f"recorded: {escape(a)} and {escape(b)} are not the same picture; "
+        "dupes and find keep them apart"
+    )
     return 0
 
 
@@ -597,20 +730,20 @@ def _act(args: argparse.Namespace, op: str, groups: Any) -> int:
 
     plan = make_plan(groups, op, args.dir, keep_in=args.keep_in, move_to=args.move_to)
     if args.dry_run:
-        print(format_plan(plan))
+        print(escape_lines(format_plan(plan)))
         return 0
     if op == "delete" and plan.steps and not args.yes:
         if not sys.stdin.isatty():
             raise UsageError(
                 "--delete cannot be undone: add --yes to confirm when not on a terminal"
             )
-        print(format_plan(plan).replace("would delete", "will delete"))
+        print(escape_lines(format_plan(plan).replace("would delete", "will delete")))
         answer = input(f"delete {len(plan.steps)} file(s) for good? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return EXIT_NO_MATCH
     run = apply_plan(plan)
-    print(format_run(run, args.dir))
+    print(escape_lines(format_run(run, args.dir)))
     return 0 if not run.skipped else EXIT_NO_MATCH
 
 
@@ -618,7 +751,7 @@ def _cmd_undo(args: argparse.Namespace) -> int:
     from .actions import format_undo, undo
 
     result = undo(args.dir, args.action_id)
-    print(format_undo(result))
+    print(escape_lines(format_undo(result)))
     return 0 if not result.failed else EXIT_NO_MATCH
 
 
@@ -629,6 +762,11 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
     if args.retries is not None and args.retries < 0:
         raise UsageError(f"--retries must be >= 0, got {args.retries}")
+    if args.keep_in:
+        raise UsageError(
+            "sync has no --keep-in: it never moves or removes a local file, so every local copy "
+            "is kept already (--keep-in is for dupes' actions)"
+        )
     for option, value in (("--concurrency", args.concurrency), ("--per-host", args.per_host)):
         if value < 1:
             raise UsageError(f"{option} must be at least 1, got {value}")
@@ -649,15 +787,25 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         if line is not None:
             line.close()
         lib.close()
+    if args.html:
+        from .html_report import sync_report, write_report
+
+        write_report(sync_report(summary, args.html), args.html)
     if args.json:
-        print(json.dumps(summary.to_dict(), ensure_ascii=False))
+        print(json_text(summary.to_dict()))
     else:
         print(format_sync(summary, verbose=args.verbose))
     if not summary.ok:
         # Every other URL was handled; the exit status says that some were not.
+        malformed = sum(1 for i in summary.failures if not i.retryable)
+        advice = []
+        if summary.failed > malformed:
+            advice.append("run the sync again to retry them")
+        if malformed:
+            advice.append(f"fix the malformed line{'s' if malformed != 1 else ''} in the list")
         print(
             f"error: {summary.failed} of {len(summary.items)} URLs failed (listed above); "
-            "run the sync again to retry them",
+            + " and ".join(advice),
             file=sys.stderr,
         )
         return EXIT_TROUBLE

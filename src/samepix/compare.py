@@ -15,7 +15,10 @@ this module.
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
@@ -33,14 +36,15 @@ from .decode import (
     draft_grey,
     grey_pil,
     luma,
+    memory_facts,
 )
 from .decode import read_info as read_header_info
 from .hashes import HashSet, hash_image
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, compare_memory
 from .policy import DEFAULT_POLICY, Policy
 from .regions import StructureMap, local_change, structure_map, worst_region
 from .relations import Pair, relation_candidates
-from .sources import Blob, blob_from_download, read_source
+from .sources import Blob, blob_from_download, is_http_url, read_source
 from .verdict import Evidence, Relation, Verdict, decide_all, needs_relations
 
 if TYPE_CHECKING:
@@ -145,9 +149,10 @@ def load(
     if _is_pil_image(source):
         name = getattr(source, "filename", "") or "<PIL image>"
         return PreparedImage(name, decoded=decode_pil(source, name=name), limits=limits)  # type: ignore[arg-type]
-    from .fetch import Download
-
-    if isinstance(source, Download):
+    # A Download exists only once samepix.fetch is imported: two local files do not import the
+    # HTTP client just to ask.
+    fetch = sys.modules.get(f"{__package__}.fetch")
+    if fetch is not None and isinstance(source, fetch.Download):
         blob = blob_from_download(_download_again(source, fetcher, limits))
     else:
         blob = read_source(source, limits=limits, fetcher=fetcher)  # type: ignore[arg-type]
@@ -387,6 +392,7 @@ def _compare_prepared(
             transferred=transferred,
         ), None
 
+    _check_compare_memory(pa, pb, limits)
     da, db = pa.decoded, pb.decoded
     facts = _describe_changes(da.info, db.info)
     pixels_a, pixels_b = da.pixels, db.pixels
@@ -446,6 +452,21 @@ def _compare_prepared(
         evidence=found.evidence,
         relation=None if decision.relation is None else decision.relation.kind,
     ), found
+
+
+def _check_compare_memory(pa: PreparedImage, pb: PreparedImage, limits: Limits) -> None:
+    """Refuse, before decoding, a pair whose comparison would need more than ``max_memory``
+    (estimated from both headers; a side already decoded counts with its arrays)."""
+    facts: list[tuple[int, int, str, str | None, bool]] = []
+    for p in (pa, pb):
+        if "decoded" in p.__dict__ or p.blob is None:
+            d = p.decoded
+            mode = "L" if d.is_grey else "RGB"
+            facts.append((d.info.width, d.info.height, mode, None, d.alpha is not None))
+        else:
+            facts.append(memory_facts(p.blob, limits=limits))
+    needed = compare_memory(facts[0], facts[1])
+    limits.check_memory(f"{pa.name} vs {pb.name}", needed, "comparing them")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -586,7 +607,7 @@ def _remembered_side(
     """A URL revalidated (a 304 stays a bodiless Download), anything else loaded lazily."""
     from .fetch import Download
 
-    if isinstance(source, str) and source.startswith(("http://", "https://")):
+    if isinstance(source, str) and is_http_url(source):
         source = fetcher.get(source, conditional=True)
     if isinstance(source, Download):
         if source.not_modified:
@@ -597,7 +618,7 @@ def _remembered_side(
 
 def _is_remote(side: PreparedImage) -> bool:
     url = side.blob.url if side.blob is not None else None
-    return url is not None and url.startswith(("http://", "https://"))
+    return url is not None and is_http_url(url)
 
 
 def _transferred(side: PreparedImage | Download) -> int:
@@ -671,8 +692,6 @@ def _looks_grey(pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
     """
     if pixels.ndim == 2:
         return True
-    import cv2
-
     from .align import resize_area
 
     h, w = pixels.shape[:2]
@@ -680,15 +699,50 @@ def _looks_grey(pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
     small = pixels[::step, ::step]
     scale = min(1.0, 64 / min(small.shape[:2]))
     size = (max(1, round(small.shape[1] * scale)), max(1, round(small.shape[0] * scale)))
-    lab = cv2.cvtColor(
-        resize_area(np.ascontiguousarray(small), size).astype(np.float32) / 255.0,
-        cv2.COLOR_RGB2Lab,
-    )
+    lab = _to_lab(resize_area(np.ascontiguousarray(small), size).astype(np.float32) / 255.0)
     chroma = np.hypot(lab[:, :, 1], lab[:, :, 2])
     if alpha is not None:  # only what shows counts
         shown = resize_area(np.ascontiguousarray(alpha[::step, ::step]), size) > 0
         chroma = chroma[shown] if shown.any() else chroma
     return bool(chroma.max() < _GREY_CHROMA)
+
+
+_lab_tables: threading.Thread | None = None
+
+
+def warm_colour_tables() -> None:
+    """Have OpenCV build its Lab conversion tables in a background thread now.
+
+    OpenCV builds them on the first RGB→Lab conversion (about 0.1 s, with the GIL released):
+    a one-shot ``compare`` starts this first, so the work overlaps reading and decoding the
+    files. Conversions wait for it (:func:`_to_lab`), never racing the tables' construction.
+    """
+    global _lab_tables
+    if _lab_tables is not None:
+        return
+    import cv2
+
+    def build() -> None:
+        cv2.cvtColor(np.zeros((1, 1, 3), np.float32), cv2.COLOR_RGB2Lab)
+
+    # Not a daemon: the interpreter waits for it at exit (a fraction of a second at most)
+    # instead of stopping it inside OpenCV, which aborts the process.
+    _lab_tables = threading.Thread(target=build, name="samepix-lab-tables")
+    _lab_tables.start()
+    # A grey pair never converts to Lab, so nothing else waits for the thread: left running in
+    # OpenCV while the interpreter shuts down, it aborts the process ("terminate called without
+    # an active exception", exit 134, found by tests/test_hostile.py). Wait for it at exit.
+    atexit.register(_lab_tables.join)
+
+
+def _to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* of float RGB in 0–1 (OpenCV's conversion)."""
+    import cv2
+
+    if _lab_tables is not None:
+        _lab_tables.join()
+    out: np.ndarray = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+    return out
 
 
 def _premultiply(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
@@ -717,7 +771,9 @@ def _measure(
         a = np.dstack([a, al.a_alpha if al.a_alpha is not None else opaque])
         b = np.dstack([b, al.b_alpha if al.b_alpha is not None else opaque])
     height, width = a.shape[:2]
-    psnr = m.psnr(al.a, al.b)
+    # With alpha, PSNR is over what shows (premultiplied colour, and alpha): the colour of an
+    # invisible pixel is no part of the picture and differs freely between two exports.
+    psnr = m.psnr(a, b) if has_alpha else m.psnr(al.a, al.b)
     planes = 1 if a.ndim == 2 else a.shape[2]
     if planes == 1:
         nrmse = m.nrmse(a, b)
@@ -779,8 +835,6 @@ def _colour_shift(al: Alignment) -> float:
     and is judged by SSIM and PSNR; this test is for colour (a hue rotation, channels swapped,
     a tint, sepia). Alpha is composited over white first.
     """
-    import cv2
-
     from .align import resize_area
 
     h, w = al.a.shape[:2]
@@ -792,8 +846,7 @@ def _colour_shift(al: Alignment) -> float:
         if alpha is not None:
             a = resize_area(alpha, size).astype(np.float32)[:, :, None] / 255.0
             rgb = rgb * a + (1.0 - a)
-        out: np.ndarray = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
-        return out
+        return _to_lab(rgb)
 
     diff = (lab(al.a, al.a_alpha) - lab(al.b, al.b_alpha))[:, :, 1:]
     return float(np.sqrt((diff * diff).sum(axis=2)).mean())

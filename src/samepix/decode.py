@@ -19,20 +19,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .boundary import foreign_calls, quiet_stderr
 from .errors import DecodeError
-from .formats import SNIFF_BYTES, describe_non_image, open_image, sniff_format
+from .formats import SNIFF_BYTES, HeifExtraMissing, describe_non_image, open_image, sniff_format
 from .formats import exif_orientation as _orientation
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, decode_memory
 from .sources import Blob
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
+
+log = logging.getLogger("samepix")
 
 __all__ = [
     "HASH_MIN_SIDE",
@@ -44,6 +48,7 @@ __all__ = [
     "draft_grey",
     "grey_pil",
     "luma",
+    "memory_facts",
     "read_info",
 ]
 
@@ -105,15 +110,13 @@ def decode_blob(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     if fmt is None:
         raise DecodeError(f"{blob.name}: {describe_non_image(head)}")
     im = _open(data, blob.name, limits)
+    _check_decode_memory(im, blob.name, limits, data)
     digest = hashlib.sha256(data).hexdigest()
-    try:
-        if im.format == "JPEG" and _jpeg_fast_path_ok(im):
-            return _decode_jpeg_fast(im, data, blob.name, digest)
-        return decode_pil(im, name=blob.name, data=data, sha256=digest)
-    except DecodeError:
-        raise
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise DecodeError(f"{blob.name}: {_describe_decode_failure(exc, im.format)}") from exc
+    if im.format == "JPEG" and _jpeg_fast_path_ok(im):
+        fast = _decode_jpeg_fast(im, data, blob.name, digest)
+        if fast is not None:
+            return fast
+    return decode_pil(im, name=blob.name, data=data, sha256=digest)
 
 
 def read_info(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> ImageInfo:
@@ -126,9 +129,19 @@ def read_info(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> ImageInfo:
     if sniff_format(head) is None:
         raise DecodeError(f"{blob.name}: {describe_non_image(head)}")
     im = _open(blob.data, blob.name, limits)
-    orientation = _orientation(im)
+    with foreign_calls(blob.name, im.format):
+        # A PNG's eXIf chunk after its pixel data is read by decoding (only when the file holds
+        # one at all: formats.exif_orientation); a failure there is the decode's to report.
+        orientation = _orientation(im)
+        frames = _count_frames(im)
+        icc = im.info.get("icc_profile")
+        metadata = _metadata(im)
+        has_alpha = im.mode in _ALPHA_MODES or _trns_key(im, blob.data) is not None
+        if im.mode == "P" and "transparency" in im.info:
+            has_alpha = True
+        lossless = _is_lossless(im, blob.data)
     w, h = im.size
-    if orientation in (5, 6, 7, 8):
+    if orientation in (5, 6, 7, 8) and not _pillow_orients(im):
         w, h = h, w
     return ImageInfo(
         source=blob.name,
@@ -137,16 +150,25 @@ def read_info(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> ImageInfo:
         height=h,
         mode=im.mode,
         bytes=len(blob.data),
-        frames=int(getattr(im, "n_frames", 1) or 1),
+        frames=frames,
         orientation=orientation,
-        icc_profile=_icc_description(im.info["icc_profile"])
-        if im.info.get("icc_profile")
-        else None,
-        has_alpha=im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info,
-        metadata=_metadata(im),
-        lossless=_is_lossless(im, blob.data),
+        icc_profile=_icc_description(icc) if icc else None,
+        has_alpha=has_alpha,
+        metadata=metadata,
+        lossless=lossless,
         jpeg_quality=_jpeg_quality(im),
     )
+
+
+def memory_facts(
+    blob: Blob, *, limits: Limits = DEFAULT_LIMITS
+) -> tuple[int, int, str, str | None, bool]:
+    """(width, height, mode, format, has alpha) from the header: what
+    :func:`samepix.limits.compare_memory` needs, decoding no pixels."""
+    im = _open(blob.data, blob.name, limits)
+    w, h = im.size
+    alpha = _trns_key(im, blob.data) is not None or "transparency" in im.info
+    return w, h, im.mode, im.format, alpha
 
 
 def decode_pil(
@@ -156,30 +178,30 @@ def decode_pil(
     data: bytes | None = None,
     sha256: str | None = None,
 ) -> Decoded:
-    """Normalise a PIL image (first frame, EXIF orientation, mode, ICC profile, alpha)."""
-    frames = int(getattr(im, "n_frames", 1) or 1)
-    if frames > 1:
-        im.seek(0)
-    orientation = _orientation(im)
-    metadata = _metadata(im)
-    stored_mode = im.mode
-    try:
-        im.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise DecodeError(f"{name}: {_describe_decode_failure(exc, im.format)}") from exc
-    icc_name: str | None = None
-    icc = im.info.get("icc_profile")
-    colour, alpha = _split_alpha(_to_standard_mode(im))
-    if icc and colour.mode in ("RGB", "CMYK"):
-        colour, icc_name = _to_srgb(colour, icc, name)
-    if colour.mode == "CMYK":  # no profile: Pillow's naive conversion is all we have
-        colour = colour.convert("RGB")
-    pixels = _as_uint8_array(colour)
-    alpha_arr = None
-    if alpha is not None:
-        alpha_arr = np.asarray(alpha)
-        if alpha_arr.min() == 255:  # fully opaque: the same picture as without alpha
-            alpha_arr = None
+    """Normalise a PIL image (first frame, EXIF orientation, mode, ICC profile, alpha).
+
+    The image is decoded strictly (a truncated or corrupt stream is a :class:`DecodeError`,
+    never a partial image) and converted strip by strip, so the peak is Pillow's own copy plus
+    samepix's arrays (:func:`samepix.limits.decode_memory`).
+    """
+    with foreign_calls(name, im.format):
+        frames = _count_frames(im)
+        if frames > 1:
+            im.seek(0)
+        header_orientation = _header_orientation(im)
+        _load_strictly(im, name)
+        # What is still to apply: Pillow 13 applies a TIFF's orientation itself while loading
+        # (and removes the tag); for every other format the tag is still there.
+        orientation = _orientation(im)
+        shown_orientation = header_orientation if header_orientation != 1 else orientation
+        metadata = _metadata(im)
+        stored_mode = im.mode
+        icc = im.info.get("icc_profile")
+        pixels, alpha_arr, icc_name = _normalise(im, name, icc, data)
+        lossless = _is_lossless(im, data)
+        quality = _jpeg_quality(im)
+    if alpha_arr is not None and alpha_arr.min() == 255:
+        alpha_arr = None  # fully opaque: the same picture as without alpha
     pixels, alpha_arr = _orient(pixels, orientation), _orient_opt(alpha_arr, orientation)
     info = ImageInfo(
         source=name,
@@ -189,12 +211,12 @@ def decode_pil(
         mode=stored_mode,
         bytes=None if data is None else len(data),
         frames=frames,
-        orientation=orientation,
+        orientation=shown_orientation,
         icc_profile=icc_name,
         has_alpha=alpha_arr is not None,
         metadata=metadata,
-        lossless=_is_lossless(im, data),
-        jpeg_quality=_jpeg_quality(im),
+        lossless=lossless,
+        jpeg_quality=quality,
     )
     return Decoded(
         info=info, pixels=_readonly(pixels), alpha=_readonly_opt(alpha_arr), sha256=sha256
@@ -261,14 +283,12 @@ def draft_grey(
     if sniff_format(blob.data[:SNIFF_BYTES]) is None:
         raise DecodeError(f"{blob.name}: {describe_non_image(blob.data[:SNIFF_BYTES])}")
     im = _open(blob.data, blob.name, limits)
-    try:
-        orientation = _orientation(im)
-        if im.format == "JPEG" and im.mode in ("RGB", "L", "YCbCr"):
-            grey = _jpeg_grey_scaled(im, blob.data, min_side)
-        else:
-            return grey_pil(decode_pil(im, name=blob.name), min_side=min_side)
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise DecodeError(f"{blob.name}: {_describe_decode_failure(exc, im.format)}") from exc
+    if not (im.format == "JPEG" and im.mode in ("RGB", "L", "YCbCr")):
+        _check_decode_memory(im, blob.name, limits, blob.data)
+        return grey_pil(decode_pil(im, name=blob.name, data=blob.data), min_side=min_side)
+    with foreign_calls(blob.name, im.format):
+        orientation = _header_orientation(im)
+        grey = _jpeg_grey_scaled(im, blob.data, min_side)
     grey = _reduce_to(grey, min_side)
     transpose = _pil_transpose(orientation)
     return grey.transpose(transpose) if transpose is not None else grey
@@ -315,15 +335,24 @@ def grey_pil(decoded: Decoded, *, min_side: int | None = HASH_MIN_SIDE) -> PILIm
     """
     from PIL import Image
 
-    pixels = decoded.pixels
-    if decoded.alpha is not None:
-        a = decoded.alpha.astype(np.uint16)
-        if pixels.ndim == 3:
-            a = a[:, :, None]
-        pixels = ((pixels.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
-    im = Image.fromarray(pixels)
-    grey = im if im.mode == "L" else im.convert("L")
-    return _reduce_to(grey, min_side)
+    pixels, alpha = decoded.pixels, decoded.alpha
+    if pixels.ndim == 2 and alpha is None:
+        return _reduce_to(Image.fromarray(pixels), min_side)
+    # In strips of rows (the same pixels as one whole-image pass: every step is per pixel), so
+    # hashing a 200 MP image needs one grey plane more, not three 16-bit copies.
+    h, w = pixels.shape[:2]
+    grey = np.empty((h, w), np.uint8)
+    rows = _strip_rows(w)
+    for y0 in range(0, h, rows):
+        part = pixels[y0 : y0 + rows]
+        if alpha is not None:
+            a = alpha[y0 : y0 + rows].astype(np.uint16)
+            if part.ndim == 3:
+                a = a[:, :, None]
+            part = ((part.astype(np.uint16) * a + 255 * (255 - a) + 127) // 255).astype(np.uint8)
+        strip = Image.fromarray(np.ascontiguousarray(part))
+        grey[y0 : y0 + rows] = np.asarray(strip if strip.mode == "L" else strip.convert("L"))
+    return _reduce_to(Image.fromarray(grey), min_side)
 
 
 def luma(pixels: np.ndarray) -> np.ndarray:
@@ -347,26 +376,106 @@ def luma(pixels: np.ndarray) -> np.ndarray:
 def _open(data: bytes, name: str, limits: Limits) -> PILImage.Image:
     from PIL import UnidentifiedImageError
 
+    fmt = sniff_format(data[:SNIFF_BYTES])
+    if fmt is None:
+        raise DecodeError(f"{name}: {describe_non_image(data[:SNIFF_BYTES])}")
     try:
-        im = open_image(data)
-    except UnidentifiedImageError as exc:
-        fmt = sniff_format(data[:SNIFF_BYTES])
-        raise DecodeError(f"{name}: {fmt} data that cannot be read (corrupt header?)") from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise DecodeError(f"{name}: {_describe_decode_failure(exc, None)}") from exc
-    w, h = im.size
+        with foreign_calls(name, fmt):
+            im = open_image(data, max_pixels=limits.max_pixels)
+            w, h = im.size
+    except HeifExtraMissing as exc:
+        raise DecodeError(f"{name}: {exc}") from exc
+    except DecodeError as exc:
+        if isinstance(exc.__cause__, UnidentifiedImageError):
+            raise DecodeError(f"{name}: {fmt} data that cannot be read (corrupt header?)") from exc
+        raise
     limits.check_pixels(name, w, h)
-    if w == 0 or h == 0:
+    if w <= 0 or h <= 0:
         raise DecodeError(f"{name}: image has no pixels ({w}×{h})")
+    _check_backed(data, im, name)
     return im
 
 
-def _describe_decode_failure(exc: BaseException, fmt: str | None) -> str:
-    text = str(exc)
-    what = f"{fmt} " if fmt else ""
-    if "truncated" in text or "premature end" in text.lower() or isinstance(exc, EOFError):
-        return f"truncated {what}file (the data ends early)"
-    return f"corrupt {what}data ({text or type(exc).__name__})"
+def _check_decode_memory(
+    im: PILImage.Image, name: str, limits: Limits, data: bytes | None = None
+) -> None:
+    w, h = im.size
+    alpha = _trns_key(im, data) is not None or "transparency" in im.info
+    limits.check_memory(name, decode_memory(w, h, im.mode, im.format, has_alpha=alpha))
+
+
+# The most a DEFLATE stream can expand (RFC 1951: a 258-byte match in one 1-bit code, about 1032:1).
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _check_backed(data: bytes, im: PILImage.Image, name: str) -> None:
+    """Refuse a PNG whose image data cannot hold the size its header declares (a few hundred
+    bytes declaring 150 MP would otherwise be decoded into zeros before the end is noticed)."""
+    if im.format != "PNG" or getattr(im, "n_frames", 1) != 1:
+        return
+    idat = _png_idat_bytes(data)
+    if idat is None:
+        return
+    w, h = im.size
+    bits = {"1": 1, "L": 8, "P": 8, "LA": 16, "RGB": 24, "RGBA": 32, "I;16": 16}.get(im.mode)
+    if bits is None:
+        return
+    if im.mode in ("L", "P") and len(data) > 24 and data[24] < 8:
+        bits = data[24]
+    raw = h * (1 + (w * bits + 7) // 8)  # one filter byte a row
+    if idat * _DEFLATE_MAX_RATIO < raw:
+        raise DecodeError(
+            f"{name}: truncated PNG file ({idat:,} bytes of image data cannot hold the "
+            f"{w}×{h} pixels the header declares)"
+        )
+
+
+def _png_idat_bytes(data: bytes) -> int | None:
+    """Total payload of a PNG's IDAT chunks (None when the chunk list cannot be walked)."""
+    pos, total = 8, 0
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        if kind == b"IDAT":
+            total += min(length, len(data) - pos - 8)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    return total
+
+
+def _load_strictly(im: PILImage.Image, name: str) -> None:
+    """Decode every pixel, or raise: never keep a partial image."""
+    from PIL import ImageFile
+
+    # A host application may have allowed truncated images; a partial image would be compared
+    # as if it were the picture, so samepix decodes strictly whatever that setting says.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    if im.format == "TIFF":  # libtiff's handlers print to stderr
+        with quiet_stderr(name):
+            im.load()
+    else:
+        im.load()
+
+
+def _count_frames(im: PILImage.Image) -> int:
+    frames = getattr(im, "n_frames", 1)
+    return frames if isinstance(frames, int) and frames > 0 else 1
+
+
+def _pillow_orients(im: PILImage.Image) -> bool:
+    """Whether Pillow applies this image's orientation itself (Pillow 13's TIFF reader does,
+    while loading, and already reports the turned size from the header)."""
+    return im.format == "TIFF" and hasattr(im, "_tile_size")
+
+
+def _header_orientation(im: PILImage.Image) -> int:
+    """The EXIF orientation the header gives, decoding no pixels (a PNG's eXIf chunk after
+    its image data is only seen once the image is loaded). Used before a strict load: Pillow's
+    getexif() would load the PNG itself and swallow a failure, leaving a partial image."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1  # Pillow's PNG getexif() would decode the whole image to look further
+    return _orientation(im)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,17 +495,22 @@ def _jpeg_fast_path_ok(im: PILImage.Image) -> bool:
     return True
 
 
-def _decode_jpeg_fast(im: PILImage.Image, data: bytes, name: str, digest: str) -> Decoded:
+def _decode_jpeg_fast(im: PILImage.Image, data: bytes, name: str, digest: str) -> Decoded | None:
+    """libjpeg-turbo straight into numpy; None when simplejpeg refuses the data (it is strict
+    about what libjpeg only warns about, e.g. junk before a marker): Pillow decides then."""
     import simplejpeg
 
     grey = im.mode == "L"
     try:
         pixels = simplejpeg.decode_jpeg(data, colorspace="GRAY" if grey else "RGB")
-    except ValueError as exc:
-        raise DecodeError(f"{name}: {_describe_decode_failure(exc, 'JPEG')}") from exc
+    except ValueError:
+        return None
     if grey and pixels.ndim == 3:
         pixels = pixels[:, :, 0]
-    orientation = _orientation(im)
+    with foreign_calls(name, "JPEG"):
+        orientation = _orientation(im)
+        metadata = _metadata(im)
+        quality = _jpeg_quality(im)
     pixels = _orient(pixels, orientation)
     info = ImageInfo(
         source=name,
@@ -406,15 +520,98 @@ def _decode_jpeg_fast(im: PILImage.Image, data: bytes, name: str, digest: str) -
         mode=im.mode,
         bytes=len(data),
         orientation=orientation,
-        metadata=_metadata(im),
+        metadata=metadata,
         lossless=False,
-        jpeg_quality=_jpeg_quality(im),
+        jpeg_quality=quality,
     )
     return Decoded(info=info, pixels=_readonly(pixels), sha256=digest)
 
 
 # ---------------------------------------------------------------------------------------------
 # Modes, alpha, colour profiles
+
+
+#: Pixels converted at a time: strips of rows this large keep the conversion's temporaries (16-bit
+#: and float arithmetic, Pillow's mode conversions, ICC transforms) to a few MB at any size.
+_STRIP_PIXELS = 1 << 20
+
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "La", "RGBa"})
+# Modes whose pixels become one grey plane.
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+# Modes Pillow's PNG/TIFF readers give a single tRNS colour for (the key, not an alpha plane).
+_KEYED_MODES = frozenset({"1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "RGB"})
+
+
+def _strip_rows(width: int) -> int:
+    return max(1, _STRIP_PIXELS // max(1, width))
+
+
+def _normalise(
+    im: PILImage.Image, name: str, icc: bytes | None, data: bytes | None
+) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """A loaded PIL image → (H×W or H×W×3 uint8 sRGB, H×W alpha or None, ICC description).
+
+    Plain L and RGB are taken as they are; everything else strip by strip (see
+    ``_STRIP_PIXELS``), writing into arrays allocated once.
+    """
+    mode = im.mode
+    key = _trns_key(im, data)
+    icc_name = _icc_description(icc) if icc and mode in ("RGB", "RGBA", "CMYK") else None
+    w, h = im.size
+    if mode in ("L", "RGB") and key is None and icc_name is None and w * h <= 4 * _STRIP_PIXELS:
+        # Small: one copy. Large ones go in strips too: np.asarray goes through tobytes(),
+        # which holds the packed bytes twice (a list of chunks, then their join).
+        return np.asarray(im), None, None
+    grey = mode in _GREY_MODES
+    pixels = np.empty((h, w) if grey else (h, w, 3), np.uint8)
+    has_alpha = (
+        key is not None or mode in _ALPHA_MODES or (mode == "P" and "transparency" in im.info)
+    )
+    alpha = np.empty((h, w), np.uint8) if has_alpha else None
+    rows = _strip_rows(w)
+    applied = icc_name
+    for y0 in range(0, h, rows):
+        y1 = min(h, y0 + rows)
+        strip = im.crop((0, y0, w, y1))
+        if key is not None:
+            assert alpha is not None
+            raw = np.asarray(strip)
+            match = raw == key if raw.ndim == 2 else np.all(raw == np.asarray(key), axis=2)
+            alpha[y0:y1] = np.where(match, 0, 255)
+        colour, strip_alpha = _split_alpha(_to_standard_mode(strip))
+        if icc and colour.mode in ("RGB", "CMYK"):
+            colour, applied = _to_srgb(colour, icc, name)
+        if colour.mode == "CMYK":  # no usable profile: Pillow's naive conversion
+            colour = colour.convert("RGB")
+        pixels[y0:y1] = _as_uint8_array(colour)
+        if strip_alpha is not None and alpha is not None:
+            alpha[y0:y1] = np.asarray(strip_alpha)
+    return pixels, alpha, applied
+
+
+def _trns_key(im: PILImage.Image, data: bytes | None) -> int | tuple[int, ...] | None:
+    """The transparent colour of a keyed (tRNS) image, in the values Pillow decodes to.
+
+    Pillow keeps the key as stored in the file: for 1/2/4-bit grey PNGs that is on the
+    bit depth's scale (Pillow's pixels are scaled to 0–255), for 16-bit RGB on 0–65535
+    (Pillow's pixels keep the high byte), for 1-bit 0/1 (Pillow's pixels are booleans).
+    """
+    key = im.info.get("transparency")
+    mode = im.mode
+    if key is None or mode not in _KEYED_MODES:
+        return None
+    depth = data[24] if im.format == "PNG" and data is not None and len(data) > 24 else 8
+    if mode == "RGB":
+        if not (isinstance(key, tuple) and len(key) == 3):
+            return None
+        return tuple(int(v) >> 8 for v in key) if depth == 16 else tuple(int(v) for v in key)
+    if not isinstance(key, int):
+        return None
+    if mode == "1":
+        return int(bool(key))
+    if mode == "L" and depth < 8:
+        return key * 255 // ((1 << depth) - 1)
+    return key
 
 
 def _to_standard_mode(im: PILImage.Image) -> PILImage.Image:
@@ -454,7 +651,7 @@ def _as_uint8_array(im: PILImage.Image) -> np.ndarray:
     if im.mode.startswith("I"):
         # 16-bit PNG/TIFF arrive as I;16 (or I): scale 0–65535 to 0–255 rather than clipping,
         # which is what Pillow's convert("L") would do.
-        return _array_to_uint8(np.asarray(im).astype(np.int64, copy=False), "", integer_max=65535)
+        return _array_to_uint8(np.asarray(im), "", integer_max=65535)
     if im.mode == "F":
         return _array_to_uint8(np.asarray(im), "", float_max=255.0)  # Pillow's F is on 0–255
     return np.asarray(im.convert("RGB"))
@@ -463,24 +660,47 @@ def _as_uint8_array(im: PILImage.Image) -> np.ndarray:
 def _array_to_uint8(
     arr: np.ndarray, name: str, *, integer_max: int | None = None, float_max: float | None = None
 ) -> np.ndarray:
+    """Scale to uint8, strip by strip (16-bit: exact integer rounding, no float64 copies)."""
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == np.bool_:
         return arr.astype(np.uint8) * 255
     if np.issubdtype(arr.dtype, np.integer):
-        int_top = integer_max or (255 if arr.dtype.itemsize == 1 else 65535)
-        clipped = np.clip(arr, 0, int_top).astype(np.float64)
-        scaled: np.ndarray = (clipped * (255.0 / int_top)).round()
-        return scaled.astype(np.uint8)
+        top = integer_max or (255 if arr.dtype.itemsize == 1 else 65535)
+        return _integers_to_uint8(arr, top)
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
             raise DecodeError(f"{name}: image contains NaN or infinite values")
-        top = float_max
-        if top is None:  # a numpy float image: 0–1 when it fits, else already 0–255
-            top = 1.0 if arr.min() >= 0.0 and arr.max() <= 1.0 else 255.0
-        out: np.ndarray = np.clip(arr * (255.0 / top), 0, 255).round().astype(np.uint8)
+        ftop = float_max
+        if ftop is None:  # a numpy float image: 0–1 when it fits, else already 0–255
+            ftop = 1.0 if arr.min() >= 0.0 and arr.max() <= 1.0 else 255.0
+        out = np.empty(arr.shape, np.uint8)
+        rows = _strip_rows(int(np.prod(arr.shape[1:])))
+        scale = np.float32(255.0 / ftop)
+        for y0 in range(0, arr.shape[0], rows):
+            part = arr[y0 : y0 + rows].astype(np.float32) * scale
+            np.clip(part, 0, 255, out=part)
+            out[y0 : y0 + rows] = np.rint(part)
         return out
     raise DecodeError(f"{name}: unsupported array dtype {arr.dtype}")
+
+
+def _integers_to_uint8(arr: np.ndarray, top: int) -> np.ndarray:
+    """round(clip(x, 0, top) × 255 / top) in integer arithmetic, a strip at a time.
+
+    ``(x × 255 + top // 2) // top`` equals rounding the exact quotient (no ties can occur for
+    top = 65535 since 255/65535 = 1/257 and 257 is odd; for other tops ties round up).
+    """
+    out = np.empty(arr.shape, np.uint8)
+    rows = _strip_rows(int(np.prod(arr.shape[1:])))
+    for y0 in range(0, arr.shape[0], rows):
+        part = arr[y0 : y0 + rows]
+        wide = np.clip(part, 0, top).astype(np.int64 if top > 2**23 else np.uint32)
+        wide *= 255
+        wide += top // 2
+        wide //= top
+        out[y0 : y0 + rows] = wide
+    return out
 
 
 @lru_cache(maxsize=64)
@@ -507,17 +727,20 @@ def _srgb_transform(icc: bytes, in_mode: str) -> Any:
 
 
 def _to_srgb(im: PILImage.Image, icc: bytes, name: str) -> tuple[PILImage.Image, str | None]:
+    """Convert ``im`` from its embedded profile to sRGB; a profile littlecms cannot use (corrupt,
+    or no transform to sRGB) is ignored, as browsers ignore it: the pixels are shown as stored."""
     description = _icc_description(icc)
     if description is None and im.mode == "RGB":
         return im, None
-    try:
-        from PIL import ImageCms
+    from PIL import ImageCms
 
+    try:
         converted = ImageCms.applyTransform(im, _srgb_transform(icc, im.mode))
-    except (OSError, ValueError, ImportError) as exc:
+    except (OSError, ValueError, ImageCms.PyCMSError) as exc:
+        log.debug("%s: ICC profile ignored (%s)", name, exc)
         if im.mode == "CMYK":
             return im.convert("RGB"), None
-        raise DecodeError(f"{name}: embedded ICC profile cannot be applied ({exc})") from exc
+        return im, None
     assert converted is not None
     return converted, description or "CMYK profile"
 

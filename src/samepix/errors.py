@@ -19,6 +19,7 @@ __all__ = [
     "SyncError",
     "SyncLocked",
     "UsageError",
+    "WriteFailed",
 ]
 
 
@@ -79,3 +80,9 @@ class SyncError(SamepixError):
 
 class SyncLocked(SyncError):
     """Another ``samepix sync`` holds the folder's lock (``DIR/.samepix/sync.lock``)."""
+
+
+class WriteFailed(SamepixError):
+    """A file or database could not be written: the disk is full, a file-size limit was hit, or
+    the folder is read-only. Nothing written before is lost; what was being written was not
+    kept. Not a corruption: free some space (or pick a writable place) and run again."""

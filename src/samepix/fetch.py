@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import ipaddress
 import logging
 import os
 import random
 import socket
+import threading
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -195,10 +198,15 @@ class Probe:
 
 @dataclass(frozen=True)
 class _Send:
-    """Send a GET; the driver answers with the response (headers read, body not yet)."""
+    """Send a GET; the driver answers with the response (headers read, body not yet).
+
+    Connecting, sending and reading the status line and headers must end by ``deadline``
+    (``time.monotonic()``): a server that drips its headers a byte at a time is cut off then.
+    """
 
     url: str
     headers: dict[str, str]
+    deadline: float
 
 
 @dataclass(frozen=True)
@@ -206,13 +214,34 @@ class _Sleep:
     seconds: float
 
 
+@dataclass(frozen=True)
 class _Read:
-    """Read the next chunk of the current body; the driver answers b"" at its end."""
+    """Read the next chunk of the current body, by ``deadline``; the driver answers b"" at its
+    end."""
+
+    deadline: float
 
 
-_READ = _Read()
 _Effect = Union[_Send, _Sleep, _Read]  # noqa: UP007 - a runtime alias; X | Y needs 3.10 types
 _Steps = Generator[_Effect, Any, _T]
+
+# The deadline of the effect a driver is carrying out, for the network streams below: each
+# socket operation waits at most until then, whatever the per-operation timeouts allow. A
+# context variable, so concurrent downloads on one event loop each see their own.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "samepix_fetch_deadline", default=None
+)
+
+
+def _clamp(timeout: float | None, kind: type[Exception]) -> float | None:
+    """``timeout`` cut to what is left before the current deadline; ``kind`` when none is."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise kind("the total time allowed for this download has passed")
+    return left if timeout is None else min(timeout, left)
 
 
 class _Transient(Exception):
@@ -299,14 +328,153 @@ class _AddressGuard:
         return any(ip in net for net in self.allowed if ip.version == net.version)
 
 
+def _deadline_backend(inner: Any) -> Any:
+    """A network backend whose every connect, read and write ends by the current deadline.
+
+    httpx's timeouts are per operation: a server sending one byte a second never trips a read
+    timeout, while reading headers or body. Here each socket operation waits at most until the
+    download's deadline (:data:`_DEADLINE`), so the whole exchange fits in it.
+    """
+    import httpcore
+
+    class DeadlineStream(httpcore.NetworkStream):
+        def __init__(self, stream: httpcore.NetworkStream) -> None:
+            self._stream = stream
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return self._stream.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            self._stream.write(buffer, _clamp(timeout, httpcore.WriteTimeout))
+
+        def close(self) -> None:
+            self._stream.close()
+
+        def start_tls(
+            self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+        ) -> httpcore.NetworkStream:
+            wait = _clamp(timeout, httpcore.ConnectTimeout)
+            return DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, wait))
+
+        def get_extra_info(self, info: str) -> Any:
+            return self._stream.get_extra_info(info)
+
+    class DeadlineBackend(httpcore.NetworkBackend):
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.NetworkStream:
+            wait = _clamp(timeout, httpcore.ConnectTimeout)
+            return DeadlineStream(
+                inner.connect_tcp(host, port, wait, local_address, socket_options)
+            )
+
+        def connect_unix_socket(
+            self, path: str, timeout: float | None = None, socket_options: Any = None
+        ) -> httpcore.NetworkStream:
+            raise httpcore.ConnectError("unix sockets are not allowed")
+
+        def sleep(self, seconds: float) -> None:
+            inner.sleep(seconds)
+
+    return DeadlineBackend()
+
+
+def _deadline_async_backend(inner: Any) -> Any:
+    """The async twin of :func:`_deadline_backend`."""
+    import httpcore
+
+    class DeadlineStream(httpcore.AsyncNetworkStream):
+        def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+            self._stream = stream
+
+        async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return await self._stream.read(max_bytes, _clamp(timeout, httpcore.ReadTimeout))
+
+        async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            await self._stream.write(buffer, _clamp(timeout, httpcore.WriteTimeout))
+
+        async def aclose(self) -> None:
+            await self._stream.aclose()
+
+        async def start_tls(
+            self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+        ) -> httpcore.AsyncNetworkStream:
+            wait = _clamp(timeout, httpcore.ConnectTimeout)
+            return DeadlineStream(await self._stream.start_tls(ssl_context, server_hostname, wait))
+
+        def get_extra_info(self, info: str) -> Any:
+            return self._stream.get_extra_info(info)
+
+    class DeadlineBackend(httpcore.AsyncNetworkBackend):
+        async def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Iterable[Any] | None = None,
+        ) -> httpcore.AsyncNetworkStream:
+            wait = _clamp(timeout, httpcore.ConnectTimeout)
+            return DeadlineStream(
+                await inner.connect_tcp(host, port, wait, local_address, socket_options)
+            )
+
+        async def connect_unix_socket(
+            self, path: str, timeout: float | None = None, socket_options: Any = None
+        ) -> httpcore.AsyncNetworkStream:
+            raise httpcore.ConnectError("unix sockets are not allowed")
+
+        async def sleep(self, seconds: float) -> None:
+            await inner.sleep(seconds)
+
+    return DeadlineBackend()
+
+
+def _bound_by_deadline(client: httpx.Client | httpx.AsyncClient) -> None:
+    """Wrap the network backend of every transport of ``client`` (the direct one, and those of
+    proxies from the environment) so that each socket operation ends by the deadline."""
+    wrap = _deadline_async_backend if hasattr(client, "aclose") else _deadline_backend
+    for transport in (client._transport, *client._mounts.values()):
+        pool = getattr(transport, "_pool", None)
+        if pool is not None and hasattr(pool, "_network_backend"):
+            pool._network_backend = wrap(pool._network_backend)
+
+
 def _guarded_transport(guard: _AddressGuard, limits: httpx.Limits) -> httpx.HTTPTransport:
-    """An httpx transport whose connections go only to addresses ``guard`` accepts.
+    """A transport connecting only to addresses ``guard`` accepts (no proxy: a proxy would
+    resolve names itself, out of reach of the check)."""
+    import httpx
+
+    transport = httpx.HTTPTransport(limits=limits)
+    pool = transport._pool
+    pool._network_backend = _guarded_backend(guard, pool._network_backend)
+    return transport
+
+
+def _guarded_async_transport(
+    guard: _AddressGuard, limits: httpx.Limits
+) -> httpx.AsyncHTTPTransport:
+    """The async twin of :func:`_guarded_transport`."""
+    import httpx
+
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    pool = transport._pool
+    pool._network_backend = _guarded_async_backend(guard, pool._network_backend)
+    return transport
+
+
+def _guarded_backend(guard: _AddressGuard, inner_backend: Any) -> Any:
+    """A network backend whose connections go only to addresses ``guard`` accepts.
 
     The name is resolved and checked inside the connection itself and the socket connects to
     that very address, so DNS cannot answer differently between the check and the connect.
     """
     import httpcore
-    import httpx
 
     class GuardedBackend(httpcore.NetworkBackend):
         def __init__(self, inner: httpcore.NetworkBackend) -> None:
@@ -343,18 +511,12 @@ def _guarded_transport(guard: _AddressGuard, limits: httpx.Limits) -> httpx.HTTP
         def sleep(self, seconds: float) -> None:
             self._inner.sleep(seconds)
 
-    transport = httpx.HTTPTransport(limits=limits)
-    pool = transport._pool
-    pool._network_backend = GuardedBackend(pool._network_backend)
-    return transport
+    return GuardedBackend(inner_backend)
 
 
-def _guarded_async_transport(
-    guard: _AddressGuard, limits: httpx.Limits
-) -> httpx.AsyncHTTPTransport:
-    """The async twin of :func:`_guarded_transport`."""
+def _guarded_async_backend(guard: _AddressGuard, inner_backend: Any) -> Any:
+    """The async twin of :func:`_guarded_backend`."""
     import httpcore
-    import httpx
 
     class GuardedAsyncBackend(httpcore.AsyncNetworkBackend):
         def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
@@ -394,10 +556,7 @@ def _guarded_async_transport(
         async def sleep(self, seconds: float) -> None:
             await self._inner.sleep(seconds)
 
-    transport = httpx.AsyncHTTPTransport(limits=limits)
-    pool = transport._pool
-    pool._network_backend = GuardedAsyncBackend(pool._network_backend)
-    return transport
+    return GuardedAsyncBackend(inner_backend)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,6 +632,11 @@ class Fetcher:
         self.probe_bytes = probe_bytes
         self.max_header_bytes = max_header_bytes
         self._rng = random.Random()
+        # Bytes that decompression added to the bodies being downloaded now (all of them):
+        # bounded by limits.max_bytes, so a list of compression bombs costs one limit of
+        # memory, not one per download in flight.
+        self._inflated = 0
+        self._inflated_lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
 
@@ -516,6 +680,7 @@ class Fetcher:
             if self._guard is not None:
                 options["transport"] = _guarded_transport(self._guard, self._pool_limits())
             self._client = httpx.Client(limits=self._pool_limits(), **options)
+            _bound_by_deadline(self._client)
         return self._client
 
     def _new_async_client(self) -> httpx.AsyncClient:
@@ -524,7 +689,9 @@ class Fetcher:
         options = self._client_options()
         if self._guard is not None:
             options["transport"] = _guarded_async_transport(self._guard, self._pool_limits())
-        return httpx.AsyncClient(limits=self._pool_limits(), **options)
+        client = httpx.AsyncClient(limits=self._pool_limits(), **options)
+        _bound_by_deadline(client)
+        return client
 
     def close(self) -> None:
         """Close the sync client's connections (and the state file if opened from a path)."""
@@ -726,14 +893,16 @@ class Fetcher:
                     result: _T = stop.value
                     return result
                 value, error = None, None
+                token = _DEADLINE.set(None if isinstance(effect, _Sleep) else effect.deadline)
                 try:
                     if isinstance(effect, _Send):
                         if response is not None:
                             response.close()
                             response = None
-                        request = client.build_request("GET", effect.url, headers=effect.headers)
+                        request = self._request(client, effect)
                         response = client.send(request, stream=True)
-                        chunks = response.iter_bytes()
+                        # Raw: Content-Encoding is decoded by _Inflater, in bounded pieces.
+                        chunks = response.iter_raw()
                         value = response
                     elif isinstance(effect, _Sleep):
                         time.sleep(effect.seconds)
@@ -742,6 +911,8 @@ class Fetcher:
                         value = next(chunks, b"")
                 except Exception as exc:  # handed to the request logic, which translates it
                     error = exc
+                finally:
+                    _DEADLINE.reset(token)
         finally:
             steps.close()
             if response is not None:
@@ -761,14 +932,15 @@ class Fetcher:
                     result: _T = stop.value
                     return result
                 value, error = None, None
+                token = _DEADLINE.set(None if isinstance(effect, _Sleep) else effect.deadline)
                 try:
                     if isinstance(effect, _Send):
                         if response is not None:
                             await response.aclose()
                             response = None
-                        request = client.build_request("GET", effect.url, headers=effect.headers)
+                        request = self._request(client, effect)
                         response = await client.send(request, stream=True)
-                        chunks = response.aiter_bytes()
+                        chunks = response.aiter_raw()
                         value = response
                     elif isinstance(effect, _Sleep):
                         await asyncio.sleep(effect.seconds)
@@ -777,10 +949,27 @@ class Fetcher:
                         value = await _anext_or_empty(chunks)
                 except Exception as exc:
                     error = exc
+                finally:
+                    _DEADLINE.reset(token)
         finally:
             steps.close()
             if response is not None:
                 await response.aclose()
+
+    def _request(self, client: httpx.Client | httpx.AsyncClient, send: _Send) -> httpx.Request:
+        """The GET of ``send``, its waits (the wait for a pooled connection too) cut to what is
+        left before its deadline."""
+        import httpx
+
+        limits = self.limits
+        left = max(send.deadline - time.monotonic(), 0.001)
+        timeout = httpx.Timeout(
+            connect=min(limits.connect_timeout, left),
+            read=min(limits.read_timeout, left),
+            write=min(limits.read_timeout, left),
+            pool=min(limits.connect_timeout, left),
+        )
+        return client.build_request("GET", send.url, headers=send.headers, timeout=timeout)
 
     # -- request logic (driver-independent) ----------------------------------------------------
 
@@ -822,31 +1011,53 @@ class Fetcher:
         )
 
     def _open(
-        self, url: str, headers: dict[str, str], tally: _Tally
+        self, url: str, headers: dict[str, str], tally: _Tally, deadline: float
     ) -> _Steps[tuple[httpx.Response, str, tuple[str, ...]]]:
         """Send a GET and follow redirects (each hop checked); returns a 2xx or 304 response,
         the final URL and the redirect chain. HTTP errors raise."""
         import httpx
 
+        problem = url_problem(url)
+        if problem is not None:
+            raise FetchError(f"{url}: not a URL samepix can fetch ({problem})", url=url)
         current = url
         chain: list[str] = []
         for _hop in range(self.limits.max_redirects + 1):
             try:
-                response: httpx.Response = yield _Send(current, headers)
+                response: httpx.Response = yield _Send(current, headers, deadline)
             except _Refused as exc:
                 where = f"redirect to {current} refused" if chain else "refused"
                 raise FetchError(
                     f"{url}: {where}: {exc} (private addresses are not allowed)", url=url
                 ) from exc
-            except httpx.HTTPError as exc:
-                raise self._translate(url, exc, received=None) from exc
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                if _bad_location(exc):
+                    # httpx parses a redirect's Location as it receives the response: the URL
+                    # asked for was valid (checked above), its redirect is not. Final, as the
+                    # server will say the same next time.
+                    raise FetchError(
+                        f"{url}: redirected to a URL samepix cannot fetch ({_why(exc)})",
+                        url=url,
+                    ) from exc
+                raise self._translate(url, exc, received=None, deadline=deadline) from exc
             tally.responses.append(response)
             status = response.status_code
             if status in _REDIRECTS and "location" in response.headers:
-                target = str(response.url.join(response.headers["location"]))
-                if not target.startswith(("http://", "https://")):
+                location = response.headers["location"]
+                try:
+                    target = str(response.url.join(location))
+                except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
                     raise FetchError(
-                        f"{url}: redirected to {target}, which is not an http(s) URL",
+                        f"{url}: redirected to {_shorten(location)}, which is not a valid URL "
+                        f"({_why(exc)})",
+                        url=url,
+                        status=status,
+                    ) from exc
+                problem = url_problem(target)
+                if problem is not None:
+                    raise FetchError(
+                        f"{url}: redirected to {_shorten(target)}, which samepix cannot fetch "
+                        f"({problem})",
                         url=url,
                         status=status,
                     )
@@ -855,18 +1066,18 @@ class Fetcher:
                     raise FetchError(f"{url}: redirect loop ({loop})", url=url, status=status)
                 chain.append(target)
                 current = target
-                yield from self._drain(response)
+                yield from self._drain(response, deadline)
                 continue
             if status == 304 or 200 <= status < 300:
                 return response, current, tuple(chain)
-            yield from self._drain(response)
+            yield from self._drain(response, deadline)
             self._status_failure(url, current, response)
         raise FetchError(
             f"{url}: more than {self.limits.max_redirects} redirects ({' → '.join([url, *chain])})",
             url=url,
         )
 
-    def _drain(self, response: httpx.Response) -> _Steps[None]:
+    def _drain(self, response: httpx.Response, deadline: float) -> _Steps[None]:
         """Read a small body nobody needs (a redirect's, a 304's, an error page), so the
         connection goes back to the pool for the next request instead of being closed."""
         import httpx
@@ -874,7 +1085,7 @@ class Fetcher:
         left = _DRAIN_BYTES
         while left > 0:
             try:
-                chunk: bytes = yield _READ
+                chunk: bytes = yield _Read(deadline)
             except httpx.HTTPError:
                 return  # the connection is dropped; nothing else is lost
             if not chunk:
@@ -894,13 +1105,21 @@ class Fetcher:
         raise FetchError(f"{url}: {reason}", url=url, status=status)
 
     def _translate(
-        self, url: str, exc: Exception, *, received: int | None, announced: int | None = None
+        self,
+        url: str,
+        exc: Exception,
+        *,
+        received: int | None,
+        deadline: float,
+        announced: int | None = None,
     ) -> Exception:
         """An httpx failure as a retryable ``_Transient`` or a final ``FetchError``."""
         import httpx
 
         limits = self.limits
         after = "" if received is None else f" after {received:,} bytes"
+        if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= deadline - 0.05:
+            return self._too_long(url, received)
         if isinstance(exc, httpx.ConnectTimeout):
             return _Transient(
                 f"timed out connecting (connect timeout {limits.connect_timeout:g} s)"
@@ -910,7 +1129,7 @@ class Fetcher:
                 f"timed out waiting for data{after} (read timeout {limits.read_timeout:g} s)"
             )
         if isinstance(exc, httpx.ConnectError):
-            text = str(exc) or type(exc).__name__
+            text = _why(exc)
             if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
                 return FetchError(f"{url}: TLS failure ({text})", url=url)
             if any(marker in text for marker in _NO_SUCH_HOST):
@@ -922,14 +1141,21 @@ class Fetcher:
                     f"connection closed after {received:,} of {announced:,} bytes "
                     "(body shorter than its Content-Length)"
                 )
-            return _Transient(f"connection closed{after} ({exc})")
+            return _Transient(f"connection closed{after} ({_why(exc)})")
         if isinstance(exc, (httpx.ReadError, httpx.WriteError)):
-            return _Transient(f"connection reset{after} ({exc or type(exc).__name__})")
+            return _Transient(f"connection reset{after} ({_why(exc)})")
         if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-            return FetchError(f"{url}: not a URL samepix can fetch ({exc})", url=url)
+            return FetchError(f"{url}: not a URL samepix can fetch ({_why(exc)})", url=url)
         if isinstance(exc, httpx.DecodingError):
-            return FetchError(f"{url}: cannot decode the response body ({exc})", url=url)
+            return FetchError(f"{url}: cannot decode the response body ({_why(exc)})", url=url)
         return FetchError(f"{url}: {type(exc).__name__}: {exc}", url=url)
+
+    def _too_long(self, url: str, received: int | None) -> LimitExceeded:
+        got = "" if not received else f" ({received:,} bytes received)"
+        return LimitExceeded(
+            f"{url}: timed out: the download took longer than {self.limits.total_timeout:g} s"
+            f"{got}, the total time allowed (--timeout)"
+        )
 
     def _next_chunk(
         self, url: str, response: httpx.Response, received: int, deadline: float
@@ -937,12 +1163,12 @@ class Fetcher:
         import httpx
 
         if time.monotonic() > deadline:
-            raise LimitExceeded(f"{url}: download took longer than {self.limits.total_timeout:g} s")
+            raise self._too_long(url, received)
         try:
-            chunk: bytes = yield _READ
+            chunk: bytes = yield _Read(deadline)
         except httpx.HTTPError as exc:
             raise self._translate(
-                url, exc, received=received, announced=_content_length(response)
+                url, exc, received=received, deadline=deadline, announced=_content_length(response)
             ) from exc
         return chunk
 
@@ -954,13 +1180,13 @@ class Fetcher:
             headers = previous.conditional_headers()
 
         def attempt(tally: _Tally, deadline: float) -> _Steps[Download]:
-            response, final, chain = yield from self._open(url, headers, tally)
+            response, final, chain = yield from self._open(url, headers, tally, deadline)
             etag = response.headers.get("etag")
             last_modified = response.headers.get("last-modified")
             if response.status_code == 304:
                 if not headers or previous is None:
                     raise FetchError(f"{url}: HTTP 304 to a request that was not conditional")
-                yield from self._drain(response)
+                yield from self._drain(response, deadline)
                 return Download(
                     url=url,
                     final_url=final,
@@ -998,36 +1224,89 @@ class Fetcher:
         return (yield from self._retrying(url, attempt))
 
     def _read_body(self, url: str, response: httpx.Response, deadline: float) -> _Steps[bytes]:
-        """The whole body, checked as it streams: size, magic bytes, then the pixel limit."""
+        """The whole body, checked as it streams: size, magic bytes, then the pixel limit.
+
+        A compressed body (``Content-Encoding``) is decoded here in pieces of at most
+        :data:`_PIECE` bytes, each checked before the next is made: a compression bomb is
+        refused as soon as its decoded size passes ``max_bytes`` — or, when several arrive
+        at once, as soon as what decompression added to all of them together does — with
+        at most one piece decoded too many.
+        """
         limit = self.limits.max_bytes
         announced = _content_length(response)
         if announced is not None and announced > limit:
             raise LimitExceeded(
                 f"{url}: Content-Length {announced:,} bytes exceeds the limit of {limit:,} bytes"
             )
+        inflater = _Inflater(url, response.headers.get("content-encoding"))
         body = bytearray()
+        raw = 0  # bytes received, as sent (compressed)
+        held = 0  # what this body holds beyond its raw bytes, counted in self._inflated
         sniffed = False
         header_known = False
         next_try = _FIRST_HEADER_TRY
-        while True:
-            chunk = yield from self._next_chunk(url, response, len(body), deadline)
-            if not chunk:
-                break
-            body += chunk
-            if len(body) > limit:
-                raise LimitExceeded(f"{url}: body exceeds the limit of {limit:,} bytes")
-            if not sniffed and len(body) >= SNIFF_BYTES:
-                self._sniff(url, body, response)
-                sniffed = True
-            if not header_known and len(body) >= next_try:
-                header_known = self._check_header(url, body)
-                next_try *= 4
-                header_known = header_known or next_try > self.max_header_bytes
+        try:
+            while True:
+                chunk = yield from self._next_chunk(url, response, raw, deadline)
+                raw += len(chunk)
+                pieces = inflater.feed(chunk) if chunk else inflater.finish()
+                for count, piece in enumerate(pieces, 1):
+                    if count % 16 == 0:
+                        # 4 MB decoded from one chunk: let the other downloads run meanwhile.
+                        yield _Sleep(0.0)
+                    body += piece
+                    if len(body) > limit:
+                        raise LimitExceeded(self._too_big(url, len(body), raw, inflater))
+                    if inflater.active and len(body) - raw > held:
+                        held = self._inflate(url, held, len(body) - raw, raw, inflater)
+                    if not sniffed and len(body) >= SNIFF_BYTES:
+                        self._sniff(url, body, response)
+                        sniffed = True
+                    # Each try parses a prefix only (512 B, 2 KB, ... up to max_header_bytes),
+                    # never the growing body: at most 4/3 × max_header_bytes parsed in all.
+                    while not header_known and len(body) >= next_try:
+                        header_known = self._check_header(url, body[:next_try])
+                        next_try *= 4
+                        header_known = header_known or next_try > self.max_header_bytes
+                if not chunk:
+                    break
+        except BaseException:
+            # The error's traceback keeps this frame alive (a sync keeps every error until
+            # its summary): it must not keep up to max_bytes of refused body with it.
+            body.clear()
+            raise
+        finally:
+            if held:
+                with self._inflated_lock:
+                    self._inflated -= held
         if not sniffed:
             self._sniff(url, body, response)
         if not header_known:
             self._check_header(url, body)
         return bytes(body)
+
+    def _inflate(self, url: str, held: int, wanted: int, raw: int, inflater: _Inflater) -> int:
+        """Count ``wanted - held`` more decompressed bytes against the shared budget."""
+        budget = self.limits.max_bytes
+        with self._inflated_lock:
+            if self._inflated + wanted - held > budget:
+                raise LimitExceeded(
+                    f"{url}: {inflater.name}-compressed body of {raw:,} bytes expands to over "
+                    f"{raw + wanted:,}, past the {budget:,} bytes that decompression may add "
+                    "to the downloads in progress together (a compression bomb?); raise it "
+                    "with --max-bytes"
+                )
+            self._inflated += wanted - held
+        return wanted
+
+    def _too_big(self, url: str, size: int, raw: int, inflater: _Inflater) -> str:
+        limit = self.limits.max_bytes
+        if inflater.active and size > 4 * raw:
+            return (
+                f"{url}: {inflater.name}-compressed body of {raw:,} bytes expands to over "
+                f"{limit:,} bytes, the limit (a compression bomb?)"
+            )
+        return f"{url}: body exceeds the limit of {limit:,} bytes"
 
     def _sniff(self, url: str, head: bytes | bytearray, response: httpx.Response) -> None:
         """An error naming what the body is, when its first bytes are no image format."""
@@ -1055,10 +1334,12 @@ class Fetcher:
             want = self.probe_bytes
             # identity: a Range applies to the encoded body, and we want the image's bytes.
             headers = {"Range": f"bytes=0-{want - 1}", "Accept-Encoding": "identity"}
-            response, final, _chain = yield from self._open(url, headers, tally)
+            response, final, _chain = yield from self._open(url, headers, tally, deadline)
             first = response
             ranged = response.status_code == 206
             size = _range_total(response) if ranged else _content_length(response)
+            # A server may compress though asked not to: decoded in bounded pieces.
+            inflater = _Inflater(url, response.headers.get("content-encoding"))
             head = bytearray()
             while True:
                 ended = False
@@ -1067,7 +1348,10 @@ class Fetcher:
                     if not chunk:
                         ended = True
                         break
-                    head += chunk
+                    for piece in inflater.feed(chunk):
+                        head += piece
+                        if len(head) >= self.max_header_bytes:
+                            break
                     if len(head) >= SNIFF_BYTES:
                         self._sniff(url, head, response)
                     if not ranged:
@@ -1087,7 +1371,8 @@ class Fetcher:
                 etag = first.headers.get("etag")
                 if etag and not etag.startswith("W/"):
                     more["If-Range"] = etag  # the rest of *this* version, or all of the new one
-                response, final, _chain = yield from self._open(final, more, tally)
+                response, final, _chain = yield from self._open(final, more, tally, deadline)
+                inflater = _Inflater(url, response.headers.get("content-encoding"))
                 if response.status_code != 206:  # the image changed, or Range was dropped
                     head.clear()
                     ranged = False
@@ -1117,6 +1402,170 @@ class Fetcher:
             )
 
         return (yield from self._retrying(url, attempt))
+
+
+#: Most bytes one decompression step may produce: a compressed body is decoded a piece at a
+#: time, each checked against the limits before the next is made (zlib's max_length).
+_PIECE = 256 * 1024
+
+
+class _Inflater:
+    """Decodes a ``Content-Encoding`` (gzip, deflate; br when a Brotli module is installed)
+    in pieces of at most :data:`_PIECE` bytes, so nothing decodes ahead of the checks.
+
+    httpx's own decoders inflate each network chunk whole: 64 KB of a gzip bomb becomes 64 MB
+    at once, before any limit can look at it.
+    """
+
+    def __init__(self, url: str, header: str | None) -> None:
+        names = [n.strip().lower() for n in (header or "").split(",") if n.strip()]
+        names = [n for n in names if n != "identity"]
+        self.name = "+".join(names) or "identity"
+        self.active = bool(names)
+        # Applied in the reverse order of the header ("gzip, br": br was applied last).
+        self._stages = [_stage(url, n) for n in reversed(names)]
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """Decoded pieces of ``data`` (lazily: stop iterating and nothing more is decoded)."""
+        if not self._stages:
+            if data:
+                yield data
+            return
+        yield from self._through(0, data, final=False)
+
+    def finish(self) -> Iterator[bytes]:
+        """What is left at the end of the body."""
+        if self._stages:
+            yield from self._through(0, b"", final=True)
+
+    def _through(self, index: int, data: bytes, *, final: bool) -> Iterator[bytes]:
+        stage = self._stages[index]
+        for piece in stage(data, final):
+            if index + 1 == len(self._stages):
+                yield piece
+            else:
+                yield from self._through(index + 1, piece, final=False)
+        if final and index + 1 < len(self._stages):
+            yield from self._through(index + 1, b"", final=True)
+
+
+def _stage(url: str, name: str) -> Callable[[bytes, bool], Iterator[bytes]]:
+    """One decoding step: ``(data, final) -> pieces``."""
+    if name in ("gzip", "x-gzip", "deflate"):
+        return _ZlibStage(url, name)
+    if name == "br":
+        return _brotli_stage(url)
+    raise FetchError(f"{url}: unsupported Content-Encoding {name!r} (not asked for)", url=url)
+
+
+class _ZlibStage:
+    """gzip (members one after another) or deflate: the zlib format, or raw deflate as some
+    servers send it (tried when the first bytes are not zlib's)."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.url = url
+        self.name = name
+        self.wbits = zlib.MAX_WBITS if name == "deflate" else zlib.MAX_WBITS | 16
+        self.decoder = zlib.decompressobj(self.wbits)
+        self.started = False
+
+    def __call__(self, data: bytes, final: bool) -> Iterator[bytes]:
+        try:
+            yield from self._run(data, final)
+        except zlib.error as exc:
+            raise FetchError(
+                f"{self.url}: cannot decode the {self.name}-compressed body ({exc})", url=self.url
+            ) from exc
+
+    def _run(self, data: bytes, final: bool) -> Iterator[bytes]:
+        while True:
+            try:
+                out = self.decoder.decompress(data, _PIECE)
+            except zlib.error:
+                if self.name != "deflate" or self.started:
+                    raise
+                self.decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+                self.started = True
+                continue
+            self.started = True
+            if out:
+                yield out
+            data = self.decoder.unconsumed_tail
+            if self.decoder.eof and self.decoder.unused_data and self.name != "deflate":
+                data = self.decoder.unused_data  # another gzip member
+                self.decoder = zlib.decompressobj(self.wbits)
+                continue
+            if not data and len(out) < _PIECE:
+                break
+        if final:
+            rest = self.decoder.flush()
+            if rest:
+                yield rest
+
+
+def _brotli_stage(url: str) -> Callable[[bytes, bool], Iterator[bytes]]:
+    try:
+        import brotli  # type: ignore[import-not-found]
+    except ImportError:
+        raise FetchError(
+            f"{url}: Content-Encoding br was sent though not asked for, and no Brotli "
+            "decoder is installed",
+            url=url,
+        ) from None
+    decoder = brotli.Decompressor()
+
+    def run(data: bytes, _final: bool) -> Iterator[bytes]:
+        # Brotli's Python binding has no output limit in every version: feed it small slices
+        # (at most ~1,100× expansion each), so each piece stays bounded.
+        for start in range(0, len(data), 256):
+            try:
+                out = decoder.process(data[start : start + 256])
+            except brotli.error as exc:
+                raise FetchError(f"{url}: cannot decode the br body ({exc})", url=url) from exc
+            if out:
+                yield out
+
+    return run
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not an http(s) URL samepix can request, or None when it is one.
+
+    Parsed as the HTTP client parses it, so a URL that passes here cannot fail later as
+    "invalid": hosts such as ``0177.0.0.1`` or ``127.000.000.001`` (ambiguous octal or padded
+    IPv4), full-width letters, a URL longer than the client accepts. The scheme is
+    case-insensitive (``HTTP://`` is accepted).
+    """
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        return _why(exc)
+    if parsed.scheme not in ("http", "https"):
+        return f"not an http(s) URL ({parsed.scheme or 'no scheme'})"
+    if not parsed.host:
+        return "no host"
+    return None
+
+
+def _bad_location(exc: BaseException) -> bool:
+    """True for httpx's complaint about a redirect's ``Location`` header."""
+    import httpx
+
+    if isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
+        return True
+    return isinstance(exc, httpx.RemoteProtocolError) and "location header" in str(exc)
+
+
+def _why(exc: BaseException) -> str:
+    """An exception's text, or its class name when the text is empty (never "()")."""
+    return str(exc).strip() or type(exc).__name__
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    """A URL quoted in a message, cut to ``limit`` characters (a 100 KB URL stays one line)."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text):,} characters)"
 
 
 async def _anext_or_empty(chunks: AsyncIterator[bytes]) -> bytes:

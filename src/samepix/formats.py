@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import threading
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -114,43 +113,96 @@ class HeaderInfo:
         return self.width, self.height
 
 
-_bomb_lock = threading.Lock()
+_limit_lock = threading.Lock()
+_heif_registered = False
 
 
-def open_image(data: bytes) -> PILImage.Image:
-    """``PIL.Image.open`` on bytes, with Pillow's own decompression-bomb limit lifted.
+def open_image(data: bytes, *, max_pixels: int | None = None) -> PILImage.Image:
+    """``PIL.Image.open`` on bytes; nothing is decoded yet.
 
-    Nothing is decoded yet; callers check samepix's limit (:meth:`Limits.check_pixels`) from
-    the size in the header. Pillow's limit is global and lower than ours, hence the lift.
+    Callers check samepix's own pixel limit (:meth:`Limits.check_pixels`) from the size in the
+    header. Pillow has its own, lower one (89 MP, an error at twice that), global, and checked
+    again while decoding (TIFF tiles, GIF frames): it is raised, once, just enough that
+    nothing within ``max_pixels`` trips it (Pillow then only warns, which samepix logs).
+    HEIF/HEIC is read through ``pillow-heif`` (the ``heif`` extra), registered on first use.
     """
     from PIL import Image
 
-    def open_quietly() -> PILImage.Image:
-        with warnings.catch_warnings():
-            # Pillow warns about big images and, on partial data, about truncated EXIF.
-            warnings.simplefilter("ignore")
-            return Image.open(io.BytesIO(data))
+    from .boundary import route_library_warnings
 
+    route_library_warnings()
+    if max_pixels is not None:
+        _pillow_limit_at_least(max_pixels)
+    if sniff_format(data[:SNIFF_BYTES]) == "HEIF":
+        _register_heif()
     try:
-        return open_quietly()
+        return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
-        with _bomb_lock:
+        # Over twice Pillow's limit: open it anyway (only the header is read); the caller
+        # decides with samepix's own limit, which it knows and Pillow does not.
+        with _limit_lock:
             saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
             try:
-                return open_quietly()
+                return Image.open(io.BytesIO(data))
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
 
 
+def _pillow_limit_at_least(max_pixels: int) -> None:
+    from PIL import Image
+
+    with _limit_lock:
+        current = Image.MAX_IMAGE_PIXELS
+        if current is not None and 2 * current < max_pixels:
+            Image.MAX_IMAGE_PIXELS = -(-max_pixels // 2)
+
+
+class HeifExtraMissing(ImportError):
+    """HEIF/HEIC data, and pillow-heif is not installed."""
+
+
+def _register_heif() -> None:
+    global _heif_registered
+    if _heif_registered:
+        return
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError as exc:
+        raise HeifExtraMissing("HEIC needs the heif extra: pip install samepix[heif]") from exc
+    register_heif_opener()
+    _heif_registered = True
+
+
 def exif_orientation(im: PILImage.Image) -> int:
     """The EXIF orientation tag (1–8) of an opened image; 1 when absent or unreadable."""
+    if im.format == "PNG" and not _png_may_hold_orientation(im):
+        return 1
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            value = im.getexif().get(0x0112, 1)
+        value = im.getexif().get(0x0112, 1)
     except (OSError, ValueError, SyntaxError, TypeError, KeyError, EOFError):
         return 1  # unreadable EXIF: show the pixels as stored
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+# Where a PNG can hold an orientation Pillow reads: an eXIf chunk, or XMP in an iTXt chunk.
+_PNG_ORIENTATION_MARKERS = (b"eXIf", b"XML:com.adobe.xmp")
+
+
+def _png_may_hold_orientation(im: PILImage.Image) -> bool:
+    """False when the PNG's bytes contain no eXIf chunk and no XMP packet at all.
+
+    Pillow's ``getexif()`` on a PNG decodes the whole image to reach chunks after the pixel
+    data; the index would then decode every PNG twice (once for its header, once for its
+    hashes). Chunk types and iTXt keywords are stored uncompressed, so when neither name occurs
+    anywhere in the file there is nothing to read, and the answer is Pillow's own (1).
+    """
+    if "exif" in im.info or "XML:com.adobe.xmp" in im.info or "xmp" in im.info:
+        return True  # already read, no decode needed
+    fp = getattr(im, "fp", None)
+    if not isinstance(fp, io.BytesIO):
+        return True  # not our bytes: let Pillow look
+    data = fp.getvalue()  # the bytes open_image wrapped (no copy)
+    return any(marker in data for marker in _PNG_ORIENTATION_MARKERS)
 
 
 def read_header(head: bytes) -> HeaderInfo | None:

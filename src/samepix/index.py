@@ -26,20 +26,23 @@ import stat as stat_module
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import (
-    FIRST_COMPLETED,
-    Future,
-    ProcessPoolExecutor,
-    ThreadPoolExecutor,
-    wait,
-)
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from .errors import IndexCorrupt, LimitExceeded, SamepixError, SourceError, UsageError
+from . import sqlite_errors
+from .errors import (
+    IndexCorrupt,
+    LimitExceeded,
+    SamepixError,
+    SourceError,
+    UsageError,
+    WriteFailed,
+)
+from .executor import Executor, LocalExecutor
 from .limits import DEFAULT_LIMITS, Limits
+from .names import NameConnection, from_db
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,6 +55,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "SCHEMA_VERSION",
     "THUMB_SIDE",
+    "DescribeShard",
     "Descriptor",
     "EntryCache",
     "HashTable",
@@ -62,6 +66,7 @@ __all__ = [
     "Unreadable",
     "default_db_path",
     "describe_blob",
+    "describe_shard",
     "update_index",
 ]
 
@@ -143,10 +148,6 @@ _ENTRY_COLUMNS = (
 # Commit at least this often while decoding, so a killed update keeps what it finished.
 _COMMIT_EVERY_S = 1.0
 _COMMIT_EVERY_ROWS = 500
-# Files per task sent to a worker process, at most: amortises the pickling round trip (about
-# 1 ms). Fewer when there are few files, so that no worker idles while another finishes a
-# chunk of large ones (48 files at 8 a task would be only 6 tasks for 2 workers).
-_CHUNK = 8
 # Rows read from SQLite per batch when the search table is loaded.
 _LOAD_BATCH = 65536
 
@@ -231,6 +232,7 @@ class IndexEntry:
 
         (path, size, mtime_ns, inode, sha, fmt, width, height, mode, lossless, quality,
          ahash, dhash, phash, whash, thumb) = row  # fmt: skip
+        path = from_db(path)  # a name that is not UTF-8 is kept as its bytes (samepix.names)
         hashes = HashSet(
             ahash=ImageHash.from_signed64("ahash", ahash),
             dhash=ImageHash.from_signed64("dhash", dhash),
@@ -281,6 +283,7 @@ class IndexSummary:
     unreadable: tuple[Unreadable, ...] = ()
     moves: tuple[tuple[str, str], ...] = ()  # (old path, new path)
     elapsed_s: float = 0.0
+    skipped_links: int = 0  # symbolic links leading out of the folder, not followed
 
     @property
     def changed(self) -> bool:
@@ -299,6 +302,7 @@ class IndexSummary:
             "decoded": self.decoded,
             "unreadable": [{"path": u.path, "reason": u.reason} for u in self.unreadable],
             "moves": [{"from": a, "to": b} for a, b in self.moves],
+            "skipped_links": self.skipped_links,
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
@@ -423,8 +427,27 @@ def describe_blob(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> Descriptor:
     )
 
 
+def as_folder(location: str | os.PathLike[str]) -> Path:
+    """A local folder as a Path; a folder on object storage (``s3://...``) as an
+    :class:`~samepix.storage.ObjectPath`, which does the Path operations the index uses."""
+    text = os.fspath(location)
+    from .storage import is_object_url
+
+    if is_object_url(text):
+        from .storage import ObjectPath
+
+        return cast(Path, ObjectPath(text))
+    return Path(text)
+
+
+def _is_object(path: Path) -> bool:
+    return not isinstance(path, Path)
+
+
 def _read_file(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
     """The bytes of a file and the ``fstat`` of the handle they were read from."""
+    if _is_object(path):  # an ObjectPath: (bytes, ObjectStat), which has the same fields
+        return cast(Any, path).read(limits)  # type: ignore[no-any-return]
     with path.open("rb") as handle:
         st = os.fstat(handle.fileno())
         if st.st_size > limits.max_bytes:
@@ -440,7 +463,7 @@ def _read_file(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
 def _describe_file(root: str, rel: str, limits: Limits) -> IndexEntry | Unreadable:
     from .sources import Blob
 
-    path = Path(root, rel)
+    path = as_folder(root) / rel
     try:
         data, st = _read_file(path, limits)
         descriptor = describe_blob(Blob(data=data, name=rel, path=path), limits=limits)
@@ -453,8 +476,19 @@ def _describe_file(root: str, rel: str, limits: Limits) -> IndexEntry | Unreadab
     return IndexEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, descriptor)
 
 
-def _describe_chunk(root: str, rels: list[str], limits: Limits) -> list[IndexEntry | Unreadable]:
-    return [_describe_file(root, rel, limits) for rel in rels]
+@dataclass(frozen=True)
+class DescribeShard:
+    """One unit of indexing work: files of one folder to describe (picklable, small)."""
+
+    root: str
+    paths: tuple[str, ...]
+    limits: Limits
+
+
+def describe_shard(shard: DescribeShard) -> list[IndexEntry | Unreadable]:
+    """Describe every file of ``shard``: the per-shard work of ``index``, wherever it runs (this
+    process, a local worker process, a Dask worker)."""
+    return [_describe_file(shard.root, rel, shard.limits) for rel in shard.paths]
 
 
 def _strip_name(message: str, name: str) -> str:
@@ -478,7 +512,14 @@ def _sha256_file(root: Path, rel: str, limits: Limits) -> tuple[str, str | None,
 
 
 def default_db_path(root: str | os.PathLike[str]) -> Path:
-    """``ROOT/.samepix/index.db``."""
+    """``ROOT/.samepix/index.db``; for a folder on object storage, a file on this machine
+    (:func:`samepix.storage.remote_db_path`): the bucket is only read."""
+    from .storage import is_object_url
+
+    if is_object_url(os.fspath(root)):
+        from .storage import remote_db_path
+
+        return remote_db_path(os.fspath(root))
     return Path(root) / STATE_DIR / DEFAULT_DB_NAME
 
 
@@ -493,6 +534,11 @@ class Index:
         The database file; default ``ROOT/.samepix/index.db``.
     create : bool
         Create the database (and its folder) when missing.
+    read_only : bool
+        Open the database for reading only. An existing index that this process cannot write
+        (a read-only folder or file system, another user's index) is opened so anyway: finding
+        and listing work, and a write that would be needed fails with a
+        :class:`~samepix.errors.WriteFailed` that says why.
 
     Raises
     ------
@@ -501,6 +547,8 @@ class Index:
     IndexCorrupt
         The file is not a samepix index, is damaged, or was written by a newer samepix; the
         message names the file and ``samepix index --rebuild``.
+    WriteFailed
+        The database could not be written: disk full, file-size limit, read-only.
     UsageError
         A ``db`` given explicitly belongs to another folder.
     """
@@ -511,29 +559,59 @@ class Index:
         db: str | os.PathLike[str] | None = None,
         *,
         create: bool = True,
+        read_only: bool = False,
     ) -> None:
-        self.root = Path(root)
+        self.root = as_folder(root)
         if not self.root.is_dir():
             raise SourceError(f"{self.root}: not a folder")
         self.explicit_db = db is not None
         self.path = Path(db) if db is not None else default_db_path(self.root)
         self._table: HashTable | None = None
+        self.read_only = read_only or (self.path.exists() and not _writable(self.path))
         self.conn = self._open(create)
 
     # -- opening ---------------------------------------------------------------------------
 
-    def corrupt(self, exc: BaseException | str) -> IndexCorrupt:
-        """The error for a damaged index file, naming it and the way out."""
+    def corrupt(self, exc: BaseException | str) -> SamepixError:
+        """The error for a failed database operation, naming the file and the way out.
+
+        Only a damaged file is called corrupted (and ``--rebuild`` suggested): a full disk, a
+        file-size limit or a read-only place is a :class:`~samepix.errors.WriteFailed` that
+        says which (a rebuild would throw away sync's records for nothing), a lock says so.
+        """
+        if isinstance(exc, BaseException):
+            what = sqlite_errors.kind(exc)
+            if what in ("full", "io", "readonly", "cantopen"):
+                why = sqlite_errors.why_not_written(self.path, exc)
+                return self.cannot_write(why, read_only=what in ("readonly", "cantopen"))
+            if what == "locked":
+                return SamepixError(
+                    f"{self.path}: index is locked by another samepix process; try again later"
+                )
         return IndexCorrupt(
             f"{self.path}: index database is unreadable or corrupted ({exc}); "
             f"rebuild it with: samepix index --rebuild {self.root}"
             + (f" --db {self.path}" if self.explicit_db else "")
         )
 
+    def cannot_write(self, why: str, *, read_only: bool = True) -> WriteFailed:
+        """The error for an index that cannot be written now, with the ways out."""
+        if read_only:
+            out = "use the index as it is (--no-update), or keep an index elsewhere (--db PATH)"
+        else:
+            out = "free some space, then run again (or keep the index elsewhere: --db PATH)"
+        return WriteFailed(
+            f"{self.path}: cannot write the index ({why}); nothing in it was lost: {out}"
+        )
+
     def _open(self, create: bool) -> sqlite3.Connection:
         exists = self.path.exists()
         if not exists and not create:
             raise SourceError(f"{self.path}: no index (run: samepix index {self.root})")
+        if self.read_only:
+            if not exists:
+                raise SourceError(f"{self.path}: no index (run: samepix index {self.root})")
+            return self._open_read_only()
         if not exists:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -543,7 +621,10 @@ class Index:
                 ) from exc
         try:
             # isolation_level=None: transactions are explicit (BEGIN ... COMMIT) below.
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            # NameConnection: file names that are not UTF-8 are stored as their bytes.
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, factory=NameConnection
+            )
         except sqlite3.Error as exc:
             raise SourceError(f"{self.path}: cannot open the index ({exc})") from exc
         try:
@@ -590,6 +671,48 @@ class Index:
             raise
         return conn
 
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A connection that never writes (``mode=ro``). A WAL database read where its
+        ``-shm`` file cannot be made is opened ``immutable``: nobody can be writing it there."""
+        from urllib.parse import quote
+
+        base = f"file:{quote(os.fsencode(self.path.absolute()))}?mode=ro"
+        last: sqlite3.Error | None = None
+        for uri in (base, f"{base}&immutable=1"):
+            conn: sqlite3.Connection | None = None
+            try:
+                conn = sqlite3.connect(
+                    uri, uri=True, timeout=30.0, isolation_level=None, factory=NameConnection
+                )
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = {
+                    r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+            except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                last = exc
+                continue
+            if version != SCHEMA_VERSION or not {"files", "unreadable", "meta"} <= tables:
+                conn.close()
+                if version == 0 and not tables:
+                    raise SourceError(f"{self.path}: no index (run: samepix index {self.root})")
+                if 0 < version < SCHEMA_VERSION:
+                    raise self.cannot_write(
+                        f"it was written by an older samepix and must be updated, but "
+                        f"{sqlite_errors.why_read_only(self.path)}"
+                    )
+                raise self.corrupt(f"schema version {version}, tables {sorted(tables)}")
+            row = conn.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
+            stored = None if row is None else from_db(row[0])
+            here = str(self.root.resolve())
+            if stored is not None and stored != here and self.explicit_db:
+                conn.close()
+                raise UsageError(f"{self.path}: this index belongs to {stored}, not to {here}")
+            return conn
+        assert last is not None
+        raise self.corrupt(last) from last
+
     @staticmethod
     def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
         conn.execute(
@@ -601,11 +724,12 @@ class Index:
     def _check_root(self, conn: sqlite3.Connection) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
         here = str(self.root.resolve())
-        if row is not None and row[0] != here and self.explicit_db:
+        stored = None if row is None else from_db(row[0])
+        if stored is not None and stored != here and self.explicit_db:
             # An index kept elsewhere must not be applied to another folder; one inside the folder
             # simply moved with it, which is fine.
-            raise UsageError(f"{self.path}: this index belongs to {row[0]}, not to {here}")
-        if row is None or row[0] != here:
+            raise UsageError(f"{self.path}: this index belongs to {stored}, not to {here}")
+        if stored != here:
             conn.execute("BEGIN IMMEDIATE")
             self._set_meta(conn, "root", here)
             conn.execute("COMMIT")
@@ -625,8 +749,15 @@ class Index:
         """Delete an index database and its WAL/shared-memory files (for ``--rebuild``)."""
         base = Path(db)
         for suffix in ("", "-wal", "-shm", "-journal", "-hashes.npy"):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 Path(f"{base}{suffix}").unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise WriteFailed(
+                    f"{base}: cannot delete the index to rebuild it ({exc.strerror or exc}); "
+                    "keep the new index elsewhere with --db PATH"
+                ) from exc
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -672,7 +803,7 @@ class Index:
 
     def unreadable(self) -> list[Unreadable]:
         return [
-            Unreadable(p, r)
+            Unreadable(from_db(p), from_db(r))
             for p, r in self._query("SELECT path, reason FROM unreadable ORDER BY path")
         ]
 
@@ -752,6 +883,8 @@ class Index:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: everything in it lands, or nothing does."""
+        if self.read_only:
+            raise self.cannot_write(sqlite_errors.why_read_only(self.path))
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -845,6 +978,11 @@ class Index:
         conn.execute("DELETE FROM files WHERE path = ?", (path,))
 
 
+def _writable(path: Path) -> bool:
+    """Whether this process may write ``path`` and create files beside it (its -wal, -shm)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
 def _load_table_cache(path: Path, generation: int) -> np.ndarray | None:
     """The cached (n, 3) id/pHash/dHash array if it was written at ``generation``, else None."""
     import numpy as np
@@ -881,17 +1019,43 @@ def _save_table_cache(path: Path, generation: int, flat: np.ndarray) -> None:
 class _Walk:
     files: dict[str, os.stat_result] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # rel path -> reason
+    links_out: int = 0  # symbolic links leading out of the folder, not followed
 
 
-def _walk(root: Path, skip: set[Path]) -> _Walk:
-    """Every image file under ``root`` (following symlinks, never twice, never in a loop).
+# What a file that is neither a folder nor a regular file is, for the summary.
+_SPECIAL = (
+    (stat_module.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat_module.S_ISSOCK, "a socket"),
+    (stat_module.S_ISCHR, "a character device"),
+    (stat_module.S_ISBLK, "a block device"),
+)
 
-    Directories are identified by (device, inode): a symlink back to an ancestor, or two links to
-    one folder, is entered once. Files too: a hard link or symlink to a file already seen is the
-    same file, not a copy, and is listed once. Real paths win over paths through a symbolic
-    link (every real folder is walked before any linked one), then name order decides.
+
+def _special_kind(mode: int) -> str | None:
+    return next((what for test, what in _SPECIAL if test(mode)), None)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _walk(root: Path, skip: set[Path], *, follow_links: bool = False) -> _Walk:
+    """Every image file under ``root``; symbolic links followed only where they stay inside it.
+
+    A symbolic link whose target lies outside the folder (a link to ``/``, to ``/proc``, to
+    another user's pictures) is not followed, only counted (``links_out``), unless
+    ``follow_links``. Directories are identified by (device, inode): a symlink back to an
+    ancestor, or two links to one folder, is entered once, so following links never loops.
+    Files too: a hard link or symlink to a file already seen is the same file, not a copy, and
+    is listed once. Real paths win over paths through a symbolic link (every real folder is
+    walked before any linked one), then name order decides.
+
+    Nothing but folders and regular files is opened: a FIFO (opening one blocks), a socket or a
+    device is listed in ``problems`` with what it is. Names are the file system's, as Python
+    gives them (bytes that are not UTF-8 held as lone surrogates).
     """
     out = _Walk()
+    real_root = os.path.realpath(root)
     seen_dirs: set[tuple[int, int]] = set()
     found: list[tuple[bool, str, os.stat_result]] = []  # (through a link, rel path, stat)
     real: list[tuple[Path, str]] = [(root, "")]
@@ -919,30 +1083,51 @@ def _walk(root: Path, skip: set[Path]) -> _Walk:
         for item in items:
             child_rel = f"{rel}/{item.name}" if rel else item.name
             try:
+                is_link = item.is_symlink()
+            except OSError:
+                is_link = False
+            if is_link and not follow_links and not _inside(os.path.realpath(item.path), real_root):
+                out.links_out += 1
+                continue
+            try:
                 is_dir = item.is_dir(follow_symlinks=True)
             except OSError:
                 is_dir = False
             if is_dir:
                 if item.name == STATE_DIR or Path(item.path) in skip:
                     continue
-                if via_link or item.is_symlink():
+                if via_link or is_link:
                     sublinks.append((Path(item.path), child_rel))
                 else:
                     subdirs.append((Path(item.path), child_rel))
                 continue
+            if not is_link:
+                # d_type says what it is without a system call; only the odd ones are stat'ed.
+                try:
+                    regular = item.is_file(follow_symlinks=False)
+                    kind = (
+                        None if regular else _special_kind(item.stat(follow_symlinks=False).st_mode)
+                    )
+                except OSError:
+                    regular, kind = False, None
+                if kind is not None:
+                    out.problems[child_rel] = f"skipped: {kind}, not a regular file"
+                if not regular:
+                    continue
             if os.path.splitext(item.name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
             try:
-                fst = os.stat(item.path)  # follows a symlink to its file
+                fst = os.stat(item.path)  # follows a symlink to its file; opens nothing
             except OSError as exc:
                 out.problems[child_rel] = (
-                    "broken symbolic link"
-                    if item.is_symlink()
-                    else f"cannot stat ({exc.strerror or exc})"
+                    "broken symbolic link" if is_link else f"cannot stat ({exc.strerror or exc})"
                 )
                 continue
-            if stat_module.S_ISREG(fst.st_mode):
-                found.append((via_link or item.is_symlink(), child_rel, fst))
+            kind = _special_kind(fst.st_mode)
+            if kind is not None:  # a link to a FIFO or a device
+                out.problems[child_rel] = f"skipped: {kind}, not a regular file"
+            elif stat_module.S_ISREG(fst.st_mode):
+                found.append((via_link or is_link, child_rel, fst))
         real.extend(reversed(subdirs))  # depth first, in name order
         linked.extend(reversed(sublinks))
     seen_files: set[tuple[int, int]] = set()
@@ -951,6 +1136,16 @@ def _walk(root: Path, skip: set[Path]) -> _Walk:
         if fkey not in seen_files:
             seen_files.add(fkey)
             out.files[rel] = fst
+    return out
+
+
+def _walk_objects(root: Path) -> _Walk:
+    """Every image object under a folder on object storage (key order; no links there)."""
+    from .storage import ObjectPath, walk_objects
+
+    out = _Walk()
+    for rel, st in walk_objects(cast(ObjectPath, root), IMAGE_EXTENSIONS, STATE_DIR):
+        out.files[rel] = cast(os.stat_result, st)  # the fields the index reads
     return out
 
 
@@ -968,6 +1163,8 @@ def update_index(
     limits: Limits = DEFAULT_LIMITS,
     workers: int | None = None,
     progress: ProgressCallback | None = None,
+    executor: Executor | None = None,
+    follow_links: bool = False,
 ) -> IndexSummary:
     """Bring ``index`` up to date with its folder.
 
@@ -981,6 +1178,13 @@ def update_index(
         Processes that decode new images; default: one per CPU. ``1`` decodes in this process.
     progress : callable, optional
         Called with a :class:`Progress` now and then (at most a few times a second).
+    executor : Executor, optional
+        Where new images are decoded (:mod:`samepix.executor`, e.g. a Dask cluster); default
+        a :class:`~samepix.executor.LocalExecutor` of ``workers`` processes. Results come back
+        to this process, the only one that writes the index.
+    follow_links : bool
+        Follow symbolic links that lead out of the folder too (by default they are counted in
+        ``IndexSummary.skipped_links`` and not followed; links within the folder always are).
 
     Returns
     -------
@@ -994,15 +1198,16 @@ def update_index(
     started = time.perf_counter()
     root = index.root
     skip = {index.path.parent} if index.path.parent.name == STATE_DIR else set()
-    walk = _walk(root, skip)
+    walk = _walk_objects(root) if _is_object(root) else _walk(root, skip, follow_links=follow_links)
     if progress:
         progress(Progress("scanning", len(walk.files), len(walk.files)))
 
     known = {
-        p: (s, m, i) for p, s, m, i in index._query("SELECT path, size, mtime_ns, inode FROM files")
+        from_db(p): (s, m, i)
+        for p, s, m, i in index._query("SELECT path, size, mtime_ns, inode FROM files")
     }
     known_bad = {
-        p: ((s, m, i), r)
+        from_db(p): ((s, m, i), from_db(r))
         for p, s, m, i, r in index._query(
             "SELECT path, size, mtime_ns, inode, reason FROM unreadable"
         )
@@ -1033,7 +1238,8 @@ def update_index(
     if to_read and known:
         by_sha: dict[str, list[str]] = {}
         sha_of: dict[str, str] = {}
-        for path, sha in index._query("SELECT path, sha256 FROM files"):
+        for stored, sha in index._query("SELECT path, sha256 FROM files"):
+            path = from_db(stored)
             sha_of[path] = bytes(sha).hex()
             by_sha.setdefault(sha_of[path], []).append(path)
         done = 0
@@ -1112,31 +1318,48 @@ def update_index(
             pending_rows.clear()
             last_commit = time.monotonic()
 
-        for results in _decode_all(str(root), need_decode, limits, workers):
-            for item in results:
-                done += 1
-                pending_rows.append(item)
-                if isinstance(item, IndexEntry):
-                    decoded += 1
-                    if item.path in known:
-                        updated += 1
+        own = executor is None
+        runner: Executor = LocalExecutor(workers) if executor is None else executor
+        try:
+            finished = runner.map_unordered(
+                describe_shard, _shards(str(root), need_decode, limits, runner)
+            )
+            for results in finished:
+                for item in results:
+                    done += 1
+                    pending_rows.append(item)
+                    if isinstance(item, IndexEntry):
+                        decoded += 1
+                        if item.path in known:
+                            updated += 1
+                        else:
+                            added += 1
                     else:
-                        added += 1
-                else:
-                    new_bad.append(item)
-            if (
-                len(pending_rows) >= _COMMIT_EVERY_ROWS
-                or time.monotonic() - last_commit > _COMMIT_EVERY_S
-            ):
+                        new_bad.append(item)
+                if (
+                    len(pending_rows) >= _COMMIT_EVERY_ROWS
+                    or time.monotonic() - last_commit > _COMMIT_EVERY_S
+                ):
+                    flush()
+                if progress:
+                    progress(Progress("decoding", done, total))
+        except BaseException:
+            # Interrupted, or a worker died: keep every shard that finished (the next run
+            # resumes after them), unless it is the database that failed.
+            with contextlib.suppress(Exception):
                 flush()
-            if progress:
-                progress(Progress("decoding", done, total))
+            raise
+        finally:
+            if own:
+                runner.close()
         flush()
 
-    # Unreadable rows for files that are gone (or now indexed) go too.
-    with index.transaction() as conn:
-        for rel in known_bad:
-            if rel not in walk.files:
+    # Unreadable rows for files that are gone (or now indexed) go too. (Only when there are
+    # some: an update that changes nothing writes nothing, so a read-only index can be used.)
+    gone_bad = [rel for rel in known_bad if rel not in walk.files]
+    if gone_bad:
+        with index.transaction() as conn:
+            for rel in gone_bad:
                 conn.execute("DELETE FROM unreadable WHERE path = ?", (rel,))
 
     problems = [Unreadable(rel, reason) for rel, reason in walk.problems.items()]
@@ -1154,59 +1377,16 @@ def update_index(
         unreadable=unreadable,
         moves=tuple(moves),
         elapsed_s=time.perf_counter() - started,
+        skipped_links=walk.links_out,
     )
 
 
-def _decode_all(
-    root: str, rels: list[str], limits: Limits, workers: int | None
-) -> Iterator[list[IndexEntry | Unreadable]]:
-    """Describe files in chunks: in worker processes when it pays, else here."""
-    workers = workers or _cpu_count()
-    size = max(1, min(_CHUNK, len(rels) // (16 * workers)))
-    chunks = [rels[i : i + size] for i in range(0, len(rels), size)]
-    if workers <= 1 or len(chunks) < 2:
-        for chunk in chunks:
-            yield _describe_chunk(root, chunk, limits)
-        return
-    import multiprocessing
-    import threading
-
-    # fork when this process has no other thread (fast, and a caller's script is not re-imported:
-    # no `if __name__ == "__main__"` guard needed); spawn otherwise, as forking a threaded
-    # process can deadlock. Workers never touch the parent's SQLite connection.
-    methods = multiprocessing.get_all_start_methods()
-    single = threading.active_count() == 1
-    ctx = multiprocessing.get_context("fork" if "fork" in methods and single else "spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx) as pool:
-        queue = iter(chunks)
-        running: set[Future[list[IndexEntry | Unreadable]]] = set()
-        try:
-            for chunk in queue:  # keep a bounded number of chunks in flight
-                running.add(pool.submit(_describe_chunk, root, chunk, limits))
-                if len(running) >= 4 * workers:
-                    break
-            while running:
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    try:
-                        result = fut.result()
-                    except BrokenProcessPool as exc:
-                        raise SamepixError(
-                            f"{root}: an indexing worker process died ({exc}); run again to "
-                            "resume (finished files are kept)"
-                        ) from exc
-                    yield result
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        running.add(pool.submit(_describe_chunk, root, nxt, limits))
-        except BaseException:
-            for fut in running:
-                fut.cancel()
-            raise
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+def _shards(
+    root: str, rels: list[str], limits: Limits, executor: Executor
+) -> Iterator[DescribeShard]:
+    """``rels`` cut into shards: at most ``executor.max_shard`` files each, fewer when there are
+    few files, so that no worker idles while another finishes a shard of large ones (48 files
+    at 8 a shard would be only 6 shards for 2 workers)."""
+    size = max(1, min(executor.max_shard, len(rels) // (16 * executor.slots)))
+    for start in range(0, len(rels), size):
+        yield DescribeShard(root, tuple(rels[start : start + size]), limits)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from .index import (
     IndexSummary,
     Progress,
     ProgressCallback,
+    as_folder,
     default_db_path,
     update_index,
 )
@@ -44,7 +45,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .compare import Comparison, ImageSource, PreparedImage
+    from .executor import Executor
     from .fetch import Fetcher, Retry
+    from .hashes import HashSet
     from .search import CandidatePairs
     from .sync import SyncLog, SyncSummary
 
@@ -92,8 +95,14 @@ class Library:
         Safety limits for every file and download.
     workers : int, optional
         Processes that decode new images during an update (default: one per CPU).
+    executor : Executor or str, optional
+        Where that decoding runs instead (:mod:`samepix.executor`): an executor object, or a
+        Dask scheduler address (``"tcp://host:8786"``, ``"local:4"``; needs ``samepix[dask]``).
+        One given as a string is closed with the library.
     progress : callable, optional
         Receives :class:`~samepix.index.Progress` reports during updates.
+    follow_links : bool
+        Follow symbolic links that lead out of the folder (default: counted, not followed).
 
     Examples
     --------
@@ -111,14 +120,19 @@ class Library:
         limits: Limits = DEFAULT_LIMITS,
         workers: int | None = None,
         progress: ProgressCallback | None = None,
+        executor: Executor | str | None = None,
+        follow_links: bool = False,
     ) -> None:
-        self.root = Path(path)
+        self.root = as_folder(path)  # a Path, or an ObjectPath for s3://... (samepix.storage)
         self.db_path = Path(db) if db is not None else default_db_path(self.root)
         self._explicit_db = db is not None
         self.policy = policy
         self.limits = limits
         self.workers = workers
         self.progress = progress
+        self._executor_spec = executor
+        self._executor: Executor | None = None if isinstance(executor, str) else executor
+        self.follow_links = follow_links
         self._index: Index | None = None
         self._updated = False
 
@@ -132,10 +146,22 @@ class Library:
             self._index = Index(self.root, self.db_path if self._explicit_db else None)
         return self._index
 
+    @property
+    def executor(self) -> Executor | None:
+        """The executor updates run on (None: local worker processes, made per update)."""
+        if self._executor is None and isinstance(self._executor_spec, str):
+            from .executor import DaskExecutor
+
+            self._executor = DaskExecutor(self._executor_spec)
+        return self._executor
+
     def close(self) -> None:
         if self._index is not None:
             self._index.close()
             self._index = None
+        if isinstance(self._executor_spec, str) and self._executor is not None:
+            self._executor.close()  # made here, so closed here
+            self._executor = None
 
     def __enter__(self) -> Library:
         return self
@@ -148,7 +174,12 @@ class Library:
     def update(self) -> IndexSummary:
         """Bring the index up to date with the folder (see :func:`samepix.index.update_index`)."""
         summary = update_index(
-            self.index, limits=self.limits, workers=self.workers, progress=self.progress
+            self.index,
+            limits=self.limits,
+            workers=self.workers,
+            progress=self.progress,
+            executor=self.executor,
+            follow_links=self.follow_links,
         )
         self._updated = True
         return summary
@@ -364,7 +395,7 @@ class Library:
             Largest groups first, then by the best copy's path.
         """
         from .align import aspect_change
-        from .compare import compare, load
+        from .compare import compare
         from .search import close_pairs
 
         self._ensure_current(update)
@@ -394,40 +425,17 @@ class Library:
 
         policy = self.policy
         progress = self.progress
-        pairs = close_pairs(
+        candidates = close_pairs(
             table.phash,
             table.dhash,
             policy.candidate_hash_distance,
-            progress=(lambda d, t: progress(Progress("searching", d, t))) if progress else None,
+            progress=_stage_reporter(progress, "searching"),
         )
-        comparisons: dict[tuple[int, int], Comparison] = {}
-        cache: OrderedDict[int, PreparedImage] = OrderedDict()
-
-        def prepared(i: int) -> PreparedImage:
-            if i in cache:
-                cache.move_to_end(i)
-                return cache[i]
-            image = load(self.root / entries[i].path, limits=self.limits, lazy=True)
-            cache[i] = image
-            while len(cache) > _DECODED_CACHE:
-                cache.popitem(last=False)
-            return image
-
-        def compared(i: int, j: int) -> Comparison | None:
-            # Keyed in order: a group's report compares (best, copy), so "a" is the best copy.
-            if (i, j) not in comparisons:
-                try:
-                    comparisons[(i, j)] = compare(
-                        prepared(i), prepared(j), policy=policy, limits=self.limits
-                    )
-                except SamepixError:
-                    return None
-            return comparisons[(i, j)]
-
+        # The index pre-screen depends on the pair alone, so it runs first, over every candidate
+        # (their rows read a block at a time); only the pairs it keeps are ranked and compared.
         apart = not_same_pairs(self.index)  # pairs the user said are not the same picture
-        for i, j in _screened_in_blocks(pairs, entries, progress):
-            if find_root(i) == find_root(j):
-                continue  # already joined, directly or through others
+        kept: list[tuple[int, int]] = []
+        for i, j in _screened_in_blocks(candidates, entries, progress):
             if apart and pair_key(entries[i].sha256, entries[j].sha256) in apart:
                 continue
             a, b = entries[i].descriptor, entries[j].descriptor
@@ -436,6 +444,38 @@ class Library:
                 or thumb_distance(a.thumb, b.thumb) > policy.candidate_thumb_distance
             ):
                 continue
+            kept.append((i, j))
+        # Each pair is compared best copy first, the pairs of better copies first: a group's
+        # best copy then meets every candidate of its group before any other member does, so
+        # the comparisons that join a group are, for most copies, the very (best, copy)
+        # comparisons its report shows. Which pairs join is independent of this order: a pair
+        # is skipped only when already joined. Ranked among the kept pairs' files only (the
+        # same order as among all files: quality_key ends with the unique path).
+        involved = sorted({k for pair in kept for k in pair}, key=lambda k: quality_key(entries[k]))
+        rank = {k: position for position, k in enumerate(involved)}
+        pairs = sorted(
+            ((i, j) if rank[i] < rank[j] else (j, i) for i, j in kept),
+            key=lambda p: (rank[p[0]], rank[p[1]]),
+        )
+        comparisons: dict[tuple[int, int], Comparison] = {}
+        images = _DecodedImages(self.root, entries, self.limits)
+
+        def compared(i: int, j: int) -> Comparison | None:
+            # Keyed in order: a group's report compares (best, copy), so "a" is the best copy.
+            if (i, j) not in comparisons:
+                try:
+                    comparisons[(i, j)] = compare(
+                        images.get(i), images.get(j), policy=policy, limits=self.limits
+                    )
+                except SamepixError:
+                    return None
+            return comparisons[(i, j)]
+
+        for done, (i, j) in enumerate(pairs, 1):
+            if progress is not None and (done % 64 == 0 or done == len(pairs)):
+                progress(Progress("comparing candidate pairs", done, len(pairs)))
+            if find_root(i) == find_root(j):
+                continue  # already joined, directly or through others
             result = compared(i, j)
             if result is not None and result.is_match:
                 union(i, j)
@@ -445,18 +485,26 @@ class Library:
             root = find_root(i)
             if root != i:  # a root is the smallest position of its group: seen before
                 members.setdefault(root, [root]).append(i)
+        grouped = [
+            group
+            for group in (
+                [k for k in members_of if entries.cache.get(k) is not None]  # none vanished
+                for members_of in members.values()
+            )
+            if len(group) >= 2
+        ]
+        total = sum(len(g) - 1 for g in grouped)
+        done = 0
         groups: list[DuplicateGroup] = []
-        for done, grouped in enumerate(members.values(), 1):
-            if progress:
-                progress(Progress("grouping", done, len(members)))
-            group = [k for k in grouped if entries.cache.get(k) is not None]  # none vanished
-            if len(group) < 2:
-                continue
-            group.sort(key=lambda k: quality_key(entries[k]))
+        for group in grouped:
+            group.sort(key=lambda k: quality_key(entries[k]))  # the rank order
             best = group[0]
             copies = [self._copy(entries[best], None)]
             for k in group[1:]:
                 copies.append(self._copy(entries[k], compared(best, k)))
+                done += 1
+                if progress is not None and (done % 64 == 0 or done == total):
+                    progress(Progress("comparing copies with the best", done, total))
             groups.append(DuplicateGroup(tuple(copies)))
         groups.sort(key=lambda g: (-len(g.copies), str(g.best.path)))
         return groups
@@ -476,9 +524,49 @@ class Library:
         )
 
 
-# Decoded images kept while grouping duplicates: a group is compared pairwise, so its images are
-# reused; 16 full-size photos are about 600 MB at most.
-_DECODED_CACHE = 16
+class _DecodedImages:
+    """The folder's images for :meth:`Library.duplicates`: each decoded once while it is in use.
+
+    Least recently used images are dropped beyond :data:`_DECODED_BYTES` of pixels (at least
+    two are always kept: a pair). An image decoded again gets the hashes it had (they come from
+    its full decode, so they are the same values), not a second hashing.
+    """
+
+    def __init__(self, root: Path, entries: _Entries, limits: Limits) -> None:
+        self.root = root
+        self.entries = entries
+        self.limits = limits
+        self._kept: OrderedDict[int, PreparedImage] = OrderedDict()
+        self._bytes: dict[int, int] = {}
+        self._hashes: dict[int, HashSet] = {}
+        self._total = 0
+
+    def get(self, i: int) -> PreparedImage:
+        from .compare import load
+
+        image = self._kept.get(i)
+        if image is not None:
+            self._kept.move_to_end(i)
+            return image
+        image = load(self.root / self.entries[i].path, limits=self.limits, lazy=True)
+        if i in self._hashes:
+            image.__dict__["hashes"] = self._hashes[i]
+        decoded = image.decoded  # decode errors surface here, to the caller
+        size = decoded.pixels.nbytes + (0 if decoded.alpha is None else decoded.alpha.nbytes)
+        self._kept[i] = image
+        self._bytes[i] = size
+        self._total += size
+        while self._total > _DECODED_BYTES and len(self._kept) > 2:
+            old, dropped = self._kept.popitem(last=False)
+            self._total -= self._bytes.pop(old)
+            if "hashes" in dropped.__dict__:  # computed by a comparison: keep (a few bytes)
+                self._hashes[old] = dropped.__dict__["hashes"]
+        return image
+
+
+# Decoded pixels kept while grouping duplicates (see _DecodedImages): ~240 photos of 0.7 MP,
+# 14 of 12 MP. Pairs come best copy first, so most reuse is of the image just used.
+_DECODED_BYTES = 512 << 20
 
 _VERDICT_RANK = {"identical": 0, "same": 1, "similar": 2, "different": 3}
 
@@ -497,6 +585,16 @@ def thumb_distance(a: bytes, b: bytes) -> float:
     if ta.shape != tb.shape:
         return 255.0
     return float(np.abs(ta - tb).mean())
+
+
+def _stage_reporter(
+    progress: ProgressCallback | None, stage: str
+) -> Callable[[int, int], None] | None:
+    """``(done, total)`` reports as :class:`Progress` of ``stage`` (None without a callback)."""
+    if progress is None:
+        return None
+    report = progress
+    return lambda done, total: report(Progress(stage, done, total))
 
 
 class _Entries:

@@ -1,4 +1,10 @@
-"""Safety limits applied to every source: bytes read, pixels decoded, time spent waiting."""
+"""Safety limits applied to every source: bytes read, pixels decoded, memory, time spent waiting.
+
+The memory budget is checked before any pixel is decoded, from what the header says (size,
+mode, bit depth, frames, format): :func:`decode_memory` and :func:`compare_memory` estimate the
+peak a decode and a comparison need (a model measured on this code, see docs/hardening.md), and
+:meth:`Limits.check_memory` refuses with one line when it is over ``max_memory``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from dataclasses import dataclass
 
 from .errors import LimitExceeded, UsageError
 
-__all__ = ["DEFAULT_LIMITS", "Limits"]
+__all__ = ["DEFAULT_LIMITS", "Limits", "compare_memory", "decode_memory", "parse_size"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,10 @@ class Limits:
         Seconds a whole download may take, however steadily the server trickles.
     max_redirects
         Redirects followed before giving up.
+    max_memory
+        Largest estimated peak memory (bytes) of one decode or one comparison, judged from the
+        headers before decoding. 2 GiB keeps a 2-core 8 GiB laptop safe with both cores busy;
+        every image within ``max_pixels`` decodes under it (docs/hardening.md).
     """
 
     max_pixels: int = 200_000_000
@@ -34,9 +44,10 @@ class Limits:
     read_timeout: float = 30.0
     total_timeout: float = 120.0
     max_redirects: int = 5
+    max_memory: int = 2 * 1024**3
 
     def __post_init__(self) -> None:
-        for name in ("max_pixels", "max_bytes"):
+        for name in ("max_pixels", "max_bytes", "max_memory"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"limit {name} must be positive, got {getattr(self, name)}")
         for name in ("connect_timeout", "read_timeout", "total_timeout"):
@@ -55,5 +66,101 @@ class Limits:
                 f"{self.max_pixels:,} (a decompression bomb?); raise it with --max-pixels"
             )
 
+    def check_memory(self, name: str, needed: int, what: str = "decoding") -> None:
+        """Raise :class:`LimitExceeded` when ``needed`` bytes are over ``max_memory``."""
+        if needed > self.max_memory:
+            raise LimitExceeded(
+                f"{name}: {what} would need about {_human(needed)} of memory, over the limit of "
+                f"{_human(self.max_memory)}; raise it with --max-memory"
+            )
+
 
 DEFAULT_LIMITS = Limits()
+
+
+# ---------------------------------------------------------------------------------------------
+# The memory model: bytes per pixel of each stage, measured (benchmarks/bench_limits.py)
+
+#: Memory samepix and its libraries hold whatever the image (interpreter, numpy, OpenCV, Pillow).
+BASE_MEMORY = 160 * 1024**2
+
+# Bytes per pixel of Pillow's own storage for a mode: 8-bit single band 1, 16-bit 2, everything
+# else (RGB included, and two-band modes) 4.
+_PIL_BPP = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "F"} | {"I;16", "I;16L", "I;16B", "I;16N"})
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "La", "RGBa"})
+
+
+def _out_bpp(mode: str, has_alpha: bool) -> int:
+    """Bytes per pixel of samepix's normalised pixels: grey 1 or RGB 3, and alpha 1."""
+    grey = mode in _GREY_MODES
+    return (1 if grey else 3) + (1 if has_alpha or mode in _ALPHA_MODES else 0)
+
+
+def decode_memory(
+    width: int, height: int, mode: str, fmt: str | None, *, has_alpha: bool = False
+) -> int:
+    """Estimated peak bytes to decode and normalise one image, and hash it.
+
+    Pillow holds the decoded image (``_PIL_BPP``) while samepix converts it strip by strip into
+    its own arrays (``_out_bpp``); libwebp decodes into two canvases of its own; JPEG in RGB or
+    grey goes straight into numpy (simplejpeg). Hashing then needs one more grey plane.
+    """
+    pixels = width * height
+    out = _out_bpp(mode, has_alpha)
+    if fmt == "JPEG" and mode in ("L", "RGB"):
+        decode = out + 1  # simplejpeg's array, and the hashes' grey plane
+    else:
+        decode = _PIL_BPP.get(mode, 4) + out + 1  # and the hashes' grey plane
+        if fmt == "TIFF":
+            decode += 2  # libtiff's strip buffers and Pillow's unpacking (measured 24 MP RGB)
+        if fmt == "WEBP":
+            # libwebp's animation decoder (Pillow reads every WebP through it): its current and
+            # previous RGBA canvases, the frame copied out as bytes, and Pillow's RGBA image
+            # before it becomes RGB (measured: 17 bytes a pixel in all, 123 MP canvas).
+            decode += 14
+    return BASE_MEMORY + pixels * decode
+
+
+def compare_memory(
+    a: tuple[int, int, str, str | None, bool], b: tuple[int, int, str, str | None, bool]
+) -> int:
+    """Estimated peak bytes of comparing two images, each given as (width, height, mode,
+    format, has_alpha) from its header.
+
+    Both normalised images are held while the larger one's decode runs; the metrics then work on
+    the smaller size (the larger is resized to it): luma planes, premultiplied copies, the
+    structure map and OpenCV's temporaries, about 16 bytes a pixel (24 with alpha), measured.
+    """
+    outs = [w * h * _out_bpp(mode, alpha) for w, h, mode, _, alpha in (a, b)]
+    decodes = [
+        decode_memory(w, h, mode, fmt, has_alpha=alpha) - BASE_MEMORY
+        for w, h, mode, fmt, alpha in (a, b)
+    ]
+    holding = max(decodes[0] + outs[1], decodes[1] + outs[0])
+    small = min(a[0] * a[1], b[0] * b[1])
+    alpha = any(x[2] in _ALPHA_MODES or x[4] for x in (a, b))
+    metrics = small * (24 if alpha else 16)
+    return BASE_MEMORY + holding + metrics
+
+
+def parse_size(text: str, what: str = "size") -> int:
+    """``2G``, ``512M``, ``1.5GiB``, ``100000000`` → bytes (binary multiples)."""
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = cleaned, ""
+    if cleaned and cleaned[-1] in units:
+        number, unit = cleaned[:-1], cleaned[-1]
+    try:
+        value = float(number)
+    except ValueError as exc:
+        raise UsageError(f"{what}: {text!r} is not a size (e.g. 2G, 512M, 1500000000)") from exc
+    if value <= 0:
+        raise UsageError(f"{what} must be positive, got {text!r}")
+    return int(value * units[unit])
+
+
+def _human(n: int) -> str:
+    if n >= 1024**3:
+        return f"{n / 1024**3:.1f} GiB"
+    return f"{n / 1024**2:.0f} MiB"

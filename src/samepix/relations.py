@@ -141,6 +141,15 @@ _ECC_SIDE = 640  # ECC refines a placement on copies at most this long (sub-pixe
 _REFINE = 3  # pixels searched around the feature placement, at the compared scale
 
 
+_ORB_MIN_SIDE = 64
+
+
+def _scaled_side(img: np.ndarray) -> int:
+    """The shorter side of the copy features are found on."""
+    f = min(1.0, _FEATURE_SIDE / max(img.shape[:2]))
+    return int(min(max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f))))
+
+
 def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, float, float] | None:
     """Scale and shift that place grey image ``src`` in grey image ``dst``, from ORB features.
 
@@ -157,6 +166,10 @@ def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, float, float] 
         keypoints, descriptors = cv2.ORB.create(nfeatures=_FEATURES).detectAndCompute(small, None)
         return keypoints, descriptors, f
 
+    # ORB ignores a 31-px border and builds an 8-level pyramid: on a copy whose shorter side is
+    # under ~64 px it finds nothing (and OpenCV's pyramid asserts on a side that becomes 0).
+    if min(_scaled_side(src), _scaled_side(dst)) < _ORB_MIN_SIDE:
+        return None
     ks, ds, fs = features(src)
     kd, dd, fd = features(dst)
     if ds is None or dd is None or len(ks) < _MIN_INLIERS or len(kd) < _MIN_INLIERS:

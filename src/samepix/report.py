@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .terminal import escape, shorten
 from .units import human_bytes
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def format_info(info: ImageInfo) -> str:
         extra.append(f"profile {info.icc_profile}")
     if info.has_alpha:
         extra.append("transparent")
-    tail = f" ({', '.join(extra)})" if extra else ""
+    tail = f" ({escape(', '.join(extra))})" if extra else ""
     fmt = info.format or "array"
     return f"{fmt} {info.width}×{info.height} {info.mode} {human_bytes(info.bytes)}{tail}"
 
@@ -47,8 +48,8 @@ def format_info(info: ImageInfo) -> str:
 def format_comparison(result: Comparison) -> str:
     """The verdict, its reasons, the key metrics and both images, as a few lines of text."""
     m = result.metrics
-    lines = [f"{result.verdict.value}: {result.a.source}  vs  {result.b.source}"]
-    lines += [f"  - {reason}" for reason in result.reasons]
+    lines = [f"{result.verdict.value}: {escape(result.a.source)}  vs  {escape(result.b.source)}"]
+    lines += [f"  - {escape(reason)}" for reason in result.reasons]
     numbers = []
     if m.ssim is not None and result.rung == "metrics":
         numbers.append(f"SSIM {m.ssim:.4f}")
@@ -130,13 +131,18 @@ def format_index_summary(summary: IndexSummary) -> str:
     one line per unreadable file with its reason."""
     s = summary
     lines = [
-        f"indexed {s.root}: {s.total:,} image{'s' if s.total != 1 else ''} "
+        f"indexed {escape(s.root)}: {s.total:,} image{'s' if s.total != 1 else ''} "
         f"(added {s.added:,}, updated {s.updated:,}, moved {s.moved:,}, removed {s.removed:,}, "
         f"unchanged {s.unchanged:,}; {s.decoded:,} decoded in {s.elapsed_s:.1f} s)"
     ]
+    if s.skipped_links:
+        lines.append(
+            f"skipped {s.skipped_links:,} symbolic link{'s' if s.skipped_links != 1 else ''} "
+            "leading out of the folder (--follow-links follows them)"
+        )
     if s.unreadable:
         lines.append(f"unreadable: {len(s.unreadable):,}")
-        lines += [f"  {u.path}: {u.reason}" for u in s.unreadable]
+        lines += [f"  {escape(u.path)}: {escape(u.reason)}" for u in s.unreadable]
     return "\n".join(lines)
 
 
@@ -144,17 +150,17 @@ def format_find(result: FindResult) -> str:
     """Each matching file with its verdict and reasons; or ``not found`` with what was looked at."""
     lines: list[str] = []
     for m in result.matches:
-        lines.append(f"{m.comparison.verdict.value}: {m.path}")
-        lines += [f"  - {reason}" for reason in m.comparison.reasons]
+        lines.append(f"{m.comparison.verdict.value}: {escape(m.path)}")
+        lines += [f"  - {escape(reason)}" for reason in m.comparison.reasons]
     if not result.matches:
         lines.append(
-            f"not found: {result.source} (index of {result.index_size:,}; "
+            f"not found: {escape(result.source)} (index of {result.index_size:,}; "
             f"{result.candidates} candidate{'s' if result.candidates != 1 else ''}, "
             f"{result.compared} compared)"
         )
         for m in result.similar:
-            lines.append(f"  similar, not the same: {m.path}")
-            lines += [f"    - {reason}" for reason in m.comparison.reasons]
+            lines.append(f"  similar, not the same: {escape(m.path)}")
+            lines += [f"    - {escape(reason)}" for reason in m.comparison.reasons]
     return "\n".join(lines)
 
 
@@ -166,12 +172,12 @@ def format_duplicates(groups: list[DuplicateGroup]) -> str:
     for number, group in enumerate(groups, 1):
         best = group.best
         lines.append(f"group {number}: {len(group.copies)} copies")
-        lines.append(f"  best: {best.path}  ({_copy_facts(best)})")
+        lines.append(f"  best: {escape(best.path)}  ({_copy_facts(best)})")
         for copy in group.others:
             verdict = copy.comparison.verdict.value if copy.comparison else "?"
-            lines.append(f"  {verdict}: {copy.path}  ({_copy_facts(copy)})")
+            lines.append(f"  {verdict}: {escape(copy.path)}  ({_copy_facts(copy)})")
             if copy.comparison is not None:
-                lines.append(f"    - {'; '.join(copy.comparison.reasons)}")
+                lines.append(f"    - {escape('; '.join(copy.comparison.reasons))}")
     total = sum(len(g.copies) - 1 for g in groups)
     lines.append(
         f"{len(groups)} group{'s' if len(groups) != 1 else ''}, {total} extra cop"
@@ -194,8 +200,10 @@ def _copy_facts(copy: DuplicateCopy) -> str:
 
 
 def format_sync_item(item: SyncItem) -> str:
-    """``downloaded: URL`` and, indented, the reason."""
-    return f"{item.decision}: {item.url}\n  {item.reason}"
+    """``downloaded: URL (line N)`` and, indented, the reason (URL and reason escaped: they
+    come from the list and from servers)."""
+    where = f" (line {item.line})" if item.line else ""
+    return f"{item.decision}: {escape(shorten(item.url))}{where}\n  {escape(item.reason)}"
 
 
 def format_sync(summary: SyncSummary, *, verbose: bool = False) -> str:
@@ -206,10 +214,13 @@ def format_sync(summary: SyncSummary, *, verbose: bool = False) -> str:
         if verbose or item.decision == "failed":
             lines.append(format_sync_item(item))
     if verbose:
-        lines += [f"repeated: line {r.line} is line {r.first_line}: {r.url}" for r in s.repeated]
+        lines += [
+            f"repeated: line {r.line} is line {r.first_line}: {escape(r.url)}" for r in s.repeated
+        ]
     head = "dry run, nothing written: " if s.dry_run else ""
     lines.append(
-        f"{head}synced {len(s.items):,} URL{'s' if len(s.items) != 1 else ''} into {s.root} "
+        f"{head}synced {len(s.items):,} URL{'s' if len(s.items) != 1 else ''} "
+        f"into {escape(s.root)} "
         f"in {s.elapsed_s:.1f} s: downloaded {s.downloaded:,}, replaced {s.replaced:,}, "
         f"skipped {s.skipped_unchanged:,} unchanged, {s.skipped_bytes:,} same bytes, "
         f"{s.skipped_same_picture:,} same picture; failed {s.failed:,}; "

@@ -45,8 +45,18 @@ class Blob:
 
 
 def is_url(text: str) -> bool:
-    """True for the URL schemes samepix reads (http, https, file, data)."""
-    return text.startswith(("http://", "https://", "file://", "data:"))
+    """True for the URL schemes samepix reads (http, https, file, data), in any case."""
+    return _has_scheme(text, ("http://", "https://", "file://", "data:"))
+
+
+def is_http_url(text: str) -> bool:
+    """True for an ``http://`` or ``https://`` URL; schemes are case-insensitive (RFC 3986
+    3.1), so ``HTTP://`` is one too, as it is for ``sync``'s URL lists."""
+    return _has_scheme(text, ("http://", "https://"))
+
+
+def _has_scheme(text: str, prefixes: tuple[str, ...]) -> bool:
+    return text[:8].lower().startswith(prefixes)
 
 
 def blob_from_download(download: Download) -> Blob:
@@ -92,16 +102,16 @@ def read_source(
         data = sys.stdin.buffer.read(limits.max_bytes + 1)
         _check_size("<stdin>", len(data), limits)
         return Blob(data=data, name="<stdin>")
-    if text.startswith(("http://", "https://")):
+    if is_http_url(text):
         if fetcher is not None:
             return blob_from_download(fetcher.get(text))
         from .fetch import Fetcher
 
         with Fetcher(limits=limits) as one_off:
             return blob_from_download(one_off.get(text))
-    if text.startswith("data:"):
+    if _has_scheme(text, ("data:",)):
         return _read_data_url(text, limits)
-    if text.startswith("file://"):
+    if _has_scheme(text, ("file://",)):
         if fetcher is not None and not fetcher.allow_private:
             raise SourceError(
                 f"{text}: file:// URLs are refused when private addresses are not allowed"
@@ -111,6 +121,11 @@ def read_source(
             raise SourceError(f"{text}: file URLs on other hosts ({parts.netloc}) are not read")
         return _read_file(Path(unquote(parts.path)), limits, name=text)
     if _SCHEME.match(text):
+        from .storage import ObjectPath, is_object_url
+
+        if is_object_url(text):  # s3://, gs://, memory://: through fsspec (samepix[s3])
+            data, _ = ObjectPath(text).read(limits)
+            return Blob(data=data, name=text)
         raise SourceError(f"{text}: unsupported URL scheme (http, https, file and data work)")
     return _read_file(Path(text), limits, name=text)
 

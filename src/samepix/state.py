@@ -16,6 +16,7 @@ the user's cache directory (:meth:`FetchState.default_path`), ``--state PATH`` m
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -28,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import StateError
+from .errors import SamepixError, StateError, WriteFailed
 
 __all__ = ["FetchState", "UrlRecord", "result_key"]
 
 SCHEMA_VERSION = 1
+CONFIRM_BATCH = 256  # 304 confirmations written per transaction (see FetchState.confirm)
+_PRELOAD_CHUNK = 500  # URLs per query of FetchState.preload (SQLite allows 32,766 parameters)
 # PRAGMA application_id: tells a samepix state file from any other SQLite database ("SPXS").
 _APPLICATION_ID = 0x53505853
 
@@ -125,6 +128,11 @@ class FetchState:
         self._lock = threading.RLock()
         self._con: sqlite3.Connection | None = None
         self._writes = 0
+        # Records read ahead by preload() (None: known to be absent), kept current by every
+        # write, so re-checking a long list costs a few queries, not one per URL.
+        self._known: dict[str, UrlRecord | None] = {}
+        # 304 confirmations not written yet: url -> (etag, last_modified, checked_at).
+        self._confirms: dict[str, tuple[str | None, str | None, float]] = {}
 
     def __repr__(self) -> str:
         return f"<FetchState {str(self.path)!r}>"
@@ -145,11 +153,15 @@ class FetchState:
         self.close()
 
     def close(self) -> None:
-        """Close the connection (a later call opens it again)."""
+        """Write pending confirmations and close the connection (a later call opens it again)."""
         with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+            try:
+                self.flush()
+            finally:
+                self._known.clear()
+                if self._con is not None:
+                    self._con.close()
+                    self._con = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._con is not None:
@@ -237,16 +249,27 @@ class FetchState:
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
 
-    def _translate(self, exc: sqlite3.Error) -> StateError:
+    def _translate(self, exc: sqlite3.Error) -> SamepixError:
+        from . import sqlite_errors
+
         text = str(exc)
-        if "locked" in text or "busy" in text:
+        what = sqlite_errors.kind(exc)
+        if what == "locked":
             return StateError(
                 f"{self.path}: the fetch state file is locked by another process ({text}); "
                 "try again, or run with --no-cache"
             )
-        if "unable to open" in text or "readonly" in text or "read-only" in text:
-            return StateError(
-                f"{self.path}: cannot open the fetch state file for writing ({text}); "
+        if what in ("full", "io"):
+            # Not a corruption: the write was refused and rolled back, the file is as it was.
+            why = sqlite_errors.why_not_written(self.path, exc)
+            return WriteFailed(
+                f"{self.path}: cannot write the fetch state file ({why}); nothing in it was "
+                "lost: free some space, then run again (or use --state PATH or --no-cache)"
+            )
+        if what in ("readonly", "cantopen"):
+            why = sqlite_errors.why_not_written(self.path, exc)
+            return WriteFailed(
+                f"{self.path}: cannot open the fetch state file for writing ({why}); "
                 "use --state PATH or --no-cache"
             )
         return StateError(
@@ -258,13 +281,42 @@ class FetchState:
 
     def get(self, url: str) -> UrlRecord | None:
         """What is known about ``url`` from its last download, or None."""
-        with self._use() as con:
-            row = con.execute(
-                "SELECT url, etag, last_modified, size, sha256, content_type, final_url, "
-                "fetched_at, checked_at FROM urls WHERE url = ?",
-                (url,),
-            ).fetchone()
+        with self._lock:
+            if url in self._known:
+                return self._known[url]
+            if url in self._confirms:
+                self.flush()
+            with self._use() as con:
+                row = con.execute(
+                    "SELECT url, etag, last_modified, size, sha256, content_type, final_url, "
+                    "fetched_at, checked_at FROM urls WHERE url = ?",
+                    (url,),
+                ).fetchone()
         return None if row is None else UrlRecord(*row)
+
+    def preload(self, urls: Iterable[str]) -> None:
+        """Read the records of ``urls`` now, a few hundred per query, and keep them in memory:
+        each :meth:`get` of them then needs no query (what re-checking a long list waits on).
+
+        Every write of this object keeps them current; another process's writes are not seen
+        until :meth:`close`.
+        """
+        wanted = [u for u in dict.fromkeys(urls) if u not in self._known]
+        with self._lock:
+            self.flush()
+            for start in range(0, len(wanted), _PRELOAD_CHUNK):
+                chunk = wanted[start : start + _PRELOAD_CHUNK]
+                found: dict[str, UrlRecord | None] = dict.fromkeys(chunk)
+                with self._use() as con:
+                    rows = con.execute(
+                        "SELECT url, etag, last_modified, size, sha256, content_type, final_url, "
+                        "fetched_at, checked_at FROM urls WHERE url IN "
+                        f"({', '.join('?' * len(chunk))})",
+                        chunk,
+                    ).fetchall()
+                for row in rows:
+                    found[row[0]] = UrlRecord(*row)
+                self._known.update(found)
 
     def remember(self, record: UrlRecord) -> None:
         """Store what a full download of ``record.url`` showed (replacing what was known)."""
@@ -290,13 +342,25 @@ class FetchState:
             )
             for r in records
         )
-        with self._use(write=True) as con:
-            con.executemany(
-                "INSERT OR REPLACE INTO urls (url, etag, last_modified, size, sha256, "
-                "content_type, final_url, fetched_at, checked_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+        saved: list[UrlRecord] = []
+
+        def kept(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+            for row in rows:
+                saved.append(UrlRecord(*row))
+                yield row
+
+        with self._lock:
+            self.flush()  # an older confirmation must not land over a newer record
+            with self._use(write=True) as con:
+                con.executemany(
+                    "INSERT OR REPLACE INTO urls (url, etag, last_modified, size, sha256, "
+                    "content_type, final_url, fetched_at, checked_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    kept(rows),
+                )
+            for rec in saved:  # committed: what get() answers from now on
+                if rec.url in self._known:
+                    self._known[rec.url] = rec
 
     def confirm(
         self,
@@ -306,20 +370,58 @@ class FetchState:
         last_modified: str | None = None,
         checked_at: float | None = None,
     ) -> None:
-        """Record that the server answered 304 for ``url`` (updating validators it sent)."""
-        with self._use(write=True) as con:
-            con.execute(
-                "UPDATE urls SET etag = coalesce(?, etag), "
-                "last_modified = coalesce(?, last_modified), checked_at = ? WHERE url = ?",
-                (etag, last_modified, time.time() if checked_at is None else checked_at, url),
-            )
+        """Record that the server answered 304 for ``url`` (updating validators it sent).
+
+        Written in batches of :data:`CONFIRM_BATCH` (and at :meth:`flush`, :meth:`close` and
+        before any other write), one transaction each: re-checking a long list does not commit
+        once per URL. :meth:`get` sees a confirmation at once. A crash loses at most the last
+        batch of confirmations: "when the server last said unchanged", and at worst a new ETag
+        sent with a 304, so the next run asks with the old one, and downloads again if the
+        server no longer matches it. Records of downloads are never held back.
+        """
+        when = time.time() if checked_at is None else checked_at
+        with self._lock:
+            previous = self._confirms.get(url)
+            if previous is not None:  # two 304s before a flush: the later one's news wins
+                etag = etag or previous[0]
+                last_modified = last_modified or previous[1]
+            self._confirms[url] = (etag, last_modified, when)
+            rec = self._known.get(url)
+            if rec is not None:
+                self._known[url] = dataclasses.replace(
+                    rec,
+                    etag=etag or rec.etag,
+                    last_modified=last_modified or rec.last_modified,
+                    checked_at=when,
+                )
+            if len(self._confirms) >= CONFIRM_BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the confirmations :meth:`confirm` holds, in one transaction."""
+        with self._lock:
+            if not self._confirms:
+                return
+            pending = [(e, lm, when, url) for url, (e, lm, when) in self._confirms.items()]
+            with self._use(write=True) as con:
+                con.executemany(
+                    "UPDATE urls SET etag = coalesce(?, etag), "
+                    "last_modified = coalesce(?, last_modified), checked_at = ? WHERE url = ?",
+                    pending,
+                )
+            self._confirms.clear()
 
     def forget(self, url: str) -> None:
         """Drop what is known about ``url`` (its next fetch downloads it again)."""
-        with self._use(write=True) as con:
-            con.execute("DELETE FROM urls WHERE url = ?", (url,))
+        with self._lock:
+            self.flush()
+            with self._use(write=True) as con:
+                con.execute("DELETE FROM urls WHERE url = ?", (url,))
+            if url in self._known:
+                self._known[url] = None
 
     def __len__(self) -> int:
+        self.flush()
         with self._use() as con:
             count: int = con.execute("SELECT count(*) FROM urls").fetchone()[0]
         return count

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import queue
 import re
@@ -45,8 +44,11 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, Protocol, Union
 from urllib.parse import unquote, urlsplit
 
-from .errors import SamepixError, SourceError, SyncError, SyncLocked, UsageError
+from .errors import SamepixError, SourceError, SyncError, SyncLocked, UsageError, WriteFailed
+from .executor import close_in_children
 from .index import STATE_DIR, IndexEntry, Progress
+from .names import from_db
+from .terminal import json_text
 
 if TYPE_CHECKING:
     from .compare import ImageSource
@@ -146,6 +148,8 @@ class SyncItem:
         Line of the URL list (1-based; 0 when not known).
     kept : pathlib.Path, optional
         For ``replaced``: where the old file was kept.
+    retryable : bool
+        For ``failed``: whether running the sync again may help (False for a malformed URL).
     """
 
     url: str
@@ -156,6 +160,7 @@ class SyncItem:
     transferred: int = 0
     line: int = 0
     kept: Path | None = None
+    retryable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (one ``--log`` line): ``bytes`` is :attr:`transferred`."""
@@ -262,12 +267,42 @@ class UrlList:
     repeated: tuple[RepeatedUrl, ...] = ()
 
 
+#: The longest URL a list may hold: far above any real one (browsers stop near 2 MB, servers
+#: near 8 KB), low enough that one line cannot fill the log and the terminal.
+MAX_URL_CHARS = 16 * 1024
+
+# A comment: "#" at the start of a line, or after white space (a URL holds no white space, so
+# a "#" inside one is its fragment, kept as written).
+_COMMENT = re.compile(r"(?:^|\s)#.*$", re.DOTALL)
+# Lines end at \n, \r\n or \r only: not at U+2028, U+0085 or a form feed as str.splitlines()
+# would have it, so line numbers are those of any editor.
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of a URL list (a UTF-8 byte-order mark at its start is dropped)."""
+    text = text.removeprefix("\ufeff")
+    lines = _LINE_END.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline ending the last line starts no new one
+    return lines
+
+
 def check_url(text: str) -> str | None:
-    """Why ``text`` is not a URL sync can download, or None when it is one."""
+    """Why ``text`` is not a URL sync can download, or None when it is one.
+
+    The scheme is case-insensitive (``HTTP://`` is accepted, as it is by ``compare``); the rest
+    is checked as the HTTP client will parse it, so a URL accepted here cannot fail later as
+    invalid (see :func:`samepix.fetch.url_problem`).
+    """
+    if len(text) > MAX_URL_CHARS:
+        return f"{len(text):,} characters, longer than the {MAX_URL_CHARS:,} allowed"
     if any(c.isspace() for c in text):
         return "contains white space"
     if any(unicodedata.category(c)[0] == "C" for c in text):
         return "contains control characters"
+    if "\ufffd" in text:
+        return "contains bytes that are not UTF-8"
     try:
         parts = urlsplit(text)
         port = parts.port  # raises on a port that is not a number in range
@@ -279,22 +314,28 @@ def check_url(text: str) -> str | None:
     if not parts.hostname:
         return "no host"
     del port
-    return None
+    from .fetch import url_problem
+
+    problem = url_problem(text)
+    return None if problem is None else f"not a valid URL ({problem})"
 
 
 def parse_url_list(lines: Iterable[str]) -> UrlList:
     """Parse URL lines: blank lines and ``#`` comments skipped, repeats and malformed URLs noted.
 
-    A comment is a line whose first non-blank character is ``#`` (a ``#`` inside a URL is its
-    fragment, kept as written).
+    A comment starts at a ``#`` that begins a line or follows white space, and runs to the end
+    of the line (``URL  # a note`` is the URL); a ``#`` inside a URL is its fragment, kept as
+    written. A byte-order mark at the start of the first line is skipped.
     """
     urls: list[tuple[int, str]] = []
     malformed: list[tuple[int, str, str]] = []
     repeated: list[RepeatedUrl] = []
     first: dict[str, int] = {}
     for number, raw in enumerate(lines, 1):
-        text = raw.strip()
-        if not text or text.startswith("#"):
+        if number == 1:
+            raw = raw.removeprefix("\ufeff")
+        text = _COMMENT.sub("", raw).strip()
+        if not text:
             continue
         why = check_url(text)
         if why is not None:
@@ -437,6 +478,8 @@ class _FolderLock:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # A forked worker must not share the lock: it could outlive this process.
+        close_in_children(fd)
         self._fd = fd
         return self
 
@@ -444,6 +487,7 @@ class _FolderLock:
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, 0)
+            close_in_children(self._fd, on=False)
             os.close(self._fd)  # releases the lock
             self._fd = None
 
@@ -510,6 +554,9 @@ class _Record:
     complete: bool
 
 
+_PRELOAD_CHUNK = 500  # URLs per query when reading ahead (SQLite allows 32,766 parameters)
+
+
 class _Store:
     """The ``sync_urls`` rows, on the index's own connection, so a new file's index row and its
     URL's record land in one transaction (:meth:`Index.add`)."""
@@ -518,6 +565,10 @@ class _Store:
         self.index = index
         self.read_only = read_only
         self.present = True
+        # Read ahead by preload(), so re-checking a long list costs a few queries, not two
+        # per URL; dropped by every write of this run that could change them.
+        self._records: dict[str, _Record | None] = {}
+        self._held: dict[str, str | None] = {}
         if read_only:
             found = self._query("SELECT 1 FROM sqlite_master WHERE name = 'sync_urls'")
             self.present = bool(found)
@@ -555,9 +606,41 @@ class _Store:
         except sqlite3.DatabaseError as exc:
             raise self.index.corrupt(exc) from exc
 
+    def preload(self, urls: list[str]) -> None:
+        """Read the records of ``urls`` and what the index holds at their paths, a few
+        hundred per query; :meth:`get` and :meth:`holds` answer from them."""
+        if not self.present:
+            return
+        for start in range(0, len(urls), _PRELOAD_CHUNK):
+            chunk = urls[start : start + _PRELOAD_CHUNK]
+            found: dict[str, _Record | None] = dict.fromkeys(chunk)
+            for u, p, local, remote, decision, verdict, complete in self._query(
+                "SELECT url, path, local_sha256, remote_sha256, decision, verdict, complete "
+                f"FROM sync_urls WHERE url IN ({', '.join('?' * len(chunk))})",
+                tuple(chunk),
+            ):
+                found[u] = _Record(u, p, local, remote, decision, verdict, bool(complete))
+            self._records.update(found)
+            paths = list({r.path for r in found.values() if r is not None} - self._held.keys())
+            held: dict[str, str | None] = dict.fromkeys(paths)
+            if paths:
+                for path, sha in self._query(
+                    f"SELECT path, sha256 FROM files WHERE path IN ({', '.join('?' * len(paths))})",
+                    tuple(paths),
+                ):
+                    held[path] = bytes(sha).hex()
+            self._held.update(held)
+
+    def forget_read_ahead(self) -> None:
+        """Drop what :meth:`preload` read (the index or other URLs' records changed)."""
+        self._records.clear()
+        self._held.clear()
+
     def get(self, url: str) -> _Record | None:
         if not self.present:
             return None
+        if url in self._records:
+            return self._records[url]
         rows = self._query(
             "SELECT url, path, local_sha256, remote_sha256, decision, verdict, complete "
             "FROM sync_urls WHERE url = ?",
@@ -566,10 +649,12 @@ class _Store:
         if not rows:
             return None
         u, p, local, remote, decision, verdict, complete = rows[0]
-        return _Record(u, p, local, remote, decision, verdict, bool(complete))
+        return _Record(u, from_db(p), local, remote, decision, verdict, bool(complete))
 
     def holds(self, path: str) -> str | None:
         """The SHA-256 the index has for ``path`` (after an update: what the file holds)."""
+        if path in self._held:
+            return self._held[path]
         rows = self._query("SELECT sha256 FROM files WHERE path = ?", (path,))
         return bytes(rows[0][0]).hex() if rows else None
 
@@ -602,6 +687,7 @@ class _Store:
         *,
         complete: bool = True,
     ) -> None:
+        self._records.pop(url, None)
         with self._write() as conn:
             self.put(conn, url, path, local, remote, decision, verdict, complete=complete)
 
@@ -610,7 +696,12 @@ class _Store:
 
         Runs after the index update, so the index says what each path holds now.
         """
-        rows = self._query("SELECT url, path, local_sha256 FROM sync_urls WHERE complete = 0")
+        rows = [
+            (url, from_db(path), local)
+            for url, path, local in self._query(
+                "SELECT url, path, local_sha256 FROM sync_urls WHERE complete = 0"
+            )
+        ]
         if not rows:
             return
         with self._write() as conn:
@@ -795,6 +886,13 @@ def _quality(width: int, height: int, lossless: bool | None, quality: int | None
     return (width * height, 1 if lossless else 0, quality or 0, size)
 
 
+def _stop(exc: WriteFailed) -> SyncError:
+    """The error that ends a sync when a database cannot be written (disk full, ...)."""
+    return SyncError(
+        f"{exc}; the sync stopped there: files saved before are kept, run it again to continue"
+    )
+
+
 def _strip_url(message: str, url: str) -> str:
     prefix = f"{url}: "
     return message[len(prefix) :] if message.startswith(prefix) else message
@@ -825,6 +923,10 @@ class _Syncer:
     # -- entry ---------------------------------------------------------------------------------
 
     def decide(self, line: int, url: str, result: Download | SamepixError) -> SyncItem:
+        if isinstance(result, WriteFailed):
+            # The disk is full (or the folder read-only): every next URL would fail the same
+            # way. Stop at the first one, with the message of the write that failed.
+            raise _stop(result)
         if isinstance(result, SamepixError):
             return SyncItem(url, "failed", _strip_url(str(result), url), line=line)
         record = self.store.get(url)
@@ -846,12 +948,16 @@ class _Syncer:
             try:
                 extra = download.transferred
                 download = self.refetch(url)
+            except WriteFailed as exc:
+                raise _stop(exc) from exc
             except SamepixError as exc:
                 return SyncItem(url, "failed", _strip_url(str(exc), url), line=line)
         try:
             item = self._decide_body(line, url, download, record)
         except SyncError:
             raise
+        except WriteFailed as exc:
+            raise _stop(exc) from exc
         except SamepixError as exc:
             return SyncItem(
                 url,
@@ -1009,7 +1115,10 @@ class _Syncer:
                     (rel, desc.sha256, old),
                 )
 
-        self.index.add(entry, remove=remove, also=also)
+        try:
+            self.index.add(entry, remove=remove, also=also)
+        finally:  # other URLs' records and the index's paths may have changed
+            self.store.forget_read_ahead()
 
     def _save_new(
         self,
@@ -1117,9 +1226,7 @@ class _Syncer:
         else:
             # 2. the new file under its own name (another format), then the old name goes
             folder = str(old_rel.parent) if str(old_rel.parent) != "." else ""
-            new_rel = self._write_new(
-                url, download, old_rel.stem, ext, folder, mode_of=old_path
-            )
+            new_rel = self._write_new(url, download, old_rel.stem, ext, folder, mode_of=old_path)
             with contextlib.suppress(FileNotFoundError):
                 old_path.unlink()
         # 3. the index and the record, in one transaction
@@ -1173,7 +1280,7 @@ class _Log:
     def write(self, row: dict[str, Any]) -> None:
         if self._stream is None:
             return
-        self._stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._stream.write(json_text(row) + "\n")  # names that are not UTF-8 stay writable
         self._stream.flush()
 
     def close(self) -> None:
@@ -1208,10 +1315,15 @@ def run_sync(
         raise UsageError(f"per_host must be at least 1, got {per_host}")
     started = time.perf_counter()
     root = lib.root
+    if not isinstance(root, Path):  # an ObjectPath (samepix.storage)
+        raise UsageError(
+            f"{root}: sync into object storage is not supported yet; sync into a local folder "
+            "and copy it up, or index the bucket and use find --in (see docs/scale.md)"
+        )
     if not root.is_dir():
         raise SourceError(f"{root}: not a folder")
     if isinstance(urls, str):
-        urls = urls.splitlines()
+        urls = split_lines(urls)
     parsed = parse_url_list(urls)
     state_dir = root / STATE_DIR
     items: list[SyncItem] = []
@@ -1225,7 +1337,9 @@ def run_sync(
             if not dry_run:
                 store.settle(root)
             for number, text, why in parsed.malformed:
-                item = SyncItem(text, "failed", f"malformed URL: {why}", line=number)
+                item = SyncItem(
+                    text, "failed", f"malformed URL: {why}", line=number, retryable=False
+                )
                 items.append(item)
                 journal.write(item.to_dict())
             for rep in parsed.repeated:
@@ -1241,6 +1355,7 @@ def run_sync(
                     }
                 )
             # A conditional request only where a 304 could be used: the URL's file is there.
+            store.preload([url for _, url in parsed.urls])
             work = []
             for number, url in parsed.urls:
                 record = store.get(url)
@@ -1255,6 +1370,8 @@ def run_sync(
             state: FetchState | None = FetchState(state_path)
             if dry_run:  # a dry run must not even create the file
                 state = _read_only_state(state_path) if state_path.exists() else None
+            if state is not None:  # the validators of every URL to re-check, read at once
+                state.preload(url for _, url, conditional in work if conditional)
 
             def make_fetcher() -> Fetcher:
                 return Fetcher(
@@ -1275,11 +1392,12 @@ def run_sync(
             syncer = _Syncer(
                 lib, store, dry_run=dry_run, replace_better=replace_better, refetch=refetch
             )
-            total = len(work)
-            done = 0
+            # Every URL the summary counts: the malformed ones are decided already.
+            total = len(work) + len(parsed.malformed)
+            done = len(parsed.malformed)
             progress = lib.progress
             if progress:
-                progress(Progress("syncing", 0, total))
+                progress(Progress("syncing", done, total))
             try:
                 with _Downloads(
                     make_fetcher(), work, concurrency=concurrency, per_host=per_host
@@ -1309,11 +1427,14 @@ def run_sync(
 
 
 def read_url_file(source: str) -> list[str]:
-    """The lines of a URL list file, or of standard input for ``-``."""
-    if source == "-":
-        return sys.stdin.read().splitlines()
+    """The lines of a URL list file, or of standard input for ``-`` (see :func:`split_lines`;
+    bytes that are not UTF-8 become U+FFFD, and such a URL is reported as malformed)."""
     try:
-        with open(source, encoding="utf-8", errors="replace") as handle:
-            return handle.read().splitlines()
+        if source == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read()
     except OSError as exc:
         raise SourceError(f"{source}: cannot read the URL list ({exc.strerror or exc})") from exc
+    return split_lines(data.decode("utf-8", errors="replace"))

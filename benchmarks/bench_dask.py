@@ -1,0 +1,261 @@
+"""Index builds on a Dask cluster and over S3, against the local executor, side by side.
+
+    python benchmarks/bench_dask.py                  # needs samepix[dask,s3] and moto[server]
+    python benchmarks/bench_dask.py --copies 4 --rounds 3
+
+Data: the 24 Kodak photographs of ``shared/data`` saved as JPEG (quality 90, 75, 60 and 95:
+``--copies`` of them per photograph, distinct bytes), in a temporary folder and in a bucket of
+moto's S3 server on 127.0.0.1. Every build starts from an empty index (all files decoded).
+
+1. Overhead: the local executor with 2 processes vs ``--dask local:2`` (a ``LocalCluster`` of 2
+   single-threaded worker processes). The cluster is started before the clock for the "warm"
+   column; the "with start-up" column is the CLI's whole cost (a cluster started for the run).
+2. Scaling: the same build on 1 and on 2 Dask workers (each cluster started before the clock).
+3. S3: the build over ``s3://bucket/kodak`` (s3fs → moto over HTTP) vs the local folder, both
+   on the local executor with 2 processes.
+4. Per-shard costs for the model in docs/scale.md: describing one file (in this process), a
+   Dask task's round trip (an empty task), the coordinator's SQLite writes (rows per second),
+   the walk of a local folder (entries per second) and an S3 listing (objects per second).
+
+Rounds are interleaved (every configuration once per round) and the median is kept; the load
+average is printed with the numbers, as this machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from _common import machine, shared_data, table
+
+QUALITIES = (90, 75, 60, 95)
+
+
+def make_folder(kodak: Path, target: Path, copies: int, scale: int) -> list[tuple[str, bytes]]:
+    from PIL import Image
+
+    files = []
+    for src in sorted(kodak.glob("*.png")):
+        with Image.open(src) as im:
+            rgb = im.convert("RGB")
+            if scale > 1:
+                rgb = rgb.resize((rgb.width * scale, rgb.height * scale), Image.Resampling.LANCZOS)
+            for q in QUALITIES[:copies]:
+                out = io.BytesIO()
+                rgb.save(out, "JPEG", quality=q)
+                files.append((f"{src.stem}-q{q}.jpg", out.getvalue()))
+    target.mkdir(parents=True, exist_ok=True)
+    for name, data in files:
+        (target / name).write_bytes(data)
+    return files
+
+
+def cli_build(location: str, db: Path, *options: str) -> float:
+    """Seconds for ``samepix index --rebuild`` in a fresh process (what a user runs)."""
+    command = [sys.executable, "-m", "samepix", "index", location, "--rebuild", "--db", str(db)]
+    start = time.perf_counter()
+    proc = subprocess.run([*command, *options], capture_output=True, text=True, env=ENV)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} {' '.join(options)}: {proc.stderr.strip()}")
+    return elapsed
+
+
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+
+
+def cluster(n: int) -> Any:
+    import distributed
+
+    return distributed.LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=50,
+    )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def per_shard_costs(folder: Path, url: str, db: Path, dask_address: str) -> list[list[str]]:
+    from samepix.executor import DaskExecutor
+    from samepix.index import DescribeShard, describe_shard
+    from samepix.limits import DEFAULT_LIMITS
+
+    rels = sorted(p.name for p in folder.iterdir() if p.suffix == ".jpg")
+    rows = []
+    start = time.perf_counter()
+    describe_shard(DescribeShard(str(folder), tuple(rels), DEFAULT_LIMITS))
+    per_file = (time.perf_counter() - start) / len(rels)
+    rows.append(["describe one file (local disk, 1 process)", f"{per_file * 1000:.1f} ms"])
+    start = time.perf_counter()
+    describe_shard(DescribeShard(url, tuple(rels[:24]), DEFAULT_LIMITS))
+    per_s3 = (time.perf_counter() - start) / 24
+    rows.append(["describe one file (S3 via moto, 1 process)", f"{per_s3 * 1000:.1f} ms"])
+
+    executor = DaskExecutor(dask_address)
+    try:
+        n = 400
+        list(executor.map_unordered(len, [(i,) for i in range(50)]))  # warm
+        start = time.perf_counter()
+        list(executor.map_unordered(len, [(i,) for i in range(n)]))
+        task = (time.perf_counter() - start) / n
+    finally:
+        executor.close()
+    rows.append(
+        ["Dask task round trip (empty task, 2 workers, pipelined)", f"{task * 1000:.2f} ms"]
+    )
+
+    rows.append(
+        ["SQLite rows written by the coordinator", f"{sqlite_rate(folder, db):,.0f} rows/s"]
+    )
+    rows.append(["walk of a local folder (10,000 files)", f"{walk_rate():,.0f} files/s"])
+    return rows
+
+
+def sqlite_rate(folder: Path, db: Path) -> float:
+    """Rows per second the coordinator writes (500-row transactions, as update_index)."""
+    import dataclasses
+
+    from samepix.index import Index
+
+    with Index(folder, db, create=False) as built:
+        template = built.entries()[0]
+    root = Path(tempfile.mkdtemp(prefix="samepix-sqlite-"))
+    n = 50_000
+    with Index(root) as index:
+        start = time.perf_counter()
+        for first in range(0, n, 500):
+            with index.transaction() as conn:
+                for i in range(first, first + 500):
+                    index.put(conn, dataclasses.replace(template, path=f"f{i:07}.jpg"))
+        return n / (time.perf_counter() - start)
+
+
+def walk_rate() -> float:
+    from samepix.index import _walk
+
+    root = Path(tempfile.mkdtemp(prefix="samepix-walk-"))
+    for d in range(100):
+        sub = root / f"d{d:03}"
+        sub.mkdir()
+        for i in range(100):
+            (sub / f"{i:03}.jpg").write_bytes(b"")
+    start = time.perf_counter()
+    found = _walk(root, set())
+    elapsed = time.perf_counter() - start
+    assert len(found.files) == 10_000
+    return 10_000 / elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=shared_data())
+    parser.add_argument("--copies", type=int, default=4, help="JPEG qualities per photograph")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scale", type=int, default=3, help="upscale the photographs N×")
+    args = parser.parse_args()
+    if args.data is None or not (args.data / "kodak").is_dir():
+        print("skipped: shared/data/kodak not found (use --data)")
+        return 0
+    try:
+        import distributed  # noqa: F401
+        import s3fs
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        print(f"skipped: {exc.name} is not installed (pip install -e '.[test,dask,s3]')")
+        return 0
+
+    work = Path(tempfile.mkdtemp(prefix="samepix-bench-dask-"))
+    folder = work / "kodak"
+    files = make_folder(args.data / "kodak", folder, args.copies, args.scale)
+    megabytes = sum(len(d) for _, d in files) / 1e6
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        }
+    )
+    fs = s3fs.S3FileSystem()
+    fs.mkdir("bench")
+    for name, data in files:
+        fs.pipe(f"bench/kodak/{name}", data)
+    url = "s3://bench/kodak"
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+
+    print(machine())
+    print(
+        f"data: {len(files)} JPEGs ({megabytes:.1f} MB, Kodak ×{args.scale}), "
+        f"{args.rounds} rounds, interleaved; each build a fresh `samepix index --rebuild`"
+    )
+    times: dict[str, list[float]] = {}
+    local_db, s3_db = work / "local.db", work / "s3.db"
+    ENV.update({k: os.environ[k] for k in os.environ if k.startswith("AWS_")})
+
+    def timed(label: str, run: Callable[[], float]) -> None:
+        times.setdefault(label, []).append(run())
+
+    one, two = cluster(1), cluster(2)
+    loads = [os.getloadavg()[0]]
+    try:
+        a1, a2 = one.scheduler_address, two.scheduler_address
+        cli_build(str(folder), local_db, "--workers", "2")  # page cache, imports
+        cli_build(str(folder), local_db, "--dask", a2)
+        for _ in range(args.rounds):
+            timed("local 2 processes", lambda: cli_build(str(folder), local_db, "--workers", "2"))
+            timed("--dask local:2 (cluster started by the run)",
+                  lambda: cli_build(str(folder), local_db, "--dask", "local:2"))  # fmt: skip
+            timed("--dask tcp:// 2 workers (running cluster)",
+                  lambda: cli_build(str(folder), local_db, "--dask", a2))  # fmt: skip
+            timed("--dask tcp:// 1 worker (running cluster)",
+                  lambda: cli_build(str(folder), local_db, "--dask", a1))  # fmt: skip
+            timed("s3:// via moto, local 2 processes",
+                  lambda: cli_build(url, s3_db, "--workers", "2"))  # fmt: skip
+            loads.append(os.getloadavg()[0])
+        shard_rows = per_shard_costs(folder, url, local_db, a2)
+    finally:
+        one.close()
+        two.close()
+        server.stop()
+
+    local = median(times["local 2 processes"])
+    rows = []
+    for label, values in times.items():
+        m = median(values)
+        rows.append([label, f"{m:.2f}", f"{len(files) / m:.1f}", f"{m / local:.2f}×"])
+    print()
+    print(table(["index build", "median s", "files/s", "time vs local 2 processes"], rows))
+    scaling = median(times["--dask tcp:// 1 worker (running cluster)"]) / median(
+        times["--dask tcp:// 2 workers (running cluster)"]
+    )
+    print(f"\nDask 1 → 2 workers speed-up: {scaling:.2f}×")
+    print(f"load average during the runs: {', '.join(f'{x:.1f}' for x in loads)}")
+    print()
+    print(table(["per-shard cost (model inputs)", "measured"], shard_rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""What the coordinator holds per URL of a sync list and per file of an index, at 1M of each.
+
+    python benchmarks/bench_scale_memory.py              # 1,000,000 URLs and index rows
+    python benchmarks/bench_scale_memory.py --n 200000
+
+Each measurement runs in a fresh Python process and reports the growth of its peak RSS
+(``VmHWM``) over the same process with only the imports done:
+
+1. ``sync``'s URL list: a synthetic list of N distinct ``https://`` URLs (62 bytes a line) read
+   by :func:`samepix.sync.read_url_file` and parsed by :func:`samepix.sync.parse_url_list` —
+   what ``run_sync`` holds before its first download (it keeps the parsed list, and one
+   decision per URL, until the end of the run). No request is made.
+2. The index's own tables during an update: the ``known`` map of (path → size, mtime, inode)
+   that :func:`samepix.index.update_index` loads from an index of N rows (synthetic rows in a
+   real SQLite file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import ROOT, machine, table
+
+_URLS = """
+import resource, sys
+from samepix.sync import parse_url_list, read_url_file
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1])
+base = hwm()
+lines = read_url_file(sys.argv[1])
+parsed = parse_url_list(lines)
+del lines
+assert len(parsed.urls) == int(sys.argv[2]), len(parsed.urls)
+print((hwm() - base) * 1024)
+"""
+
+_ROWS = """
+import sqlite3, sys
+from samepix.index import Index
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1])
+index = Index(sys.argv[1])
+base = hwm()
+rows = index._query("SELECT path, size, mtime_ns, inode FROM files")
+known = {p: (s, m, i) for p, s, m, i in rows}
+del rows
+assert len(known) == int(sys.argv[2])
+print((hwm() - base) * 1024)
+"""
+
+
+def run(script: str, *args: str) -> int:
+    env_path = str(ROOT / "src")
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    return int(proc.stdout.strip())
+
+
+def fake_index(root: Path, n: int) -> None:
+    from samepix.index import Index
+
+    with Index(root) as index:
+        conn = index.conn
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO files (path, size, mtime_ns, inode, sha256, format, width, height, "
+            "mode, lossless, jpeg_quality, ahash, dhash, phash, whash, thumb) "
+            "VALUES (?, 1000, 1, ?, randomblob(32), 'JPEG', 640, 480, 'RGB', 0, 90, "
+            "0, 0, 0, 0, zeroblob(256))",
+            ((f"photos/{i // 1000:04}/IMG_{i:08}.jpg", i) for i in range(n)),
+        )
+        conn.execute("COMMIT")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    work = Path(tempfile.mkdtemp(prefix="samepix-scale-"))
+    urls = work / "urls.txt"
+    with urls.open("w") as out:
+        for i in range(args.n):
+            out.write(f"https://images.example.com/set/{i // 1000:05}/photo-{i:09}.jpg\n")
+    url_bytes = run(_URLS, str(urls), str(args.n))
+    (work / "lib").mkdir()
+    fake_index(work / "lib", args.n)
+    row_bytes = run(_ROWS, str(work / "lib"), str(args.n))
+    print(machine())
+    print()
+    print(
+        table(
+            ["held by the coordinator", "N", "peak RSS growth MiB", "bytes per item"],
+            [
+                [
+                    "sync: URL list read and parsed",
+                    f"{args.n:,}",
+                    f"{url_bytes / 2**20:,.0f}",
+                    f"{url_bytes / args.n:,.0f}",
+                ],
+                [
+                    "index update: known rows map",
+                    f"{args.n:,}",
+                    f"{row_bytes / 2**20:,.0f}",
+                    f"{row_bytes / args.n:,.0f}",
+                ],
+            ],
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

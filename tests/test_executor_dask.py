@@ -1,0 +1,168 @@
+"""The Dask executor on a real ``dask.distributed.LocalCluster`` of worker processes: the same
+index as the local executor, a worker killed mid-job survived, and bad addresses refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from samepix.executor import DaskExecutor
+from samepix.index import Index, update_index
+
+from .helpers import encode
+
+distributed = pytest.importorskip("distributed", reason="samepix[dask] is not installed")
+pytestmark = pytest.mark.dask
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """Two single-threaded worker processes (with nannies, as a deployment runs them)."""
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=50,
+    ) as cluster:
+        yield cluster
+
+
+def _pictures(root: Path, count: int, side: int = 64) -> Path:
+    import numpy as np
+
+    root.mkdir()
+    rng = np.random.default_rng(7)
+    for n in range(count):
+        pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+        (root / f"p{n:03}.png").write_bytes(encode(pixels, "PNG"))
+    (root / "broken.jpg").write_bytes(b"not a picture")
+    return root
+
+
+def _rows(db: Path) -> list[tuple[Any, ...]]:
+    with Index(db.parent.parent, db, create=False) as index:
+        return [
+            (e.path, e.sha256, e.hashes.phash.to_signed64(), e.descriptor.thumb)
+            for e in index.entries()
+        ]
+
+
+def test_dask_index_equals_the_local_index(cluster: Any, tmp_path: Path) -> None:
+    folder = _pictures(tmp_path / "pics", 40)
+    with Index(folder) as index:
+        local = update_index(index, workers=2)
+    local_rows = _rows(folder / ".samepix" / "index.db")
+    (folder / ".samepix" / "index.db").unlink()
+
+    executor = DaskExecutor(cluster.scheduler_address)
+    try:
+        assert executor.slots == 2
+        with Index(folder) as index:
+            remote = update_index(index, executor=executor)
+    finally:
+        executor.close()
+    assert remote.added == local.added == 40
+    assert [u.path for u in remote.unreadable] == ["broken.jpg"]
+    assert _rows(folder / ".samepix" / "index.db") == local_rows
+
+
+def test_a_worker_killed_mid_job_is_survived(cluster: Any, tmp_path: Path) -> None:
+    root = tmp_path / "slow"
+    root.mkdir()
+    for n in range(12):  # slow to decode, so that the kill lands mid-task
+        Image.new("L", (4000, 4000), n * 20).save(root / f"big{n:02}.png", compress_level=1)
+    executor = DaskExecutor(cluster.scheduler_address)
+    pids: dict[str, int] = executor.client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    killed = threading.Event()
+
+    def kill_when_busy() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            processing = executor.client.processing()
+            if any(processing.values()):
+                time.sleep(0.5)  # mid-task
+                os.kill(victim, 9)
+                killed.set()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_busy, daemon=True)
+    killer.start()
+    try:
+        with Index(root) as index:
+            summary = update_index(index, executor=executor)
+    finally:
+        killer.join()
+        executor.close()
+    assert killed.is_set()
+    # Everything described once: every file has its row, none twice, none lost.
+    assert summary.added == summary.decoded == 12
+    assert summary.unreadable == ()
+    rows = _rows(root / ".samepix" / "index.db")
+    assert sorted(r[0] for r in rows) == [f"big{n:02}.png" for n in range(12)]
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "samepix", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def test_cli_index_on_a_local_dask_cluster(tmp_path: Path) -> None:
+    folder = _pictures(tmp_path / "pics", 12)
+    proc = _cli("index", str(folder), "--dask", "local:2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    summary = json.loads(proc.stdout)
+    assert (summary["added"], summary["total"]) == (12, 12)
+
+
+def test_cli_index_on_a_running_scheduler(cluster: Any, tmp_path: Path) -> None:
+    folder = _pictures(tmp_path / "pics", 6)
+    proc = _cli("index", str(folder), "--dask", cluster.scheduler_address, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["added"] == 6
+
+
+def test_unreachable_scheduler_is_one_line_before_any_work(tmp_path: Path) -> None:
+    folder = _pictures(tmp_path / "pics", 3)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    proc = _cli("index", str(folder), "--dask", address)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"error: --dask {address}: cannot reach the Dask scheduler")
+    assert not (folder / ".samepix").exists()  # nothing was done
+
+
+@pytest.mark.parametrize("spec", ["local:0", "local:x"], ids=["zero", "not-a-number"])
+def test_bad_local_cluster_size(spec: str, tmp_path: Path) -> None:
+    proc = _cli("index", str(_pictures(tmp_path / "pics", 1)), "--dask", spec)
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip() == f"error: --dask {spec}: expected local:N with N ≥ 1 worker processes"
+    )
