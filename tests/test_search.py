@@ -177,3 +177,23 @@ def test_same_seed_same_pairs_and_progress_reaches_the_end() -> None:
     steps: list[tuple[int, int]] = []
     close_pairs(ph, dh, 12, method="exact", progress=lambda d, t: steps.append((d, t)))
     assert steps[-1] == (800 * 799 // 2, 800 * 799 // 2)
+
+
+def test_auto_falls_back_to_the_exact_scan_when_close_pairs_abound() -> None:
+    """Clusters of 20 near copies (0–3 bits apart): every entry has ~19 close pairs, each checked
+    again in almost every sampled table, so the tables would cost more than the exact scan;
+    "auto" measures that on its first tables and scans instead, with the same answer."""
+    rng = np.random.default_rng(12)
+    n = 20_000
+    centres = rng.integers(0, 2**64 - 1, size=(n // 20, 2), dtype=np.uint64, endpoint=True)
+    ph = np.repeat(centres[:, 0], 20)
+    dh = np.repeat(centres[:, 1], 20)
+    for k in range(n):
+        ph[k] = flip(rng, ph[k], int(rng.integers(0, 4)))
+        dh[k] = flip(rng, dh[k], int(rng.integers(0, 4)))
+    assert plan_search(n, 12).method == "sampled"  # what the entry count alone suggests
+    got = close_pairs(ph, dh, 12)
+    assert got.plan.method == "exact"
+    exact = close_pairs(ph, dh, 12, method="exact")
+    assert np.array_equal(got.first, exact.first) and np.array_equal(got.second, exact.second)
+    assert len(got) >= n * 19 // 2

@@ -27,8 +27,11 @@ not make every table's buckets huge; the pairs between them are still all return
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -62,6 +65,9 @@ _SAMPLED_MARGIN = 0.5
 # Exact scan block: at most this many pair checks at a time (16 MB of uint64 a hash).
 _EXACT_BLOCK = 1 << 21
 _MAX_TABLES = 20_000
+# Sampled tables after which the search stops checking whether the exact scan would be cheaper
+# (it checks after each of them, from the second).
+_PROBE_TABLES = 16
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,10 @@ def miss_probability(distance: int, bits: int, tables: int) -> float:
     return (1.0 - hit) ** tables
 
 
+def _exact_cpu_s(n: int) -> float:
+    return n * (n - 1) / 2 * _EXACT_PAIR_S
+
+
 def plan_search(
     n: int, radius: int, *, method: Method = "auto", max_miss: float = DEFAULT_MAX_MISS
 ) -> SearchPlan:
@@ -132,7 +142,7 @@ def plan_search(
     if not 0.0 < max_miss < 1.0:
         raise ValueError(f"max_miss must be within (0, 1), got {max_miss}")
     pairs = n * (n - 1) / 2
-    exact = SearchPlan("exact", n, radius, estimated_s=pairs * _EXACT_PAIR_S)
+    exact = SearchPlan("exact", n, radius, estimated_s=_exact_cpu_s(n))
     if method == "exact" or n < 2:
         return exact
     best: SearchPlan | None = None
@@ -214,10 +224,16 @@ def close_pairs(
     plan = plan_search(n, radius, method=method, max_miss=max_miss)
     if progress:
         progress(0, 2 * plan.tables if plan.method == "sampled" else n * (n - 1) // 2)
-    if plan.method == "exact":
-        first, second = _exact(ph, dh, radius, progress)
-    else:
-        first, second = _sampled(ph, dh, plan, seed, workers or 2, progress)
+    found = None
+    if plan.method == "sampled":
+        # "auto" falls back to the exact scan when the sampled one proves dearer here.
+        give_up = _exact_cpu_s(n) if method == "auto" else None
+        found = _sampled(ph, dh, plan, seed, workers or 2, progress, give_up)
+        if found is None:
+            plan = SearchPlan("exact", n, radius, estimated_s=_exact_cpu_s(n))
+            if progress:
+                progress(0, n * (n - 1) // 2)
+    first, second = found if found is not None else _exact(ph, dh, radius, progress)
     dist = np.minimum(_popcount(ph[first] ^ ph[second]), _popcount(dh[first] ^ dh[second]))
     order = np.lexsort((second, first, dist))
     return CandidatePairs(first[order], second[order], dist[order].astype(np.uint8), plan)
@@ -277,8 +293,12 @@ def _sampled(
     seed: int,
     workers: int,
     progress: SearchProgress | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bit-sampling LSH over the distinct (pHash, dHash) values, expanded back to positions."""
+    give_up_s: float | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Bit-sampling LSH over the distinct (pHash, dHash) values, expanded back to positions.
+
+    None when ``give_up_s`` is given and the first tables project more CPU seconds than that.
+    """
     import numpy as np
 
     # Collapse identical hash pairs: `rep[k]` is the k-th distinct value's first position.
@@ -313,8 +333,16 @@ def _sampled(
     found: list[np.ndarray] = []
     pending = 0
     done = 0
+    started = time.process_time()  # all threads' CPU time: comparable under any machine load
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for keys in pool.map(run, jobs):
+        queue = iter(jobs)
+        # A bounded number of tables in flight: finished tables' pairs wait for this thread.
+        running = deque(pool.submit(run, job) for job in itertools.islice(queue, 2 * workers))
+        while running:
+            keys = running.popleft().result()
+            nxt = next(queue, None)
+            if nxt is not None:
+                running.append(pool.submit(run, nxt))
             found.append(keys)
             pending += int(keys.shape[0])
             done += 1
@@ -324,6 +352,15 @@ def _sampled(
                 pending = int(merged.shape[0])
             if progress:
                 progress(done, total)
+            if give_up_s is not None and 2 <= done <= _PROBE_TABLES:
+                # Close pairs are checked again in every table they collide in: with many of
+                # them (a folder of bursts and near copies) the tables can cost more than the
+                # exact scan. Measured on the first tables, not guessed.
+                projected = (time.process_time() - started) / done * total
+                if projected > give_up_s:
+                    for future in running:
+                        future.cancel()
+                    return None
     pair_keys = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.uint64)
     ua = (pair_keys // np.uint64(m)).astype(np.int64)
     ub = (pair_keys % np.uint64(m)).astype(np.int64)
