@@ -6,7 +6,11 @@ groups) and wall time, side by side in one run.
     python benchmarks/bench_dupes.py --files 400 --reps 1  # a quick look
     python benchmarks/bench_dupes.py --profile             # where samepix's dupes spends its time
     python benchmarks/bench_dupes.py --peer-python .venv-peers/bin/python \\
-        --fastdup-python .venv-fastdup/bin/python
+        --fastdup-python .venv-fastdup/bin/python --baseline-src ../main/src
+
+``--baseline-src`` runs another checkout's samepix too and says whether its groups are identical
+to this one's (how a speed change shows it kept every verdict). ``--only samepix,czkawka`` runs
+a subset.
 
 The folder (built once under ``benchmarks/out/``, from ``../shared/data``'s Kodak images and
 photos; skipped, saying so, when they are absent) holds:

@@ -84,12 +84,13 @@ def test_diff_heatmap(pictures: dict[str, Path], tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     heat = np.asarray(Image.open(out).convert("RGB")).astype(int)
-    assert heat.shape == (240, 320, 3)
-    # Red where the edit is, not elsewhere.
-    inside = heat[80:120, 120:180]
-    outside = heat[180:230, 10:80]
-    assert (inside[:, :, 0] - inside[:, :, 1]).mean() > 100
-    assert abs(outside[:, :, 0] - outside[:, :, 1]).mean() < 30
+    assert heat.shape[0] > 240 and heat.shape[1] >= 320  # the picture, a legend below it
+    heat = heat[:240, :320]
+    # Red where the edit is (its edges: the flat fill's inside keeps no structure to lose),
+    # not elsewhere.
+    red = (heat[:, :, 0] > 180) & (heat[:, :, 1] < 90) & (heat[:, :, 2] < 90)
+    assert red[55:145, 95:205].mean() > 0.05
+    assert not red[180:230, 10:80].any() and not red[:, 240:].any()
 
 
 def test_policy_flags_change_the_verdict(pictures: dict[str, Path]) -> None:

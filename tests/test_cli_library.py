@@ -117,7 +117,7 @@ def test_find_errors_are_one_line(folder: Path, tmp_path: Path) -> None:
     line = one_line_error(run("find", str(tmp_path / "missing.jpg"), "--in", str(folder)))
     assert "missing.jpg" in line
     line = one_line_error(run("find", str(folder / "p1.jpg"), "--in", str(tmp_path / "nope")))
-    assert "not a folder" in line
+    assert "no such folder" in line
     query = str(folder / "p1.jpg")
     line = one_line_error(run("find", query, "--in", str(folder), "--workers", "0"))
     assert "--workers" in line

@@ -166,3 +166,40 @@ def test_bad_local_cluster_size(spec: str, tmp_path: Path) -> None:
     assert (
         proc.stderr.strip() == f"error: --dask {spec}: expected local:N with N ≥ 1 worker processes"
     )
+
+
+def test_coordinator_killed_leaves_no_local_cluster_behind(tmp_path: Path) -> None:
+    """`--dask local:N` starts worker processes; SIGKILL of samepix must not leave them."""
+    import signal
+
+    from .test_executor import _group
+
+    root = tmp_path / "slow"
+    root.mkdir()
+    for n in range(12):
+        Image.new("L", (4000, 4000), n * 20).save(root / f"big{n:02}.png", compress_level=1)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "samepix", "index", str(root), "--dask", "local:2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    db = root / ".samepix" / "index.db"
+    deadline = time.monotonic() + 120
+    while not (db.exists() and len(_group(proc.pid)) >= 3):  # samepix + 2 workers
+        assert proc.poll() is None
+        assert time.monotonic() < deadline, "the cluster did not start"
+        time.sleep(0.1)
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while _group(proc.pid):
+        assert time.monotonic() < deadline, f"left behind: {_group(proc.pid)}"
+        time.sleep(0.2)
+    # And the next run finishes the index.
+    again = _cli("index", str(root), "--dask", "local:2", "--json", timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["total"] == 12

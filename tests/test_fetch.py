@@ -734,7 +734,7 @@ def test_cli_probe() -> None:
         True,
     )
     one_error_line(missing, "/nope.jpg", "HTTP 404")
-    one_error_line(run("probe", "/tmp/x.png"), "http(s)")
+    one_error_line(run("probe", "/tmp/x.png"), "/tmp/x.png: no such file")  # files too (issue 11)
 
 
 def test_cli_html_page_and_stall(local_png: Path) -> None:

@@ -74,3 +74,19 @@ def test_heic_without_the_extra_says_how_to_get_it(tmp_path: Path) -> None:
     (tmp_path / "other.png").write_bytes(_png())
     proc = run_cli("compare", str(heic), str(tmp_path / "other.png"), env=env, text=True)
     one_line_error(proc, "photo.heic", "HEIC needs the heif extra: pip install samepix[heif]")
+
+
+def test_heic_orientation_is_applied_once() -> None:
+    pillow_heif = pytest.importorskip("pillow_heif", reason="the heif extra is not installed")
+    pillow_heif.register_heif_opener()
+    from samepix.decode import decode_blob
+
+    picture = _picture()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    picture.transpose(Image.Transpose.ROTATE_90).save(buf, "HEIF", quality=95, exif=exif.tobytes())
+    decoded = decode_blob(Blob(buf.getvalue(), "turned.heic"))
+    # libheif turns it (and pillow-heif reports orientation 1): samepix must not turn it again.
+    assert decoded.pixels.shape[:2] == (96, 128)
+    assert np.abs(decoded.pixels.astype(int) - np.asarray(picture)).mean() < 8

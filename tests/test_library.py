@@ -124,7 +124,10 @@ def test_other_aspect_ratio_is_screened_out_without_decoding(folder: Path) -> No
     with lib(folder) as library:
         result = library.find(squashed)
     assert not result.found
-    assert result.candidates >= 1 and result.screened_out >= 1 and result.compared == 0
+    assert result.candidates >= 1 and result.screened_out >= 1
+    # Screened out of the search for copies; then, nothing having matched, the crop stage
+    # (issue 11) compares it once, and reports it as similar, never as the same picture.
+    assert result.compared == 1 and len(result.similar) == 1
 
 
 def test_thumbnail_screen_never_drops_a_same_match(tmp_path: Path) -> None:

@@ -309,3 +309,24 @@ def test_index_of_a_bucket_on_dask_workers(bucket: tuple[Any, str], tmp_path: Pa
     finally:
         executor.close()
     assert (summary.added, summary.decoded, summary.unreadable) == (8, 8, ())
+
+
+def test_each_object_is_read_with_one_request(
+    bucket: tuple[Any, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing's stat (size, mtime, ETag) is kept; reading an object is one GET, no HEAD."""
+    fs, name = bucket
+    for n in range(3):
+        fs.pipe(f"{name}/pics/p{n}.png", _png(n))
+    heads: list[str] = []
+    real_info = s3fs.S3FileSystem._info
+
+    async def counting_info(self: Any, path: str, **kwargs: Any) -> Any:
+        heads.append(path)
+        return await real_info(self, path, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_info", counting_info)
+    s3fs.S3FileSystem.clear_instance_cache()  # instances bind their methods when made
+    with Index(f"s3://{name}/pics", tmp_path / "remote.db") as index:
+        assert update_index(index, workers=1).added == 3
+    assert not [h for h in heads if h.endswith(".png")], heads

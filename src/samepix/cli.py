@@ -22,11 +22,30 @@ from .terminal import escape, escape_lines, json_text
 __all__ = ["main"]
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_TROUBLE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+EXIT_STATUS_HELP = """\
+exit status, by command:
+  compare  0 identical or same, 1 similar or different
+  find     0 found (identical or same), 1 not found
+  dupes    0 duplicates found, 1 none; with an action (--move-to, --trash, --hardlink,
+           --delete): 0 done, 1 some copies skipped or the deletion declined
+  sync     0 every URL handled (saved, replaced or skipped), 2 some failed
+  undo     0 all undone, 1 some actions could not be undone
+  index, probe, demo   0 done
+  every command: 2 trouble (bad input, network, limits; one 'error:' line on stderr),
+                 130 interrupted (Ctrl-C; says what was done and what is left)"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = _build_parser()
+    _shell_completion(parser)
+    try:
+        _apply_settings(parser, argv)
+    except SamepixError as exc:
+        print(f"error: {escape(exc)}", file=sys.stderr)
+        return EXIT_TROUBLE
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False))
     if debug:  # what decoders said (Pillow warnings, libtiff messages) goes to the samepix logger
@@ -52,8 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: terminated", file=sys.stderr)
         return 143  # 128 + SIGTERM, as a shell reports it
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        print(f"error: interrupted{_INTERRUPTED_HINT.get(handler.__name__, '')}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_TROUBLE
     except Exception as exc:  # a bug: one line unless --debug, which shows the traceback
@@ -92,6 +111,60 @@ def _terminate_like_interrupt() -> Callable[[], None]:
     return restore
 
 
+def _shell_completion(parser: argparse.ArgumentParser) -> None:
+    """Tab completion through argcomplete when it is installed (``pip install samepix[completion]``,
+    then ``eval "$(register-python-argcomplete samepix)"``); it returns at once otherwise."""
+    import os
+
+    if "_ARGCOMPLETE" not in os.environ:  # not a completion request: no import, no cost
+        return
+    try:
+        import argcomplete  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
+
+
+def _apply_settings(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
+    """Defaults from SAMEPIX_* variables and the config file (samepix.settings) for the
+    command about to run; the command line still wins."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    subparsers = next(
+        (a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None
+    )
+    if subparsers is None:
+        return
+    command = next((w for w in words if w in subparsers.choices), None)
+    if command is None:
+        return
+    from .settings import load_defaults
+
+    sub = subparsers.choices[command]
+    actions = {a.dest: a for a in sub._actions if a.option_strings}
+    defaults = {}
+    for name, (text, where) in load_defaults(command, set(actions)).items():
+        action = actions[name]
+        if action.nargs == 0 or isinstance(action, argparse.BooleanOptionalAction):
+            defaults[name] = _parse_like(True, text, where)
+        else:
+            kind = action.type if callable(action.type) else str
+            try:
+                defaults[name] = kind(text)
+            except (TypeError, ValueError):
+                raise UsageError(f"{where}: {text!r} is not a valid value for --{name}") from None
+    if defaults:
+        sub.set_defaults(**defaults)
+
+
+# What Ctrl-C leaves behind, by command (sync says more: see _cmd_sync).
+_INTERRUPTED_HINT = {
+    "_cmd_index": "; files indexed so far are kept: run it again to continue",
+    "_cmd_find": "; nothing was written but the index, which keeps what it had indexed",
+    "_cmd_dupes": "; the index keeps what it had indexed; file actions done so far are in "
+    "DIR/.samepix/actions.jsonl (samepix undo DIR reverts moves, trash and hard links)",
+}
+
+
 # ---------------------------------------------------------------------------------------------
 # Parser
 
@@ -113,7 +186,8 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="samepix",
         description="Is the image at this URL already on my disk? Explained image-sameness "
         "verdicts: identical / same / similar / different.",
-        epilog="Exit status: 0 same picture, 1 not the same, 2 error.",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[top],
     )
     parser.add_argument("--version", action="version", version=f"samepix {__version__}")
@@ -128,7 +202,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("a", help="path, http(s)://, file:// or data: URL, or - for stdin")
     p.add_argument("b", help="path or URL")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--diff", metavar="PNG", help="write a heatmap of where the images differ")
+    p.add_argument(
+        "--diff",
+        metavar="FILE",
+        help="write a heatmap of where the images differ, in the format its extension names "
+        "(.png, .jpg, .webp, .bmp, .tif, .gif): no tint where the loss is what a change of "
+        "the whole picture explains, yellow to orange for more loss within 'same', red where "
+        "the verdict sees a local edit; a legend below says so with this pair's numbers",
+    )
     _add_html_option(p)
     _add_policy_options(p)
     _add_limit_options(p)
@@ -140,11 +221,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "probe",
         parents=[common],
-        help="format, size and pixel dimensions of a remote image from its first bytes",
-        description="Read only the first bytes of an image (a Range request, or a streamed GET "
-        "stopped early) and report its format, width, height and size in bytes.",
+        help="format, size and pixel dimensions of an image (URL or file) from its first bytes",
+        description="Read only the first bytes of an image (for a URL a Range request, or a "
+        "streamed GET stopped early; for a file its header) and report its format, width, "
+        "height and size in bytes.",
     )
-    p.add_argument("url", help="http(s):// URL")
+    p.add_argument("url", metavar="SOURCE", help="http(s):// URL, a path or a file:// URL")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _add_limit_options(p)
     _add_fetch_options(p, state=False)
@@ -193,7 +275,7 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--first", action="store_true", help="stop at the first matching file")
     _add_index_options(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_output_options(p, "print one JSON object", "one row per match and per similar file")
     _add_html_option(p)
     _add_policy_options(p)
     _add_limit_options(p)
@@ -233,10 +315,16 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "-v", "--verbose", action="store_true", help="print a line for every URL, not only failures"
     )
     _add_index_options(p)
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    _add_output_options(p, "print the summary as one JSON object", "one row per URL decided")
     _add_policy_options(p)
     _add_limit_options(p)
     _add_fetch_options(p, state=False)
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither send nor remember ETag/Last-Modified (DIR/.samepix/fetch-state.sqlite3): "
+        "download every URL",
+    )
     p.set_defaults(handler=_cmd_sync)
 
     p = sub.add_parser(
@@ -252,7 +340,7 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--no-update", action="store_true", help="use the index as it is, without a rescan"
     )
     _add_index_options(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_output_options(p, "print one JSON object", "one row per copy")
     _add_html_option(p)
     _add_action_options(p)
     _add_policy_options(p)
@@ -311,6 +399,12 @@ def _add_action_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_output_options(p: argparse.ArgumentParser, json_help: str, csv_rows: str) -> None:
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help=json_help)
+    out.add_argument("--csv", action="store_true", help=f"print CSV with a header: {csv_rows}")
+
+
 def _add_index_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("index")
     g.add_argument("--db", metavar="PATH", help="index database (default DIR/.samepix/index.db)")
@@ -347,13 +441,31 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
         "--max-colour-shift", type=float, metavar="DE", help="largest mean ΔE for 'same'"
     )
     # What "the same picture" means is a policy choice (docs/verdicts.md); each is off by default.
-    for flag, what in (
-        ("--greyscale-is-same", "a greyscale copy of a colour picture"),
-        ("--flip-is-same", "a mirror image"),
-        ("--rotation-is-same", "a copy rotated by 90°, 180° or 270° in its pixels"),
-        ("--crop-is-same", "a crop (at least Policy.min_crop_area of the larger image)"),
+    # find and sync look for mirror images, rotations and crops whatever these say (reported as
+    # 'similar' when off); dupes looks for mirrors and rotations only when asked (docs/library.md).
+    for flag, what, how in (
+        ("--greyscale-is-same", "a greyscale copy of a colour picture", ""),
+        (
+            "--flip-is-same",
+            "a mirror image (left-right, top-bottom or diagonal)",
+            "; find/sync look up the query's four mirror images, dupes compares files whose "
+            "thumbnails look mirrored",
+        ),
+        (
+            "--rotation-is-same",
+            "a copy turned by 90°, 180° or 270° in its pixels",
+            "; find/sync look up the query's three rotations, dupes compares files whose "
+            "thumbnails look turned",
+        ),
+        (
+            "--crop-is-same",
+            "a crop showing at least Policy.min_crop_area (half) of the larger image",
+            "; find/sync compare up to 8 files whose hashes are close to the query's or to a "
+            "centre or corner crop of it (81/64/49 %% of its area), whatever their shape; "
+            "dupes does not look for crops",
+        ),
     ):
-        g.add_argument(flag, action="store_true", help=f"count {what} as 'same'")
+        g.add_argument(flag, action="store_true", help=f"count {what} as 'same'{how}")
     g.add_argument(
         "--policy",
         action="append",
@@ -513,13 +625,25 @@ def limits_from_args(args: argparse.Namespace) -> Any:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import compare, load, warm_colour_tables
-    from .report import format_comparison, write_heatmap
+    from .compare import colour_tables_ready, warm_colour_tables
 
     warm_colour_tables()  # overlaps OpenCV's one-time table setup with reading the files
+    try:
+        return _compare_command(args)
+    finally:
+        colour_tables_ready()  # no thread may be left inside OpenCV when the process exits
+
+
+def _compare_command(args: argparse.Namespace) -> int:
+    from .compare import compare, load
+    from .heatmap import heatmap_format, write_heatmap
+    from .report import format_comparison
 
     policy = policy_from_args(args)
     limits = limits_from_args(args)
+    if args.diff:
+        heatmap_format(args.diff)  # an unknown extension is a usage error, before any work
+    heat_error: SamepixError | None = None
     # Two local files need no HTTP client (importing it is a third of a one-shot compare).
     fetching = _downloads_any(args, args.a, args.b)
     with fetcher_from_args(args, limits) if fetching else contextlib.nullcontext() as fetcher:
@@ -528,7 +652,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             b = load(args.b, limits=limits, lazy=True, fetcher=fetcher)
             result = compare(a, b, policy=policy, limits=limits, keep_map=True, fetcher=fetcher)
             if args.diff:
-                write_heatmap(result, a if _area(result.a) <= _area(result.b) else b, args.diff)
+                base = a if _area(result.a) <= _area(result.b) else b
+                try:
+                    write_heatmap(result, base, args.diff, policy=policy)
+                except SamepixError as exc:  # the verdict stands; the failure is told after it
+                    heat_error = exc
             if args.html:
                 from .html_report import compare_report, write_report
 
@@ -537,15 +665,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             result = compare(args.a, args.b, policy=policy, limits=limits, fetcher=fetcher)
     if args.json:
         out = result.to_dict()
-        if args.diff:
+        if args.diff and heat_error is None:
             out["diff"] = args.diff
         print(json_text(out))
     else:
         print(format_comparison(result))
-        if args.diff:
+        if args.diff and heat_error is None:
             print(f"  heatmap written to {escape(args.diff)}")
         if args.html:
             print(f"  report written to {escape(args.html)}")
+    if heat_error is not None:
+        sys.stdout.flush()
+        if getattr(args, "debug", False):
+            raise heat_error
+        print(f"error: {escape(heat_error)}", file=sys.stderr)
+        return EXIT_TROUBLE
     return EXIT_MATCH if result.is_match else EXIT_NO_MATCH
 
 
@@ -557,9 +691,23 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from .report import human_bytes
     from .sources import is_http_url
 
-    if not is_http_url(args.url):
-        raise UsageError(f"{args.url}: probe reads http(s):// URLs")
     limits = limits_from_args(args)
+    if not is_http_url(args.url):  # a local file (or file:// URL)
+        from .probe import probe_file
+
+        path = args.url
+        if path.startswith("file://"):
+            from urllib.parse import unquote, urlsplit
+
+            path = unquote(urlsplit(path).path)
+        local = probe_file(path, limits=limits)
+        if args.json:
+            print(json_text(local.to_dict()))
+        else:
+            shown = f"{local.width}×{local.height}, {human_bytes(local.size)}"
+            print(f"{local.format} {shown}: {escape(path)}")
+            print(f"  read {human_bytes(local.read)} of the file")
+        return EXIT_MATCH
     with fetcher_from_args(args, limits) as fetcher:
         found = fetcher.probe(args.url)
     if args.json:
@@ -652,13 +800,17 @@ def _cmd_find(args: argparse.Namespace) -> int:
         lib.close()
     if args.json:
         print(json_text(result.to_dict()))
+    elif args.csv:
+        from .csvout import write_find
+
+        write_find(result, sys.stdout)
     else:
         print(format_find(result))
     return EXIT_MATCH if result.found else EXIT_NO_MATCH
 
 
 def _cmd_dupes(args: argparse.Namespace) -> int:
-    from .report import format_duplicates
+    from .report import duplicate_totals, format_duplicates
 
     op = _action_op(args)
     lib, line = _library(args, with_policy=True)
@@ -677,7 +829,12 @@ def _cmd_dupes(args: argparse.Namespace) -> int:
     if op is not None:
         return _act(args, op, groups)
     if args.json:
-        print(json_text({"groups": [g.to_dict() for g in groups]}))
+        totals = duplicate_totals(groups)
+        print(json_text({"groups": [g.to_dict() for g in groups], "totals": totals}))
+    elif args.csv:
+        from .csvout import write_dupes
+
+        write_dupes(groups, sys.stdout)
     else:
         print(format_duplicates(groups))
     return EXIT_MATCH if groups else EXIT_NO_MATCH
@@ -758,7 +915,7 @@ def _cmd_undo(args: argparse.Namespace) -> int:
 def _cmd_sync(args: argparse.Namespace) -> int:
     from .fetch import DEFAULT_RETRY, Retry
     from .report import format_sync
-    from .sync import read_url_file
+    from .sync import SyncInterrupted, read_url_file
 
     if args.retries is not None and args.retries < 0:
         raise UsageError(f"--retries must be >= 0, got {args.retries}")
@@ -772,6 +929,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             raise UsageError(f"{option} must be at least 1, got {value}")
     lines = read_url_file(args.urls)
     lib, line = _library(args, with_policy=True)
+    interrupted: SyncInterrupted | None = None
     try:
         summary = lib.sync(
             lines,
@@ -782,7 +940,10 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             log=args.log,
             retry=DEFAULT_RETRY if args.retries is None else Retry(tries=args.retries + 1),
             allow_private=not args.no_private,
+            cache=not args.no_cache,
         )
+    except SyncInterrupted as exc:
+        interrupted, summary = exc, exc.summary
     finally:
         if line is not None:
             line.close()
@@ -792,9 +953,29 @@ def _cmd_sync(args: argparse.Namespace) -> int:
 
         write_report(sync_report(summary, args.html), args.html)
     if args.json:
-        print(json_text(summary.to_dict()))
+        out = summary.to_dict()
+        if interrupted is not None:
+            out["interrupted"], out["left"] = True, interrupted.left
+        print(json_text(out))
+    elif args.csv:
+        from .csvout import write_sync
+
+        write_sync(summary, sys.stdout)
     else:
         print(format_sync(summary, verbose=args.verbose))
+    if interrupted is not None:
+        s = summary
+        terminated = isinstance(interrupted.__cause__, _Terminated)  # SIGTERM, not Ctrl-C
+        print(
+            f"error: {'terminated' if terminated else 'interrupted'} after {len(s.items)} of "
+            f"{len(s.items) + interrupted.left} URLs "
+            f"(downloaded {s.downloaded}, replaced {s.replaced}, skipped "
+            f"{s.skipped_unchanged + s.skipped_bytes + s.skipped_same_picture}, failed "
+            f"{s.failed}); {interrupted.left} left undecided, nothing partial written: run the "
+            "same command again to continue",
+            file=sys.stderr,
+        )
+        return 143 if terminated else EXIT_INTERRUPTED
     if not summary.ok:
         # Every other URL was handled; the exit status says that some were not.
         malformed = sum(1 for i in summary.failures if not i.retryable)

@@ -15,7 +15,6 @@ this module.
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
 import threading
@@ -231,6 +230,8 @@ class Comparison:
     # The geometric change that explained the pair, when one did: "mirror", "rotation", "crop".
     # ``metrics`` (and ``ssim_map``) are then measured with that change undone.
     relation: str | None = None
+    # With keep_map: the contrast-structure map the local-change test read (for heatmaps).
+    structure_map: StructureMap | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_match(self) -> bool:
@@ -451,6 +452,7 @@ def _compare_prepared(
         ssim_map=chosen.ssim_map if keep_map else None,
         evidence=found.evidence,
         relation=None if decision.relation is None else decision.relation.kind,
+        structure_map=chosen.structure if keep_map else None,
     ), found
 
 
@@ -729,10 +731,14 @@ def warm_colour_tables() -> None:
     # instead of stopping it inside OpenCV, which aborts the process.
     _lab_tables = threading.Thread(target=build, name="samepix-lab-tables")
     _lab_tables.start()
-    # A grey pair never converts to Lab, so nothing else waits for the thread: left running in
-    # OpenCV while the interpreter shuts down, it aborts the process ("terminate called without
-    # an active exception", exit 134, found by tests/test_hostile.py). Wait for it at exit.
-    atexit.register(_lab_tables.join)
+
+
+def colour_tables_ready() -> None:
+    """Wait for :func:`warm_colour_tables`' thread. Call before the process exits: a daemon
+    thread still inside OpenCV when the interpreter shuts down aborts the process ("FATAL:
+    exception not rethrown", SIGABRT) — e.g. when the first file turned out to be missing."""
+    if _lab_tables is not None:
+        _lab_tables.join()
 
 
 def _to_lab(rgb: np.ndarray) -> np.ndarray:

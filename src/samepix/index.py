@@ -67,6 +67,7 @@ __all__ = [
     "default_db_path",
     "describe_blob",
     "describe_shard",
+    "require_folder",
     "update_index",
 ]
 
@@ -309,9 +310,12 @@ class IndexSummary:
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress report: ``done`` of ``total`` files of the current ``stage``."""
+    """A progress report: ``done`` of ``total`` items of the current ``stage``."""
 
-    stage: str  # "scanning", "hashing", "decoding"; dupes: "loading", "searching", "screening"
+    # index: "scanning", "hashing", "decoding"; dupes: "loading", "searching", "screening",
+    # "comparing candidate pairs", "comparing turned" (with --flip/--rotation-is-same),
+    # "comparing copies with the best"; sync: "syncing" (URLs)
+    stage: str
     done: int
     total: int
 
@@ -444,10 +448,11 @@ def _is_object(path: Path) -> bool:
     return not isinstance(path, Path)
 
 
-def _read_file(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
-    """The bytes of a file and the ``fstat`` of the handle they were read from."""
-    if _is_object(path):  # an ObjectPath: (bytes, ObjectStat), which has the same fields
-        return cast(Any, path).read(limits)  # type: ignore[no-any-return]
+def _read_file(path: Path, limits: Limits, listed: Any = None) -> tuple[bytes, os.stat_result]:
+    """The bytes of a file and the ``fstat`` of the handle they were read from (for an object:
+    an ObjectStat, with the same fields; ``listed``, its stat from the listing, saves a HEAD)."""
+    if _is_object(path):
+        return cast(Any, path).read(limits, listed=listed)  # type: ignore[no-any-return]
     with path.open("rb") as handle:
         st = os.fstat(handle.fileno())
         if st.st_size > limits.max_bytes:
@@ -460,12 +465,14 @@ def _read_file(path: Path, limits: Limits) -> tuple[bytes, os.stat_result]:
     return data, st
 
 
-def _describe_file(root: str, rel: str, limits: Limits) -> IndexEntry | Unreadable:
+def _describe_file(
+    root: str, rel: str, limits: Limits, listed: Any = None
+) -> IndexEntry | Unreadable:
     from .sources import Blob
 
     path = as_folder(root) / rel
     try:
-        data, st = _read_file(path, limits)
+        data, st = _read_file(path, limits, listed)
         descriptor = describe_blob(Blob(data=data, name=rel, path=path), limits=limits)
     except OSError as exc:
         return Unreadable(rel, f"cannot read ({exc.strerror or exc})")
@@ -483,12 +490,18 @@ class DescribeShard:
     root: str
     paths: tuple[str, ...]
     limits: Limits
+    #: Objects only: each path's stat from the bucket listing (size, mtime, ETag digest).
+    listed: tuple[Any, ...] = ()
 
 
 def describe_shard(shard: DescribeShard) -> list[IndexEntry | Unreadable]:
     """Describe every file of ``shard``: the per-shard work of ``index``, wherever it runs (this
     process, a local worker process, a Dask worker)."""
-    return [_describe_file(shard.root, rel, shard.limits) for rel in shard.paths]
+    listed = shard.listed or (None,) * len(shard.paths)
+    return [
+        _describe_file(shard.root, rel, shard.limits, stat)
+        for rel, stat in zip(shard.paths, listed, strict=True)
+    ]
 
 
 def _strip_name(message: str, name: str) -> str:
@@ -496,10 +509,12 @@ def _strip_name(message: str, name: str) -> str:
     return message[len(prefix) :] if message.startswith(prefix) else message
 
 
-def _sha256_file(root: Path, rel: str, limits: Limits) -> tuple[str, str | None, Any]:
+def _sha256_file(
+    root: Path, rel: str, limits: Limits, listed: Any = None
+) -> tuple[str, str | None, Any]:
     """(rel, hex digest or None, stat or the reason it failed); threads: hashlib drops the GIL."""
     try:
-        data, st = _read_file(root / rel, limits)
+        data, st = _read_file(root / rel, limits, listed)
     except OSError as exc:
         return rel, None, f"cannot read ({exc.strerror or exc})"
     except SamepixError as exc:
@@ -562,7 +577,9 @@ class Index:
         read_only: bool = False,
     ) -> None:
         self.root = as_folder(root)
-        if not self.root.is_dir():
+        if isinstance(self.root, Path):
+            require_folder(self.root)  # "no such folder" or "not a folder"
+        elif not self.root.is_dir():
             raise SourceError(f"{self.root}: not a folder")
         self.explicit_db = db is not None
         self.path = Path(db) if db is not None else default_db_path(self.root)
@@ -594,6 +611,12 @@ class Index:
             + (f" --db {self.path}" if self.explicit_db else "")
         )
 
+    def _unwritable(self, message: str) -> SourceError:
+        """The error for an index that cannot be written here, with the way out (``--db``)."""
+        if self.explicit_db or os.access(self.path.parent, os.W_OK):
+            return SourceError(message)
+        return SourceError(f"{message}; keep the index elsewhere with --db PATH (Library(db=...))")
+
     def cannot_write(self, why: str, *, read_only: bool = True) -> WriteFailed:
         """The error for an index that cannot be written now, with the ways out."""
         if read_only:
@@ -616,7 +639,7 @@ class Index:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise SourceError(
+                raise self._unwritable(
                     f"{self.path.parent}: cannot create the index folder ({exc.strerror or exc})"
                 ) from exc
         try:
@@ -626,7 +649,7 @@ class Index:
                 self.path, timeout=30.0, isolation_level=None, factory=NameConnection
             )
         except sqlite3.Error as exc:
-            raise SourceError(f"{self.path}: cannot open the index ({exc})") from exc
+            raise self._unwritable(f"{self.path}: cannot open the index ({exc})") from exc
         try:
             conn.execute("PRAGMA busy_timeout = 30000")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -665,6 +688,10 @@ class Index:
             self._check_root(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
+            if not os.access(self.path.parent, os.W_OK):  # read-only, not damaged
+                raise self._unwritable(
+                    f"{self.path}: cannot open the index in a read-only folder ({exc})"
+                ) from exc
             raise self.corrupt(exc) from exc
         except BaseException:
             conn.close()
@@ -1011,6 +1038,16 @@ def _save_table_cache(path: Path, generation: int, flat: np.ndarray) -> None:
         np.save(handle, np.concatenate([header, flat]), allow_pickle=False)
 
 
+def require_folder(path: Path) -> None:
+    """Raise :class:`SourceError` unless ``path`` is a folder: "no such folder" for a missing
+    path, "not a folder" for a file."""
+    if path.is_dir():
+        return
+    if os.path.lexists(path):
+        raise SourceError(f"{path}: not a folder")
+    raise SourceError(f"{path}: no such folder")
+
+
 # ---------------------------------------------------------------------------------------------
 # Walking the folder
 
@@ -1244,7 +1281,12 @@ def update_index(
             by_sha.setdefault(sha_of[path], []).append(path)
         done = 0
         with ThreadPoolExecutor(max_workers=4) as pool, index.transaction() as conn:
-            for rel, digest, st in pool.map(lambda r: _sha256_file(root, r, limits), to_read):
+            listed = walk.files if _is_object(root) else {}
+
+            def sha(rel: str) -> tuple[str, str | None, Any]:
+                return _sha256_file(root, rel, limits, listed.get(rel))
+
+            for rel, digest, st in pool.map(sha, to_read):
                 done += 1
                 if progress and done % 256 == 0:
                     progress(Progress("hashing", done, len(to_read)))
@@ -1322,7 +1364,14 @@ def update_index(
         runner: Executor = LocalExecutor(workers) if executor is None else executor
         try:
             finished = runner.map_unordered(
-                describe_shard, _shards(str(root), need_decode, limits, runner)
+                describe_shard,
+                _shards(
+                    str(root),
+                    need_decode,
+                    limits,
+                    runner,
+                    walk.files if _is_object(root) else None,
+                ),
             )
             for results in finished:
                 for item in results:
@@ -1382,11 +1431,17 @@ def update_index(
 
 
 def _shards(
-    root: str, rels: list[str], limits: Limits, executor: Executor
+    root: str,
+    rels: list[str],
+    limits: Limits,
+    executor: Executor,
+    listed: dict[str, Any] | None = None,
 ) -> Iterator[DescribeShard]:
     """``rels`` cut into shards: at most ``executor.max_shard`` files each, fewer when there are
     few files, so that no worker idles while another finishes a shard of large ones (48 files
     at 8 a shard would be only 6 shards for 2 workers)."""
     size = max(1, min(executor.max_shard, len(rels) // (16 * executor.slots)))
     for start in range(0, len(rels), size):
-        yield DescribeShard(root, tuple(rels[start : start + size]), limits)
+        paths = tuple(rels[start : start + size])
+        stats = tuple(listed[p] for p in paths) if listed is not None else ()
+        yield DescribeShard(root, paths, limits, stats)

@@ -33,6 +33,7 @@ from .index import (
     ProgressCallback,
     as_folder,
     default_db_path,
+    require_folder,
     update_index,
 )
 from .limits import DEFAULT_LIMITS, Limits
@@ -139,6 +140,17 @@ class Library:
     def __repr__(self) -> str:
         return f"<Library {str(self.root)!r}>"
 
+    def with_db(self, db: str | os.PathLike[str]) -> Library:
+        """The same folder and settings with its index at ``db`` (a dry run's scratch copy)."""
+        return Library(
+            self.root,
+            db=db,
+            policy=self.policy,
+            limits=self.limits,
+            workers=self.workers,
+            progress=self.progress,
+        )
+
     @property
     def index(self) -> Index:
         """The open index (opened, or created, on first use)."""
@@ -187,10 +199,7 @@ class Library:
     def rebuild(self) -> IndexSummary:
         """Delete the index database (even a corrupted one) and index the folder from scratch."""
         self.close()
-        if not self.root.is_dir():
-            from .errors import SourceError
-
-            raise SourceError(f"{self.root}: not a folder")
+        require_folder(self.root)
         Index.remove_files(self.db_path)
         return self.update()
 
@@ -267,29 +276,85 @@ class Library:
         matches: list[Match] = []
         similar: list[Match] = []
         screened = compared = 0
-        for entry, dist in ranked.values():
+
+        other_shape: dict[str, tuple[IndexEntry, int]] = {}  # hash-close, other aspect ratio
+
+        def examine(
+            entry: IndexEntry, dist: int, size: tuple[int, int], thumb: bytes, screen: bool = True
+        ) -> bool:
+            """Screen, then compare one candidate; True when a match ends a ``first`` search."""
+            nonlocal screened, compared
             d = entry.descriptor
             same_bytes = query.sha256 is not None and d.sha256 == query.sha256
-            if not same_bytes and (
-                aspect_change((desc.width, desc.height), (d.width, d.height))
-                > policy.max_aspect_change
-                or thumb_distance(desc.thumb, d.thumb) > policy.candidate_thumb_distance
-            ):
-                screened += 1
-                continue
+            if screen and not same_bytes:
+                if aspect_change(size, (d.width, d.height)) > policy.max_aspect_change:
+                    other_shape.setdefault(entry.path, (entry, dist))  # perhaps a crop
+                    screened += 1
+                    return False
+                if thumb_distance(thumb, d.thumb) > policy.candidate_thumb_distance:
+                    screened += 1
+                    return False
             try:
                 other = load(self.root / entry.path, limits=self.limits, lazy=True)
                 result = compare(query, other, policy=policy, limits=self.limits)
             except SamepixError:
-                continue  # changed or vanished since it was indexed: not evidence either way
+                return False  # changed or vanished since it was indexed: not evidence either way
             compared += 1
             match = Match(self.root / entry.path, result, dist)
             if result.is_match:
                 matches.append(match)
-                if first:
-                    break
-            elif result.verdict.value == "similar":
+                return first
+            if result.verdict.value == "similar":
                 similar.append(match)
+            return False
+
+        for entry, dist in ranked.values():
+            if examine(entry, dist, (desc.width, desc.height), desc.thumb):
+                break
+
+        if not matches and policy.find_relations:
+            # Nothing as it stands: look for a mirrored or rotated copy (samepix.variants).
+            from .variants import query_variants
+
+            for variant in query_variants(query, self.limits):
+                v_ids, v_dists = table.candidates(variant.hashes, policy.candidate_hash_distance)
+                v_found = index.by_ids(v_ids.tolist())
+                for row_id, dist in zip(v_ids.tolist(), v_dists.tolist(), strict=True):
+                    hit = v_found.get(row_id)
+                    if hit is None or hit.path in ranked:
+                        continue
+                    if apart and query.sha256 and pair_key(query.sha256, hit.sha256) in apart:
+                        continue
+                    ranked[hit.path] = (hit, int(dist))
+                    if examine(hit, int(dist), (variant.width, variant.height), variant.thumb):
+                        break
+                if matches and first:
+                    break
+
+        if not matches and policy.find_relations:
+            # Still nothing: perhaps a crop. Candidates: files whose hashes are close but whose
+            # shape differs (a crop keeping most of the picture), and files close to a crop of
+            # the query (a folder copy that was cropped); the comparison locates the crop.
+            from .variants import crop_variants
+
+            for variant in crop_variants(query, self.limits):
+                v_ids, v_dists = table.candidates(variant.hashes, policy.candidate_hash_distance)
+                v_found = index.by_ids(v_ids.tolist())
+                for row_id, dist in zip(v_ids.tolist(), v_dists.tolist(), strict=True):
+                    hit = v_found.get(row_id)
+                    if (
+                        hit is not None
+                        and hit.path not in ranked
+                        and not (
+                            apart and query.sha256 and pair_key(query.sha256, hit.sha256) in apart
+                        )
+                    ):
+                        other_shape.setdefault(hit.path, (hit, int(dist)))
+            crops = sorted(other_shape.values(), key=lambda pair: (pair[1], pair[0].path))
+            for entry, dist in crops[:_CROP_CANDIDATES]:
+                ranked.setdefault(entry.path, (entry, dist))
+                if examine(entry, dist, (desc.width, desc.height), desc.thumb, screen=False):
+                    break
 
         matches.sort(key=_match_order)
         similar.sort(key=_match_order)
@@ -318,6 +383,7 @@ class Library:
         log: SyncLog | None = None,
         retry: Retry | None = None,
         allow_private: bool = True,
+        cache: bool = True,
     ) -> SyncSummary:
         """Download into the folder only the pictures it does not have yet.
 
@@ -347,6 +413,9 @@ class Library:
             Retry policy of the downloads (default :data:`samepix.fetch.DEFAULT_RETRY`).
         allow_private : bool
             Allow loopback and private addresses.
+        cache : bool
+            Use the folder's fetch state (``.samepix/fetch-state.sqlite3``): send the stored
+            ``ETag``/``Last-Modified`` and remember new ones. False downloads every URL.
 
         Returns
         -------
@@ -372,6 +441,7 @@ class Library:
             log=log,
             retry=retry,
             allow_private=allow_private,
+            cache=cache,
         )
 
     # -- duplicates ------------------------------------------------------------------------
@@ -480,6 +550,29 @@ class Library:
             if result is not None and result.is_match:
                 union(i, j)
 
+        # Mirror images and rotations have other hashes: when the policy counts them as the same
+        # picture, pairs whose thumbnails look turned are compared too (samepix.variants).
+        kinds = [k for k, on in (("mirror", policy.flip_is_same),
+                                 ("rotation", policy.rotation_is_same)) if on]  # fmt: skip
+        if kinds:
+            from .variants import turned_pairs
+
+            turned = turned_pairs([e.descriptor.thumb for e in entries], kinds)
+            self._report("comparing turned", 0, len(turned))
+            for done, (i, j, _, turns) in enumerate(turned, 1):
+                self._report("comparing turned", done, len(turned))
+                if find_root(i) == find_root(j):
+                    continue
+                if apart and pair_key(entries[i].sha256, entries[j].sha256) in apart:
+                    continue
+                a, b = entries[i].descriptor, entries[j].descriptor
+                size_a = (a.height, a.width) if turns else (a.width, a.height)
+                if aspect_change(size_a, (b.width, b.height)) > policy.max_aspect_change:
+                    continue
+                result = compared(i, j)
+                if result is not None and result.is_match:
+                    union(i, j)
+
         members: dict[int, list[int]] = {}
         for i in range(n):
             root = find_root(i)
@@ -509,6 +602,11 @@ class Library:
         groups.sort(key=lambda g: (-len(g.copies), str(g.best.path)))
         return groups
 
+    def _report(self, stage: str, done: int, total: int) -> None:
+        """Tell the progress callback, if any (the CLI draws it on a terminal)."""
+        if self.progress is not None:
+            self.progress(Progress(stage, done, total))
+
     def _copy(self, entry: IndexEntry, comparison: Comparison | None) -> DuplicateCopy:
         d = entry.descriptor
         return DuplicateCopy(
@@ -522,6 +620,11 @@ class Library:
             comparison=comparison,
             sha256=entry.sha256,
         )
+
+
+# Most possible crops ``find`` compares when nothing else matched (each costs a feature match,
+# tens of milliseconds): the closest by hash distance.
+_CROP_CANDIDATES = 8
 
 
 class _DecodedImages:
@@ -611,6 +714,13 @@ class _Entries:
 
     def __len__(self) -> int:
         return len(self.cache)
+
+    def __iter__(self) -> Iterator[IndexEntry]:
+        """Every entry, read a block at a time (only for the opt-in turned-copy search)."""
+        for start in range(0, len(self), 4096):
+            block = range(start, min(len(self), start + 4096))
+            self.cache.prefetch(block)
+            yield from (self[k] for k in block)  # positions stay aligned with the table
 
 
 class _Vanished(LookupError):

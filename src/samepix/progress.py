@@ -6,6 +6,7 @@ is all the CLI needs, and it costs no dependency and no import time.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import TextIO
@@ -31,13 +32,14 @@ class ProgressLine:
         self.interval = interval
         self._stage = ""
         self._stage_start = 0.0
+        self._stage_done = 0  # items already done when the stage was first reported
         self._last_draw = 0.0
         self._width = 0
 
     def __call__(self, report: Progress) -> None:
         now = time.monotonic()
         if report.stage != self._stage:
-            self._stage, self._stage_start = report.stage, now
+            self._stage, self._stage_start, self._stage_done = report.stage, now, report.done
         finished = report.done >= report.total
         if not finished and now - self._last_draw < self.interval:
             return
@@ -48,8 +50,11 @@ class ProgressLine:
         text = f"{report.stage} {report.done:,}/{report.total:,}"
         if report.total:
             text += f" {100 * report.done // report.total}%"
-        if elapsed > 0.5 and report.done:
-            rate = report.done / elapsed
+        # The rate counts only what was done while this line watched: work finished before the
+        # stage's first report (a first chunk) would make it look faster and the ETA too short.
+        seen = report.done - self._stage_done
+        if elapsed > 0.5 and seen > 0:
+            rate = seen / elapsed
             text += f" {rate:.1f}/s"
             if report.done < report.total:
                 text += f" eta {_duration((report.total - report.done) / rate)}"
@@ -77,7 +82,7 @@ class ProgressLine:
 
 
 def _duration(seconds: float) -> str:
-    s = int(seconds)
+    s = math.ceil(seconds)  # work is left: never "0s"
     if s < 60:
         return f"{s}s"
     if s < 3600:

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from .heatmap import write_heatmap
 from .terminal import escape, shorten
 from .units import human_bytes
 
 if TYPE_CHECKING:
-    from .compare import Comparison, PreparedImage
+    from .compare import Comparison
     from .decode import ImageInfo
     from .index import IndexSummary
     from .results import DuplicateCopy, DuplicateGroup, FindResult
     from .sync import SyncItem, SyncSummary
 
 __all__ = [
+    "duplicate_totals",
     "format_comparison",
     "format_duplicates",
     "format_find",
@@ -83,45 +82,6 @@ def format_comparison(result: Comparison) -> str:
     return "\n".join(lines)
 
 
-def write_heatmap(result: Comparison, base: PreparedImage, path: str | os.PathLike[str]) -> None:
-    """Write a PNG of where the images differ: red where SSIM is low, over a grey ``base``.
-
-    ``result`` must come from ``compare(..., keep_map=True)``. The worst region is outlined.
-    Images that were not compared pixel by pixel (identical, other aspect ratio) give a plain
-    grey picture with no red: nothing to show.
-    """
-    import cv2
-    from PIL import Image
-
-    from .align import resize_area
-    from .atomic import atomic_writer
-    from .decode import luma
-
-    size = result.metrics.compared_size or (base.info.width, base.info.height)
-    grey = luma(resize_area(np.asarray(base.pixels), size)).astype(np.float32)
-    canvas = np.repeat((grey * 0.6 + 40)[:, :, None], 3, axis=2)
-    ssim_map = result.ssim_map
-    if ssim_map is not None:
-        from .metrics import SSIM_BORDER
-
-        loss = np.clip(1.0 - ssim_map, 0.0, 1.0)
-        full = np.zeros(grey.shape, np.float32)
-        full[
-            SSIM_BORDER : SSIM_BORDER + loss.shape[0], SSIM_BORDER : SSIM_BORDER + loss.shape[1]
-        ] = loss
-        # Scale so the loss a JPEG leaves (~0.1) stays faint and a real change (~0.5+) is vivid.
-        weight = np.clip(full / 0.5, 0.0, 1.0)[:, :, None]
-        red = np.array([255.0, 30.0, 30.0], np.float32)
-        canvas = canvas * (1.0 - weight) + red * weight
-    out = np.clip(canvas, 0, 255).astype(np.uint8)
-    region = result.metrics.worst_region
-    if region is not None and ssim_map is not None:
-        x, y, w, h = region
-        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), (255, 255, 0), 2)
-    with atomic_writer(path) as handle:
-        Image.fromarray(out).save(handle, format="PNG")
-
-
 # ---------------------------------------------------------------------------------------------
 # Folder commands: index summary, find, dupes
 
@@ -178,12 +138,25 @@ def format_duplicates(groups: list[DuplicateGroup]) -> str:
             lines.append(f"  {verdict}: {escape(copy.path)}  ({_copy_facts(copy)})")
             if copy.comparison is not None:
                 lines.append(f"    - {escape('; '.join(copy.comparison.reasons))}")
-    total = sum(len(g.copies) - 1 for g in groups)
+    totals = duplicate_totals(groups)
+    total = totals["extra_copies"]
     lines.append(
         f"{len(groups)} group{'s' if len(groups) != 1 else ''}, {total} extra cop"
-        f"{'ies' if total != 1 else 'y'}"
+        f"{'ies' if total != 1 else 'y'} in {totals['files']} files; removing all but the "
+        f"best copy of each group would free {human_bytes(totals['bytes_freed'])}"
     )
     return "\n".join(lines)
+
+
+def duplicate_totals(groups: list[DuplicateGroup]) -> dict[str, int]:
+    """``groups``; ``files`` in them; ``extra_copies`` (all but each best copy); ``bytes_freed``
+    by removing those extra copies (their file sizes)."""
+    return {
+        "groups": len(groups),
+        "files": sum(len(g.copies) for g in groups),
+        "extra_copies": sum(len(g.copies) - 1 for g in groups),
+        "bytes_freed": sum(c.size for g in groups for c in g.others),
+    }
 
 
 def _copy_facts(copy: DuplicateCopy) -> str:

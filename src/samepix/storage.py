@@ -194,24 +194,29 @@ class ObjectPath(os.PathLike[str]):
         except Exception as exc:
             raise _storage_error(self.url, exc) from exc
 
-    def read(self, limits: Limits) -> tuple[bytes, ObjectStat]:
-        """The object's bytes and the stat they were read at (one GET)."""
+    def read(self, limits: Limits, listed: ObjectStat | None = None) -> tuple[bytes, ObjectStat]:
+        """The object's bytes and the stat they were read at.
+
+        With ``listed`` (its stat from the listing) one GET; else a HEAD first. Either way the
+        stat kept is from before the read, so an object replaced meanwhile has a newer ETag
+        than the one kept, and the next update reads it again.
+        """
         try:
-            info = self.fs.info(self.key)
-            stat = _stat(info)
+            stat = listed if listed is not None else _stat(self.fs.info(self.key))
             if stat.st_size > limits.max_bytes:
                 raise LimitExceeded(
                     f"{stat.st_size:,} bytes exceeds the limit of {limits.max_bytes:,} "
                     "(--max-bytes)"
                 )
-            data = bytes(self.fs.cat_file(self.key))
+            # A range: an object grown past the limit since it was listed is not read whole.
+            data = bytes(self.fs.cat_file(self.key, start=0, end=limits.max_bytes + 1))
         except SamepixError:
             raise
         except Exception as exc:
             raise _storage_error(self.url, exc) from exc
         if len(data) > limits.max_bytes:
             raise LimitExceeded(f"more than {limits.max_bytes:,} bytes (--max-bytes)")
-        if len(data) != stat.st_size:  # replaced between the two calls: read it next time
+        if len(data) != stat.st_size:  # replaced since: read it again next time
             stat = ObjectStat(len(data), stat.st_mtime_ns, 0)
         return data, stat
 

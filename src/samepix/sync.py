@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path, PurePosixPath
@@ -62,6 +62,7 @@ __all__ = [
     "DECISIONS",
     "RepeatedUrl",
     "SyncFolder",
+    "SyncInterrupted",
     "SyncItem",
     "SyncLog",
     "SyncSummary",
@@ -94,11 +95,16 @@ class SyncFolder(Protocol):
     """
 
     root: Path
+    db_path: Path
     limits: Limits
     progress: ProgressCallback | None
 
     @property
     def index(self) -> Index: ...
+
+    def with_db(self, db: Path) -> SyncFolder: ...
+
+    def close(self) -> None: ...
 
     def update(self) -> IndexSummary: ...
 
@@ -463,8 +469,11 @@ class _FolderLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
+            hint = ""
+            if not os.access(self.root, os.W_OK):  # read-only: a sync cannot save into it
+                hint = "; to see what a sync would do without writing into the folder: --dry-run"
             raise SyncError(
-                f"{self.path}: cannot create the sync lock file ({exc.strerror or exc})"
+                f"{self.path}: cannot create the sync lock file ({exc.strerror or exc}){hint}"
             ) from exc
         try:
             _lock_fd(fd)
@@ -852,6 +861,75 @@ class _Downloads:
                     task.cancel()
 
 
+def _make_destination(root: Path, dry_run: bool) -> None:
+    """Create a missing destination folder (a dry run creates nothing: it says so instead)."""
+    if root.is_dir():
+        return
+    if os.path.lexists(root):
+        raise SourceError(f"{root}: not a folder")
+    if dry_run:
+        raise SourceError(
+            f"{root}: no such folder (a dry run creates nothing; without --dry-run sync creates it)"
+        )
+    try:
+        root.mkdir(parents=True)
+    except FileExistsError:
+        if not root.is_dir():
+            raise SourceError(f"{root}: not a folder") from None
+    except OSError as exc:
+        raise SourceError(f"{root}: cannot create the folder ({exc.strerror or exc})") from exc
+
+
+class _DryRunCopies:
+    """Copies of DIR's index and fetch state in a temporary folder, for a dry run.
+
+    The dry run indexes and searches as a real run would (same decisions), but every write
+    lands in the copies, which vanish afterwards: DIR is never written, and may be read-only.
+    """
+
+    def __init__(self, lib: SyncFolder, state_path: Path) -> None:
+        import tempfile
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="samepix-dry-run-")
+        folder = Path(self._tmp.name)
+        try:
+            db = folder / lib.db_path.name
+            if lib.db_path.exists():
+                _copy_sqlite(lib.db_path, db)
+            self.state_path: Path | None = None
+            if state_path.exists():
+                self.state_path = folder / state_path.name
+                _copy_sqlite(state_path, self.state_path)
+            self.library = lib.with_db(db)
+        except BaseException:
+            self._tmp.cleanup()
+            raise
+
+    def __enter__(self) -> _DryRunCopies:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.library.close()
+        finally:
+            self._tmp.cleanup()
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a SQLite database with its write-ahead log, without opening it where it lies (even
+    a read-only open of a WAL database creates its -wal and -shm files beside it)."""
+    import shutil
+
+    try:
+        for suffix in ("", "-wal"):
+            if os.path.exists(f"{source}{suffix}"):
+                shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
+    except OSError as exc:
+        raise SourceError(
+            f"{source}: cannot read it for the dry run ({exc.strerror or exc})"
+        ) from exc
+
+
 def _read_only_state(path: Path) -> FetchState:
     """The state file for a dry run: validators are read, never remembered."""
     from .state import FetchState
@@ -1013,9 +1091,11 @@ class _Syncer:
 
         query = load(download, limits=self.lib.limits, lazy=True)
         desc = describe_query(query, self.lib.limits)
-        found = self.lib.find(query, update=False, first=not self.replace_better)
+        # Every match, not the first: the reason names the best local copy (the lossless
+        # original rather than a q30 copy of it), and --replace-better compares with that one.
+        found = self.lib.find(query, update=False)
         if found.found:
-            best_match = found.matches[0]
+            best_match = self._best_copy(found.matches)
             verdict = best_match.comparison.verdict.value
             if self.replace_better:
                 better = self._replace_target(found.matches, desc, len(download.data))
@@ -1150,6 +1230,21 @@ class _Syncer:
         )
 
     # -- replacing -----------------------------------------------------------------------------
+
+    def _best_copy(self, matches: Sequence[Any]) -> Any:
+        """The match a user would keep: most pixels, lossless, higher JPEG quality, larger
+        file; among equals, the closest (``find``'s order)."""
+
+        def key(position: int) -> Any:
+            rel = matches[position].path.relative_to(self.root).as_posix()
+            entry = self.index.get(rel)
+            if entry is None:
+                return (_quality(0, 0, None, None, 0), -position)
+            d = entry.descriptor
+            quality = _quality(d.width, d.height, d.lossless, d.jpeg_quality, entry.size)
+            return (quality, -position)
+
+        return matches[max(range(len(matches)), key=key)]
 
     def _replace_target(
         self, matches: Iterable[Any], desc: Descriptor, size: int
@@ -1304,6 +1399,7 @@ def run_sync(
     log: SyncLog | None = None,
     retry: Retry | None = None,
     allow_private: bool = True,
+    cache: bool = True,
 ) -> SyncSummary:
     """Sync ``urls`` into ``lib``'s folder; see :meth:`samepix.library.Library.sync`."""
     from .fetch import DEFAULT_RETRY, Fetcher
@@ -1320,17 +1416,21 @@ def run_sync(
             f"{root}: sync into object storage is not supported yet; sync into a local folder "
             "and copy it up, or index the bucket and use find --in (see docs/scale.md)"
         )
-    if not root.is_dir():
-        raise SourceError(f"{root}: not a folder")
+    _make_destination(root, dry_run)
     if isinstance(urls, str):
         urls = split_lines(urls)
     parsed = parse_url_list(urls)
     state_dir = root / STATE_DIR
     items: list[SyncItem] = []
     journal = _Log(log)
+    scratch = _DryRunCopies(lib, state_dir / FETCH_STATE_NAME) if dry_run else None
     try:
-        with _FolderLock(state_dir / LOCK_NAME, root):
-            if not dry_run:
+        # A dry run works on copies of the index and state in a temporary folder (and takes no
+        # lock): it writes nothing into DIR, and runs on a read-only folder.
+        with scratch or _FolderLock(state_dir / LOCK_NAME, root):
+            if scratch is not None:
+                lib = scratch.library
+            else:
                 _clean_parts(root)
             lib.update()
             store = _Store(lib.index, read_only=dry_run)
@@ -1367,9 +1467,14 @@ def run_sync(
                 work.append((number, url, usable))
 
             state_path = state_dir / FETCH_STATE_NAME
-            state: FetchState | None = FetchState(state_path)
-            if dry_run:  # a dry run must not even create the file
-                state = _read_only_state(state_path) if state_path.exists() else None
+            state: FetchState | None
+            if not cache:  # --no-cache: no validators sent or remembered; everything downloaded
+                state = None
+            elif scratch is not None:  # validators are read (from the copy), never remembered
+                copy = scratch.state_path
+                state = _read_only_state(copy) if copy is not None else None
+            else:
+                state = FetchState(state_path)
             if state is not None:  # the validators of every URL to re-check, read at once
                 state.preload(url for _, url, conditional in work if conditional)
 
@@ -1414,6 +1519,18 @@ def run_sync(
                     fetcher.close()
                 if state is not None:
                     state.close()
+    except KeyboardInterrupt as exc:
+        # Every decision so far is on disk (file, index and record together); say so.
+        items.sort(key=lambda i: i.line)
+        partial = SyncSummary(
+            root=root,
+            items=tuple(items),
+            repeated=parsed.repeated,
+            dry_run=dry_run,
+            elapsed_s=time.perf_counter() - started,
+        )
+        total_urls = len(parsed.urls) + len(parsed.malformed)
+        raise SyncInterrupted(partial, left=total_urls - len(items)) from exc
     finally:
         journal.close()
     items.sort(key=lambda i: i.line)
@@ -1424,6 +1541,16 @@ def run_sync(
         dry_run=dry_run,
         elapsed_s=time.perf_counter() - started,
     )
+
+
+class SyncInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sync: what was decided before it (``summary``) and how many URLs were
+    ``left`` undecided. Each decided URL is complete on disk; a new run continues."""
+
+    def __init__(self, summary: SyncSummary, *, left: int) -> None:
+        super().__init__(f"sync interrupted with {left} URLs left")
+        self.summary = summary
+        self.left = left
 
 
 def read_url_file(source: str) -> list[str]:
