@@ -427,3 +427,50 @@ def test_search_table_cache_follows_every_write(folder: Path) -> None:
     cache.write_bytes(b"not a numpy file")
     with Index(folder) as index:
         assert len(index.hash_table()) == 4
+
+
+def test_search_table_is_read_in_batches_with_progress(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows go straight into preallocated arrays, a batch at a time, reporting as they go;
+    the arrays equal the rows and the cached file gives the same table."""
+    import samepix.index as index_module
+    from samepix.index import Progress
+
+    update(folder)
+    monkeypatch.setattr(index_module, "_LOAD_BATCH", 2)  # 5 rows: three batches
+    reports: list[Progress] = []
+    with Index(folder) as index:
+        table = index.hash_table(progress=reports.append)
+        rows = index._query("SELECT id, phash, dhash FROM files ORDER BY id")
+    assert [(r.done, r.total) for r in reports] == [(2, 5), (4, 5), (5, 5), (5, 5)]
+    assert {r.stage for r in reports} == {"loading"}
+    assert [tuple(r) for r in rows] == list(
+        zip(table.ids.tolist(), table.phash.tolist(), table.dhash.tolist(), strict=True)
+    )
+    with Index(folder) as index:  # from the cache file now
+        cached = index.hash_table()
+    assert cached.ids.tolist() == table.ids.tolist()
+    assert cached.phash.tolist() == table.phash.tolist()
+
+
+def test_same_content_ids_and_entry_cache(folder: Path) -> None:
+    shutil.copy(folder / "a.jpg", folder / "sub" / "a-copy.jpg")
+    shutil.copy(folder / "a.jpg", folder / "z.jpg")
+    update(folder)
+    with Index(folder) as index:
+        table = index.hash_table()
+        groups = index.same_content_ids()
+        assert len(groups) == 1 and len(groups[0]) == 3
+        names = {e.path for e in index.by_ids(groups[0]).values()}
+        assert names == {"a.jpg", "sub/a-copy.jpg", "z.jpg"}
+        cache = index.entry_cache(table.ids, capacity=2)
+        assert len(cache) == len(table) == 7
+        everything = {e.path for e in index.entries()}
+        got = {cache.get(p).path for p in range(len(cache))}  # type: ignore[union-attr]
+        assert got == everything
+        assert len(cache._cache) == 2  # least recently used dropped
+        with index.transaction() as conn:
+            conn.execute("DELETE FROM files WHERE path = 'z.jpg'")
+        cache.prefetch(range(len(cache)))
+        assert sum(cache.get(p) is None for p in range(len(cache))) == 1

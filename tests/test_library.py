@@ -310,3 +310,65 @@ def test_png_bytes_helper_round_trip() -> None:
     # helpers.encode writes real files Pillow reads back (guards the fixtures above)
     data = encode(picture(1, (96, 64)), "PNG")
     assert Image.open(io.BytesIO(data)).size == (96, 64)
+
+
+def add_synthetic_rows(db: Path, count: int, seed: int) -> None:
+    """``count`` index rows for files that do not exist: random hashes and thumbnails (no pair
+    of them passes the thumbnail screen), written with SQL as a huge folder's index would be."""
+    import sqlite3
+
+    rng = np.random.default_rng(seed)
+    ph = rng.integers(-(2**63), 2**63 - 1, size=count, dtype=np.int64)
+    dh = rng.integers(-(2**63), 2**63 - 1, size=count, dtype=np.int64)
+    thumbs = rng.integers(0, 256, size=(count, 256), dtype=np.uint8)
+    rows = (
+        (f"synthetic/{k:07d}.jpg", 1000, 1, k, rng.bytes(32), "JPEG", 640, 480, "RGB", 0, 90,
+         0, int(dh[k]), int(ph[k]), 0, thumbs[k].tobytes())
+        for k in range(count)
+    )  # fmt: skip
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO files (path, size, mtime_ns, inode, sha256, format, width, height, mode, "
+            "lossless, jpeg_quality, ahash, dhash, phash, whash, thumb) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    conn.close()
+
+
+def test_duplicates_in_a_large_index_never_read_every_row(
+    dupes_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """30,000 entries: the sampled search finds the same groups, only the compact hash table is
+    loaded (not every entry object: 2 GB at 1,000,000 entries), and every phase reports."""
+    from samepix.index import Index, Progress
+    from samepix.search import plan_search
+
+    with lib(dupes_folder) as library:
+        expected = [[str(c.path) for c in g.copies] for g in library.duplicates()]
+    add_synthetic_rows(default_db_path(dupes_folder), 30_000, seed=4)
+
+    def read_all(self: Index) -> None:
+        raise AssertionError("dupes read every entry")
+
+    monkeypatch.setattr(Index, "entries", read_all)
+    reports: list[Progress] = []
+    with Library(dupes_folder, workers=1, progress=reports.append) as library:
+        groups = library.duplicates(update=False)
+    assert [[str(c.path) for c in g.copies] for g in groups] == expected
+    last = {r.stage: r for r in reports}
+    assert list(last) == [
+        "loading",
+        "searching",
+        "screening",
+        "comparing candidate pairs",
+        "comparing copies with the best",
+    ]
+    n = 30_000 + 9
+    assert last["loading"].done == last["loading"].total == n
+    plan = plan_search(n, library.policy.candidate_hash_distance)
+    assert plan.method == "sampled"
+    assert last["searching"].done == last["searching"].total == 2 * plan.tables
+    assert last["screening"].done == last["screening"].total > 0
+    final = last["comparing copies with the best"]
+    assert final.done == final.total == 5  # 4 copies in one group, 1 in the other

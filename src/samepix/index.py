@@ -24,6 +24,7 @@ import os
 import sqlite3
 import stat as stat_module
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ __all__ = [
     "THUMB_SIDE",
     "DescribeShard",
     "Descriptor",
+    "EntryCache",
     "HashTable",
     "Index",
     "IndexEntry",
@@ -147,6 +149,8 @@ _ENTRY_COLUMNS = (
 # Commit at least this often while decoding, so a killed update keeps what it finished.
 _COMMIT_EVERY_S = 1.0
 _COMMIT_EVERY_ROWS = 500
+# Rows read from SQLite per batch when the search table is loaded.
+_LOAD_BATCH = 65536
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,9 +312,9 @@ class IndexSummary:
 class Progress:
     """A progress report: ``done`` of ``total`` items of the current ``stage``."""
 
-    # index: "scanning", "hashing", "decoding"; dupes: "searching", "comparing candidate pairs",
-    # "comparing turned" (with --flip/--rotation-is-same), "comparing copies with the best";
-    # sync: "syncing" (URLs)
+    # index: "scanning", "hashing", "decoding"; dupes: "loading", "searching", "screening",
+    # "comparing candidate pairs", "comparing turned" (with --flip/--rotation-is-same),
+    # "comparing copies with the best"; sync: "syncing" (URLs)
     stage: str
     done: int
     total: int
@@ -349,6 +353,43 @@ class HashTable:
         hits = np.flatnonzero(dist <= max_distance)
         order = np.argsort(dist[hits], kind="stable")
         return self.ids[hits[order]], dist[hits[order]]
+
+
+class EntryCache:
+    """Index entries by their position in a :class:`HashTable`, read from SQLite on demand.
+
+    ``dupes`` over 1,000,000 entries needs only the few it screens or groups: reading every row
+    (``Index.entries()``) would hold about 2 GB of Python objects. At most ``capacity`` entries
+    are kept (least recently used go first); :meth:`prefetch` reads many in a few queries.
+    A position whose row is gone (deleted by another process since the table was loaded) gives
+    None.
+    """
+
+    def __init__(self, index: Index, ids: np.ndarray, *, capacity: int = 65536) -> None:
+        self._index = index
+        self._ids = ids
+        self._capacity = max(1, capacity)
+        self._cache: OrderedDict[int, IndexEntry | None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return int(self._ids.shape[0])
+
+    def get(self, position: int) -> IndexEntry | None:
+        if position not in self._cache:
+            self.prefetch([position])
+        self._cache.move_to_end(position)
+        return self._cache[position]
+
+    def prefetch(self, positions: Iterable[int]) -> None:
+        """Read the entries at ``positions`` not held yet (500 a query)."""
+        wanted = [p for p in dict.fromkeys(positions) if p not in self._cache]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found = self._index.by_ids(int(self._ids[p]) for p in chunk)
+            for p in chunk:
+                self._cache[p] = found.get(int(self._ids[p]))
+        while len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -793,13 +834,14 @@ class Index:
             for p, r in self._query("SELECT path, reason FROM unreadable ORDER BY path")
         ]
 
-    def hash_table(self) -> HashTable:
+    def hash_table(self, progress: ProgressCallback | None = None) -> HashTable:
         """The candidate-search arrays (loaded once, reloaded after this object writes).
 
         Reading 1,000,000 rows through sqlite3 takes about 2 s, so the arrays are also kept in
         ``<db>-hashes.npy`` beside the database (24 bytes an entry, loaded in milliseconds) and
         used while the database's change counter (``meta.generation``, kept by triggers) says
-        they are current.
+        they are current. Rows are read in batches straight into preallocated arrays: the load
+        never holds more than the arrays and one batch (``progress`` gets ``"loading"`` reports).
         """
         if self._table is None:
             import numpy as np
@@ -814,9 +856,7 @@ class Index:
                     generation = int(row[0]) if row else -1
                     flat = _load_table_cache(cache, generation)
                     if flat is None:
-                        cur = self.conn.execute("SELECT id, phash, dhash FROM files ORDER BY id")
-                        flat = np.fromiter((v for r in cur for v in r), dtype=np.int64)
-                        flat = flat.reshape(-1, 3)
+                        flat = self._read_hashes(progress)
                         if generation >= 0:
                             _save_table_cache(cache, generation, flat)
                 finally:
@@ -828,7 +868,42 @@ class Index:
                 phash=np.ascontiguousarray(flat[:, 1]),
                 dhash=np.ascontiguousarray(flat[:, 2]),
             )
+        if progress:
+            progress(Progress("loading", len(self._table), len(self._table)))
         return self._table
+
+    def _read_hashes(self, progress: ProgressCallback | None) -> np.ndarray:
+        """(n, 3) int64 id/pHash/dHash rows by id, read in batches (inside a read transaction)."""
+        import numpy as np
+
+        total = int(self.conn.execute("SELECT count(*) FROM files").fetchone()[0])
+        flat = np.empty((total, 3), dtype=np.int64)
+        cur = self.conn.execute("SELECT id, phash, dhash FROM files ORDER BY id")
+        done = 0
+        while done < total:
+            rows = cur.fetchmany(_LOAD_BATCH)
+            if not rows:
+                break
+            flat[done : done + len(rows)] = rows
+            done += len(rows)
+            if progress:
+                progress(Progress("loading", done, total))
+        return flat[:done]
+
+    def same_content_ids(self) -> list[list[int]]:
+        """Row ids of the entries whose bytes are identical, a list per SHA-256 held twice or
+        more (read through the ``sha256`` index: no other row is loaded)."""
+        groups: dict[bytes, list[int]] = {}
+        for sha, row_id in self._query(
+            "SELECT sha256, id FROM files WHERE sha256 IN "
+            "(SELECT sha256 FROM files GROUP BY sha256 HAVING count(*) > 1) ORDER BY sha256, id"
+        ):
+            groups.setdefault(bytes(sha), []).append(int(row_id))
+        return list(groups.values())
+
+    def entry_cache(self, ids: np.ndarray, *, capacity: int = 65536) -> EntryCache:
+        """Entries by position in ``ids`` (a :class:`HashTable`'s), read on demand."""
+        return EntryCache(self, ids, capacity=capacity)
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import SamepixError
 from .index import (
+    EntryCache,
     Index,
     IndexEntry,
     IndexSummary,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from .executor import Executor
     from .fetch import Fetcher, Retry
     from .hashes import HashSet
+    from .search import CandidatePairs
     from .sync import SyncLog, SyncSummary
 
 __all__ = [
@@ -464,10 +466,15 @@ class Library:
         """
         from .align import aspect_change
         from .compare import compare
+        from .search import close_pairs
 
         self._ensure_current(update)
-        entries = self.index.entries()
-        n = len(entries)
+        # Only the compact hash table is loaded; entries are read when a pair or a group needs
+        # them (a 1,000,000-entry index would be ~2 GB of entry objects).
+        index = self.index
+        table = index.hash_table(progress=self.progress)
+        entries = _Entries(index.entry_cache(table.ids))
+        n = len(table)
         parent = list(range(n))
 
         def find_root(i: int) -> int:
@@ -481,30 +488,45 @@ class Library:
             if ri != rj:
                 parent[max(ri, rj)] = min(ri, rj)
 
-        by_sha: dict[str, int] = {}
-        for i, entry in enumerate(entries):
-            j = by_sha.setdefault(entry.sha256, i)
-            if j != i:
-                union(j, i)
+        for same_bytes in index.same_content_ids():
+            at = _positions(table.ids, same_bytes)
+            for j in at[1:]:
+                union(at[0], j)
 
         policy = self.policy
-        self._report("searching", 0, n)
+        progress = self.progress
+        candidates = close_pairs(
+            table.phash,
+            table.dhash,
+            policy.candidate_hash_distance,
+            progress=_stage_reporter(progress, "searching"),
+        )
+        # The index pre-screen depends on the pair alone, so it runs first, over every candidate
+        # (their rows read a block at a time); only the pairs it keeps are ranked and compared.
+        apart = not_same_pairs(self.index)  # pairs the user said are not the same picture
+        kept: list[tuple[int, int]] = []
+        for i, j in _screened_in_blocks(candidates, entries, progress):
+            if apart and pair_key(entries[i].sha256, entries[j].sha256) in apart:
+                continue
+            a, b = entries[i].descriptor, entries[j].descriptor
+            if (
+                aspect_change((a.width, a.height), (b.width, b.height)) > policy.max_aspect_change
+                or thumb_distance(a.thumb, b.thumb) > policy.candidate_thumb_distance
+            ):
+                continue
+            kept.append((i, j))
         # Each pair is compared best copy first, the pairs of better copies first: a group's
         # best copy then meets every candidate of its group before any other member does, so
         # the comparisons that join a group are, for most copies, the very (best, copy)
         # comparisons its report shows. Which pairs join is independent of this order: a pair
-        # is skipped only when already joined.
-        rank = [0] * n
-        for position, k in enumerate(sorted(range(n), key=lambda k: quality_key(entries[k]))):
-            rank[k] = position
+        # is skipped only when already joined. Ranked among the kept pairs' files only (the
+        # same order as among all files: quality_key ends with the unique path).
+        involved = sorted({k for pair in kept for k in pair}, key=lambda k: quality_key(entries[k]))
+        rank = {k: position for position, k in enumerate(involved)}
         pairs = sorted(
-            (
-                (i, j) if rank[i] < rank[j] else (j, i)
-                for i, j in _close_pairs(entries, policy.candidate_hash_distance)
-            ),
+            ((i, j) if rank[i] < rank[j] else (j, i) for i, j in kept),
             key=lambda p: (rank[p[0]], rank[p[1]]),
         )
-        self._report("searching", n, n)
         comparisons: dict[tuple[int, int], Comparison] = {}
         images = _DecodedImages(self.root, entries, self.limits)
 
@@ -519,21 +541,11 @@ class Library:
                     return None
             return comparisons[(i, j)]
 
-        progress = self.progress
-        apart = not_same_pairs(self.index)  # pairs the user said are not the same picture
         for done, (i, j) in enumerate(pairs, 1):
             if progress is not None and (done % 64 == 0 or done == len(pairs)):
                 progress(Progress("comparing candidate pairs", done, len(pairs)))
             if find_root(i) == find_root(j):
                 continue  # already joined, directly or through others
-            if apart and pair_key(entries[i].sha256, entries[j].sha256) in apart:
-                continue
-            a, b = entries[i].descriptor, entries[j].descriptor
-            if (
-                aspect_change((a.width, a.height), (b.width, b.height)) > policy.max_aspect_change
-                or thumb_distance(a.thumb, b.thumb) > policy.candidate_thumb_distance
-            ):
-                continue
             result = compared(i, j)
             if result is not None and result.is_match:
                 union(i, j)
@@ -563,13 +575,22 @@ class Library:
 
         members: dict[int, list[int]] = {}
         for i in range(n):
-            members.setdefault(find_root(i), []).append(i)
-        grouped = [g for g in members.values() if len(g) >= 2]
+            root = find_root(i)
+            if root != i:  # a root is the smallest position of its group: seen before
+                members.setdefault(root, [root]).append(i)
+        grouped = [
+            group
+            for group in (
+                [k for k in members_of if entries.cache.get(k) is not None]  # none vanished
+                for members_of in members.values()
+            )
+            if len(group) >= 2
+        ]
         total = sum(len(g) - 1 for g in grouped)
         done = 0
         groups: list[DuplicateGroup] = []
         for group in grouped:
-            group.sort(key=lambda k: rank[k])
+            group.sort(key=lambda k: quality_key(entries[k]))  # the rank order
             best = group[0]
             copies = [self._copy(entries[best], None)]
             for k in group[1:]:
@@ -614,7 +635,7 @@ class _DecodedImages:
     its full decode, so they are the same values), not a second hashing.
     """
 
-    def __init__(self, root: Path, entries: list[IndexEntry], limits: Limits) -> None:
+    def __init__(self, root: Path, entries: _Entries, limits: Limits) -> None:
         self.root = root
         self.entries = entries
         self.limits = limits
@@ -652,9 +673,6 @@ class _DecodedImages:
 # 878 MiB instead of 359.
 _DECODED_BYTES = 128 << 20
 
-# XOR blocks of at most this many elements while searching all pairs (16 MB of uint64).
-_PAIR_BLOCK = 1 << 21
-
 _VERDICT_RANK = {"identical": 0, "same": 1, "similar": 2, "different": 3}
 
 
@@ -674,51 +692,71 @@ def thumb_distance(a: bytes, b: bytes) -> float:
     return float(np.abs(ta - tb).mean())
 
 
-def _popcount(x: np.ndarray) -> np.ndarray:
+def _stage_reporter(
+    progress: ProgressCallback | None, stage: str
+) -> Callable[[int, int], None] | None:
+    """``(done, total)`` reports as :class:`Progress` of ``stage`` (None without a callback)."""
+    if progress is None:
+        return None
+    report = progress
+    return lambda done, total: report(Progress(stage, done, total))
+
+
+class _Entries:
+    """``entries[i]`` over an :class:`~samepix.index.EntryCache`, for the grouping code."""
+
+    def __init__(self, cache: EntryCache) -> None:
+        self.cache = cache
+
+    def __getitem__(self, position: int) -> IndexEntry:
+        entry = self.cache.get(position)
+        if entry is None:
+            raise _Vanished(position)
+        return entry
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __iter__(self) -> Iterator[IndexEntry]:
+        """Every entry, read a block at a time (only for the opt-in turned-copy search)."""
+        for start in range(0, len(self), 4096):
+            block = range(start, min(len(self), start + 4096))
+            self.cache.prefetch(block)
+            yield from (self[k] for k in block)  # positions stay aligned with the table
+
+
+class _Vanished(LookupError):
+    """An entry deleted (by another process) since the search table was read."""
+
+
+def _positions(ids: np.ndarray, wanted: list[int]) -> list[int]:
+    """Positions of row ids in a hash table's ``ids`` (sorted by id when read from SQLite)."""
     import numpy as np
 
-    if hasattr(np, "bitwise_count"):  # numpy >= 2.0: a hardware popcount
-        out: np.ndarray = np.bitwise_count(x)
-        return out
-    from .hashes import _popcount64_table  # pragma: no cover - numpy 1.x
+    if ids.shape[0] > 1 and not bool(np.all(ids[1:] > ids[:-1])):  # patched by Index.add
+        order = np.argsort(ids, kind="stable")
+        at = np.searchsorted(ids, wanted, sorter=order)
+        at = order[np.minimum(at, ids.shape[0] - 1)]
+    else:
+        at = np.minimum(np.searchsorted(ids, wanted), max(0, ids.shape[0] - 1))
+    return [int(p) for p, w in zip(at.tolist(), wanted, strict=True) if int(ids[p]) == w]
 
-    return _popcount64_table(x)  # pragma: no cover
 
-
-def _close_pairs(entries: list[IndexEntry], max_distance: int) -> list[tuple[int, int]]:
-    """Index pairs (i < j) whose pHash or dHash distance is within ``max_distance``, closest first.
-
-    All pairs, blockwise: n²/2 XOR-popcounts, about 1 ns each (measured in benchmarks/).
-    """
-    import numpy as np
-
-    n = len(entries)
-    if n < 2:
-        return []
-    ph = np.array([e.hashes.phash.to_signed64() for e in entries], dtype=np.int64).view(np.uint64)
-    dh = np.array([e.hashes.dhash.to_signed64() for e in entries], dtype=np.int64).view(np.uint64)
-    rows = max(1, _PAIR_BLOCK // n)
-    found_i: list[np.ndarray] = []
-    found_j: list[np.ndarray] = []
-    found_d: list[np.ndarray] = []
-    for start in range(0, n - 1, rows):
-        stop = min(n - 1, start + rows)
-        # Row i is compared with columns i+1..n-1 only: each pair once.
-        cols = slice(start + 1, n)
-        dp = _popcount(ph[start:stop, None] ^ ph[None, cols])
-        dd = _popcount(dh[start:stop, None] ^ dh[None, cols])
-        dist = np.minimum(dp, dd)
-        r, c = np.nonzero(dist <= max_distance)
-        i = r + start
-        j = c + start + 1
-        keep = j > i
-        found_i.append(i[keep])
-        found_j.append(j[keep])
-        found_d.append(dist[r[keep], c[keep]])
-    if not found_i:
-        return []
-    ii = np.concatenate(found_i)
-    jj = np.concatenate(found_j)
-    dd_all = np.concatenate(found_d)
-    order = np.lexsort((jj, ii, dd_all))
-    return [(int(ii[k]), int(jj[k])) for k in order]
+def _screened_in_blocks(
+    pairs: CandidatePairs, entries: _Entries, progress: ProgressCallback | None
+) -> Iterator[tuple[int, int]]:
+    """The pairs, their entries read a block at a time (a few queries per 4,096 pairs), with a
+    ``"screening"`` progress report per block; pairs whose entry vanished are skipped."""
+    total = len(pairs)
+    block = 4096
+    if progress:
+        progress(Progress("screening", 0, total))
+    for start in range(0, total, block):
+        first = pairs.first[start : start + block].tolist()
+        second = pairs.second[start : start + block].tolist()
+        entries.cache.prefetch([*first, *second])
+        for i, j in zip(first, second, strict=True):
+            if entries.cache.get(i) is not None and entries.cache.get(j) is not None:
+                yield i, j
+        if progress:
+            progress(Progress("screening", min(total, start + block), total))
