@@ -343,6 +343,22 @@ def test_dupes_progress_on_a_terminal_only(tmp_path: Path) -> None:
     assert piped.returncode == 0 and piped.stderr == ""
 
 
+def test_find_progress_covers_its_comparisons_on_a_terminal_only(tmp_path: Path) -> None:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    base = picture(1, (480, 360))
+    (folder / "p1.png").write_bytes(encode(base, "PNG"))
+    for quality in (90, 80, 70, 60):
+        (folder / f"p1-q{quality}.jpg").write_bytes(encode(base, "JPEG", quality=quality))
+    query = tmp_path / "query.webp"
+    query.write_bytes(encode(base, "WEBP", quality=85))
+    status, out, err = run_with_tty_stderr("find", str(query), "--in", str(folder))
+    assert status == 0 and "p1.png" in out, (out, err)
+    assert "comparing candidates 5/5 100%" in err, err
+    piped = run("find", str(query), "--in", str(folder), "--no-update")
+    assert piped.returncode == 0 and piped.stderr == ""
+
+
 def test_eta_counts_only_what_it_watched_and_never_says_0s() -> None:
     import io
 

@@ -275,7 +275,7 @@ class Library:
 
         matches: list[Match] = []
         similar: list[Match] = []
-        screened = compared = 0
+        screened = compared = unreadable = 0
 
         other_shape: dict[str, tuple[IndexEntry, int]] = {}  # hash-close, other aspect ratio
 
@@ -283,7 +283,15 @@ class Library:
             entry: IndexEntry, dist: int, size: tuple[int, int], thumb: bytes, screen: bool = True
         ) -> bool:
             """Screen, then compare one candidate; True when a match ends a ``first`` search."""
-            nonlocal screened, compared
+            try:
+                return examine_one(entry, dist, size, thumb, screen)
+            finally:  # every candidate counts: screened out, compared or unreadable
+                self._report("comparing candidates", screened + compared + unreadable, len(ranked))
+
+        def examine_one(
+            entry: IndexEntry, dist: int, size: tuple[int, int], thumb: bytes, screen: bool
+        ) -> bool:
+            nonlocal screened, compared, unreadable
             d = entry.descriptor
             same_bytes = query.sha256 is not None and d.sha256 == query.sha256
             if screen and not same_bytes:
@@ -298,6 +306,7 @@ class Library:
                 other = load(self.root / entry.path, limits=self.limits, lazy=True)
                 result = compare(query, other, policy=policy, limits=self.limits)
             except SamepixError:
+                unreadable += 1
                 return False  # changed or vanished since it was indexed: not evidence either way
             compared += 1
             match = Match(self.root / entry.path, result, dist)
