@@ -34,7 +34,8 @@ exit status, by command:
   undo     0 all undone, 1 some actions could not be undone
   index, probe, demo   0 done
   every command: 2 trouble (bad input, network, limits; one 'error:' line on stderr),
-                 130 interrupted (Ctrl-C; says what was done and what is left)"""
+                 130 interrupted (Ctrl-C; says what was done and what is left),
+                 143 terminated (SIGTERM; the same clean stop)"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -330,7 +331,8 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "dupes",
         parents=[common],
-        help="group copies of the same picture within a folder (deletes nothing)",
+        help="group copies of the same picture within a folder (changes nothing unless "
+        "asked: --move-to, --trash, --hardlink, --delete)",
         description="Groups of files in DIR that show the same picture, best copy first "
         "(largest resolution, then lossless, higher JPEG quality, larger file). "
         "Exit 0 when there are duplicates, 1 when none.",
