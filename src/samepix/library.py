@@ -321,21 +321,27 @@ class Library:
             if examine(entry, dist, (desc.width, desc.height), desc.thumb):
                 break
 
+        def new_candidates(hashes: HashSet) -> Iterator[tuple[IndexEntry, int]]:
+            """Index entries close to ``hashes`` not ranked yet (checked as each is taken) and
+            not set apart by the user."""
+            v_ids, v_dists = table.candidates(hashes, policy.candidate_hash_distance)
+            v_found = index.by_ids(v_ids.tolist())
+            for row_id, dist in zip(v_ids.tolist(), v_dists.tolist(), strict=True):
+                hit = v_found.get(row_id)
+                if hit is None or hit.path in ranked:
+                    continue
+                if apart and query.sha256 and pair_key(query.sha256, hit.sha256) in apart:
+                    continue
+                yield hit, int(dist)
+
         if not matches and policy.find_relations:
             # Nothing as it stands: look for a mirrored or rotated copy (samepix.variants).
             from .variants import query_variants
 
             for variant in query_variants(query, self.limits):
-                v_ids, v_dists = table.candidates(variant.hashes, policy.candidate_hash_distance)
-                v_found = index.by_ids(v_ids.tolist())
-                for row_id, dist in zip(v_ids.tolist(), v_dists.tolist(), strict=True):
-                    hit = v_found.get(row_id)
-                    if hit is None or hit.path in ranked:
-                        continue
-                    if apart and query.sha256 and pair_key(query.sha256, hit.sha256) in apart:
-                        continue
-                    ranked[hit.path] = (hit, int(dist))
-                    if examine(hit, int(dist), (variant.width, variant.height), variant.thumb):
+                for hit, dist in new_candidates(variant.hashes):
+                    ranked[hit.path] = (hit, dist)
+                    if examine(hit, dist, (variant.width, variant.height), variant.thumb):
                         break
                 if matches and first:
                     break
@@ -347,18 +353,8 @@ class Library:
             from .variants import crop_variants
 
             for variant in crop_variants(query, self.limits):
-                v_ids, v_dists = table.candidates(variant.hashes, policy.candidate_hash_distance)
-                v_found = index.by_ids(v_ids.tolist())
-                for row_id, dist in zip(v_ids.tolist(), v_dists.tolist(), strict=True):
-                    hit = v_found.get(row_id)
-                    if (
-                        hit is not None
-                        and hit.path not in ranked
-                        and not (
-                            apart and query.sha256 and pair_key(query.sha256, hit.sha256) in apart
-                        )
-                    ):
-                        other_shape.setdefault(hit.path, (hit, int(dist)))
+                for hit, dist in new_candidates(variant.hashes):
+                    other_shape.setdefault(hit.path, (hit, dist))
             crops = sorted(other_shape.values(), key=lambda pair: (pair[1], pair[0].path))
             for entry, dist in crops[:_CROP_CANDIDATES]:
                 ranked.setdefault(entry.path, (entry, dist))
