@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import http.server
 import io
 import json
 import os
@@ -41,15 +40,14 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from samepix.demo import serve_folder  # the demo's quiet server on 127.0.0.1
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,25 +103,6 @@ def make_material(work: Path, seed: int, library: int, urls: int) -> tuple[Path,
             data = _encode(_picture(rng, 160), "JPEG", quality=85)
         (served / f"u{i:03d}.{'png' if kind == 1 else 'jpg'}").write_bytes(data)
     return lib, served
-
-
-@contextlib.contextmanager
-def serve(folder: Path) -> Iterator[str]:
-    handler = partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,7 +217,7 @@ def soak(kills: int, seed: int, library: int, urls: int) -> Result:
     with tempfile.TemporaryDirectory(prefix="samepix-soak-") as tmp:
         work = Path(tmp)
         lib, served = make_material(work, seed, library, urls)
-        with serve(served) as base:
+        with serve_folder(served) as base:
             url_list = work / "urls.txt"
             names = sorted(p.name for p in served.iterdir())
             # Every URL twice: repeats are part of real lists.
