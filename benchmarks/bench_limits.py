@@ -51,6 +51,17 @@ PEAK_LAUNCHER = (
 )
 
 
+def estimate(path: Path) -> str:
+    """samepix's memory estimate for ``path`` (bytes, as text), from a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-c", ESTIMATE, str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        check=True,
+    ).stdout.strip()
+
+
 def run_wait4(code: str, *args: str) -> tuple[float, int, int]:
     """(seconds, peak RSS bytes of that child alone, exit status)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -93,13 +104,7 @@ def largest(folder: Path, reps: int) -> None:
             results["pillow"].append(run_wait4(PILLOW_LOAD, str(path)))
             results["samepix"].append(run_wait4(SAMEPIX_LOAD, str(path)))
             results["cmp"].append(run_wait4(SAMEPIX_COMPARE, str(path), str(small)))
-        est = subprocess.run(
-            [sys.executable, "-c", ESTIMATE, str(path)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-            check=True,
-        ).stdout.strip()
+        est = estimate(path)
 
         s, p, c = (min(results[k], key=lambda r: r[0]) for k in ("samepix", "pillow", "cmp"))
         rows.append(
@@ -155,13 +160,7 @@ def model(folder: Path) -> None:
         if not path.exists():
             im.save(path, fmt, **options)
         seconds, peak, code = run_wait4(SAMEPIX_LOAD, str(path))
-        est = subprocess.run(
-            [sys.executable, "-c", ESTIMATE, str(path)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-            check=True,
-        ).stdout.strip()
+        est = estimate(path)
         rows.append(
             [
                 label,
