@@ -20,7 +20,7 @@ from PIL import Image
 from samepix.executor import DaskExecutor
 from samepix.index import Index, update_index
 
-from .helpers import encode
+from .helpers import encode, run_cli
 
 distributed = pytest.importorskip("distributed", reason="samepix[dask] is not installed")
 pytestmark = pytest.mark.dask
@@ -118,14 +118,7 @@ def test_a_worker_killed_mid_job_is_survived(cluster: Any, tmp_path: Path) -> No
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "samepix", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
+    return run_cli(*args, text=True, timeout=timeout)
 
 
 def test_cli_index_on_a_local_dask_cluster(tmp_path: Path) -> None:
