@@ -55,6 +55,32 @@ def test_shards_are_pulled_from_the_stream_a_window_at_a_time() -> None:
     results.close()
 
 
+def slow_for_small(n: int) -> int:
+    time.sleep(0.05 if n < 3 else 0.0)  # the first shards finish last
+    return n * n
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-processes"])
+def test_map_ordered_keeps_the_order_of_the_shards(workers: int) -> None:
+    results = list(LocalExecutor(workers).map_ordered(slow_for_small, range(40)))
+    assert results == [n * n for n in range(40)]
+
+
+def test_map_ordered_pulls_a_window_past_the_oldest_shard() -> None:
+    pulled = 0
+
+    def stream() -> Iterator[int]:
+        nonlocal pulled
+        for n in range(10_000):
+            pulled += 1
+            yield n
+
+    results = LocalExecutor(2).map_ordered(square, stream())
+    assert next(results) == 0
+    assert pulled <= 4 * 2 + 1  # the window (4 per worker) and the one submitted for it
+    results.close()
+
+
 def test_a_dead_worker_is_one_clear_error() -> None:
     with pytest.raises(SamepixError, match=r"worker process died.*run again to resume"):
         list(LocalExecutor(2).map_unordered(die_on_three, range(8)))

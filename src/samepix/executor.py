@@ -66,6 +66,13 @@ class Executor(Protocol):
         flight. A shard whose task raises ends the iteration with that exception."""
         ...
 
+    def map_ordered(self, fn: Callable[[T], R], shards: Iterable[T]) -> Iterator[R]:
+        """``fn(shard)`` for each shard, yielded in the order of ``shards``; at most
+        ``4 × slots`` shards submitted past the oldest one not yielded yet, so the finished
+        results held while a slow shard runs stay bounded (a stream of shards runs in constant
+        memory). A shard whose task raises ends the iteration with that exception."""
+        ...
+
     def close(self) -> None:
         """Release workers and connections (the executor cannot be used afterwards)."""
         ...
@@ -183,10 +190,37 @@ class LocalExecutor:
             return
         yield from self._pool_map(fn, head, stream)
 
-    def _pool_map(self, fn: Callable[[T], R], head: list[T], rest: Iterator[T]) -> Iterator[R]:
+    def map_ordered(self, fn: Callable[[T], R], shards: Iterable[T]) -> Iterator[R]:
+        stream = iter(shards)
+        head = list(itertools.islice(stream, 2))
+        if self.slots <= 1 or len(head) < 2:
+            for shard in itertools.chain(head, stream):
+                yield fn(shard)
+            return
+        from collections import deque
+        from concurrent.futures import Future
+
+        pool = self._start_pool()
+        queue = itertools.chain(head, stream)
+        window: deque[Future[R]] = deque(
+            pool.submit(fn, shard)
+            for shard in itertools.islice(queue, _IN_FLIGHT_PER_SLOT * self.slots)
+        )
+        clean = False
+        try:
+            while window:
+                result = _local_result(window.popleft())
+                nxt = next(queue, None)
+                if nxt is not None:  # submitted before the caller takes its time with result
+                    window.append(pool.submit(fn, nxt))
+                yield result
+            clean = True
+        finally:
+            _end_pool(pool, clean)
+
+    def _start_pool(self) -> Any:
         import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-        from concurrent.futures.process import BrokenProcessPool
+        from concurrent.futures import ProcessPoolExecutor
 
         # fork when this process has no other thread (fast, and a caller's script is not
         # re-imported: no `if __name__ == "__main__"` guard needed); spawn otherwise, as forking
@@ -198,12 +232,17 @@ class LocalExecutor:
         # parent-death signal fires when that *thread* ends, so it is used only from the main
         # thread; the watchdog covers the rest.
         deathsig = threading.current_thread() is threading.main_thread()
-        pool = ProcessPoolExecutor(
+        return ProcessPoolExecutor(
             max_workers=self.slots,
             mp_context=ctx,
             initializer=_worker_init,
             initargs=(os.getpid(), deathsig),
         )
+
+    def _pool_map(self, fn: Callable[[T], R], head: list[T], rest: Iterator[T]) -> Iterator[R]:
+        from concurrent.futures import FIRST_COMPLETED, Future, wait
+
+        pool = self._start_pool()
         queue = itertools.chain(head, rest)
         running: set[Future[R]] = set()
         clean = False
@@ -215,24 +254,33 @@ class LocalExecutor:
             while running:
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    try:
-                        result = fut.result()
-                    except BrokenProcessPool as exc:
-                        raise SamepixError(
-                            f"a worker process died ({exc}); run again to resume "
-                            "(finished work is kept)"
-                        ) from exc
+                    result = _local_result(fut)
                     yield result
                     nxt = next(queue, None)
                     if nxt is not None:
                         running.add(pool.submit(fn, nxt))
             clean = True
         finally:
-            if clean:
-                pool.shutdown(wait=True)
-            else:
-                # Interrupted, or a shard failed: stop now rather than finish what is queued.
-                _kill_pool(pool)
+            _end_pool(pool, clean)
+
+
+def _local_result(future: Any) -> Any:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool as exc:
+        raise SamepixError(
+            f"a worker process died ({exc}); run again to resume (finished work is kept)"
+        ) from exc
+
+
+def _end_pool(pool: Any, clean: bool) -> None:
+    if clean:
+        pool.shutdown(wait=True)
+    else:
+        # Interrupted, or a shard failed: stop now rather than finish what is queued.
+        _kill_pool(pool)
 
 
 def _kill_pool(pool: Any) -> None:
@@ -327,16 +375,7 @@ class DaskExecutor:
         pending = as_completed(first, loop=self.client.loop)
         try:
             for future in pending:
-                try:
-                    result = future.result()
-                except Exception as exc:
-                    if type(exc).__name__ == "KilledWorker":
-                        raise SamepixError(
-                            f"--dask {self.address}: a shard killed its workers repeatedly "
-                            f"({_short(exc)}); run again to resume (finished work is kept)"
-                        ) from exc
-                    raise
-                future.release()
+                result = self._result(future)
                 yield result
                 nxt = next(queue, None)
                 if nxt is not None:
@@ -345,6 +384,41 @@ class DaskExecutor:
             for future in list(pending.futures):
                 with contextlib.suppress(Exception):
                     future.cancel()
+
+    def map_ordered(self, fn: Callable[[T], R], shards: Iterable[T]) -> Iterator[R]:
+        from collections import deque
+
+        queue = iter(shards)
+        limit = _IN_FLIGHT_PER_SLOT * max(self.slots, len(self.client.nthreads()) or 1)
+        window: deque[Any] = deque(
+            self.client.submit(fn, shard, pure=False) for shard in itertools.islice(queue, limit)
+        )
+        try:
+            while window:
+                result = self._result(window[0])
+                window.popleft()
+                nxt = next(queue, None)
+                if nxt is not None:  # submitted before the caller takes its time with result
+                    window.append(self.client.submit(fn, nxt, pure=False))
+                yield result
+        finally:
+            for future in window:
+                with contextlib.suppress(Exception):
+                    future.cancel()
+
+    def _result(self, future: Any) -> Any:
+        """A finished task's result (released on the cluster once here)."""
+        try:
+            result = future.result()
+        except Exception as exc:
+            if type(exc).__name__ == "KilledWorker":
+                raise SamepixError(
+                    f"--dask {self.address}: a shard killed its workers repeatedly "
+                    f"({_short(exc)}); run again to resume (finished work is kept)"
+                ) from exc
+            raise
+        future.release()
+        return result
 
     def _close_cluster(self) -> None:
         if self._cluster is not None:

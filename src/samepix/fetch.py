@@ -732,6 +732,11 @@ class Fetcher:
         """What the state file knows about ``url`` (None without a state file)."""
         return None if self.state is None else self.state.get(url)
 
+    def remember(self, download: Download) -> None:
+        """Keep what ``download`` told in the state file, as :meth:`get` does for its own (for
+        downloads made elsewhere: a sync shard on another process or machine)."""
+        self._remember(download)
+
     def get(self, url: str, *, conditional: bool = False) -> Download:
         """Download ``url`` within the limits, retrying what may pass.
 

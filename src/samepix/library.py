@@ -149,6 +149,7 @@ class Library:
             limits=self.limits,
             workers=self.workers,
             progress=self.progress,
+            executor=self.executor,
         )
 
     @property

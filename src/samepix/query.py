@@ -14,7 +14,7 @@ from .limits import DEFAULT_LIMITS, Limits
 if TYPE_CHECKING:
     from .compare import PreparedImage
 
-__all__ = ["describe_query"]
+__all__ = ["describe_query", "use_descriptor"]
 
 
 def describe_query(query: PreparedImage, limits: Limits = DEFAULT_LIMITS) -> Descriptor:
@@ -29,6 +29,13 @@ def describe_query(query: PreparedImage, limits: Limits = DEFAULT_LIMITS) -> Des
     desc = _describe_query(query, limits)
     query.__dict__["_index_descriptor"] = desc
     return desc
+
+
+def use_descriptor(query: PreparedImage, desc: Descriptor) -> None:
+    """Give ``query`` the descriptor :func:`describe_query` would compute for it, made
+    elsewhere (a sync shard's worker described the same bytes): nothing is decoded again."""
+    query.__dict__["_index_descriptor"] = desc
+    query.__dict__["hashes"] = desc.hashes
 
 
 def _describe_query(query: PreparedImage, limits: Limits) -> Descriptor:

@@ -52,11 +52,13 @@ from .terminal import json_text
 
 if TYPE_CHECKING:
     from .compare import ImageSource
+    from .executor import Executor
     from .fetch import Download, Fetcher, Retry
     from .index import Descriptor, Index, IndexSummary, ProgressCallback
     from .limits import Limits
     from .results import FindResult
     from .state import FetchState
+    from .sync_shards import ShardedDownloads
 
 __all__ = [
     "DECISIONS",
@@ -101,6 +103,9 @@ class SyncFolder(Protocol):
 
     @property
     def index(self) -> Index: ...
+
+    @property
+    def executor(self) -> Executor | None: ...
 
     def with_db(self, db: Path) -> SyncFolder: ...
 
@@ -861,6 +866,34 @@ class _Downloads:
                     task.cancel()
 
 
+def _downloads(
+    fetcher: Fetcher,
+    work: list[tuple[int, str, bool]],
+    executor: Executor | None,
+    state: FetchState | None,
+    described: dict[str, Descriptor],
+    concurrency: int,
+    per_host: int,
+) -> _Downloads | ShardedDownloads:
+    """The downloads of ``work``: on ``executor`` as shards, or on this process's loop."""
+    if executor is None:
+        return _Downloads(fetcher, work, concurrency=concurrency, per_host=per_host)
+    from .sync_shards import ShardedDownloads
+
+    return ShardedDownloads(
+        executor,
+        work,
+        state=state,
+        remember=fetcher,
+        described=described,
+        limits=fetcher.limits,
+        retry=fetcher.retry,
+        allow_private=fetcher.allow_private,
+        concurrency=concurrency,
+        per_host=per_host,
+    )
+
+
 def _make_destination(root: Path, dry_run: bool) -> None:
     """Create a missing destination folder (a dry run creates nothing: it says so instead)."""
     if root.is_dir():
@@ -987,8 +1020,10 @@ class _Syncer:
         dry_run: bool,
         replace_better: bool,
         refetch: Callable[[str], Download],
+        described: dict[str, Descriptor] | None = None,
     ) -> None:
         self.lib = lib
+        self.described = {} if described is None else described  # url -> made by a worker
         self.root = lib.root
         self.index = lib.index
         self.store = store
@@ -1005,6 +1040,7 @@ class _Syncer:
             # The disk is full (or the folder read-only): every next URL would fail the same
             # way. Stop at the first one, with the message of the write that failed.
             raise _stop(result)
+        prepared = self.described.pop(url, None)
         if isinstance(result, SamepixError):
             return SyncItem(url, "failed", _strip_url(str(result), url), line=line)
         record = self.store.get(url)
@@ -1031,7 +1067,7 @@ class _Syncer:
             except SamepixError as exc:
                 return SyncItem(url, "failed", _strip_url(str(exc), url), line=line)
         try:
-            item = self._decide_body(line, url, download, record)
+            item = self._decide_body(line, url, download, record, prepared)
         except SyncError:
             raise
         except WriteFailed as exc:
@@ -1058,10 +1094,15 @@ class _Syncer:
     # -- a body --------------------------------------------------------------------------------
 
     def _decide_body(
-        self, line: int, url: str, download: Download, record: _Record | None
+        self,
+        line: int,
+        url: str,
+        download: Download,
+        record: _Record | None,
+        prepared: Descriptor | None = None,
     ) -> SyncItem:
         from .compare import load
-        from .query import describe_query
+        from .query import describe_query, use_descriptor
 
         sha = download.sha256
         n = download.transferred
@@ -1090,6 +1131,8 @@ class _Syncer:
             )
 
         query = load(download, limits=self.lib.limits, lazy=True)
+        if prepared is not None and prepared.sha256 == sha:  # described by a worker
+            use_descriptor(query, prepared)
         desc = describe_query(query, self.lib.limits)
         # Every match, not the first: the reason names the best local copy (the lossless
         # original rather than a q30 copy of it), and --replace-better compares with that one.
@@ -1488,6 +1531,10 @@ def run_sync(
                 )
 
             one_off: list[Fetcher] = []
+            # With an executor, the downloads and the decoding of new bodies run as shards
+            # there (samepix.sync_shards); the descriptors made there are used here.
+            executor = lib.executor
+            described: dict[str, Descriptor] = {}
 
             def refetch(url: str) -> Download:
                 if not one_off:
@@ -1495,7 +1542,12 @@ def run_sync(
                 return one_off[0].get(url)
 
             syncer = _Syncer(
-                lib, store, dry_run=dry_run, replace_better=replace_better, refetch=refetch
+                lib,
+                store,
+                dry_run=dry_run,
+                replace_better=replace_better,
+                refetch=refetch,
+                described=described,
             )
             # Every URL the summary counts: the malformed ones are decided already.
             total = len(work) + len(parsed.malformed)
@@ -1504,8 +1556,8 @@ def run_sync(
             if progress:
                 progress(Progress("syncing", done, total))
             try:
-                with _Downloads(
-                    make_fetcher(), work, concurrency=concurrency, per_host=per_host
+                with _downloads(
+                    make_fetcher(), work, executor, state, described, concurrency, per_host
                 ) as downloads:
                     for number, url, result in downloads:
                         item = syncer.decide(number, url, result)
