@@ -106,6 +106,7 @@ def test_sync_on_local_worker_processes_decides_as_a_plain_sync(
 # ---------------------------------------------------------------------------------------------
 # Dask
 
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     distributed = pytest.importorskip("distributed", reason="samepix[dask] is not installed")
@@ -162,9 +163,7 @@ def test_a_dask_worker_killed_mid_shard_saves_nothing_twice(cluster: Any, tmp_pa
             executor.close()
     assert killed.is_set()
     # The killed worker's shard ran again elsewhere: its URLs were fetched twice ...
-    assert any(len(r.statuses) > 1 for r in site.values()), {
-        p: r.statuses for p, r in site.items()
-    }
+    assert any(len(r.statuses) > 1 for r in site.values()), {p: r.statuses for p, r in site.items()}
     # ... and still each picture was decided and saved once: no "-1" copies, none lost.
     assert decisions(summary) == {p.lstrip("/"): "downloaded" for p in site}
     assert sorted(pictures_in(folder)) == sorted(p.lstrip("/") for p in site)
