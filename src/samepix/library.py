@@ -547,9 +547,22 @@ class Library:
                     return None
             return comparisons[(i, j)]
 
+        # With an executor the pairs are compared there, a window of shards ahead of this loop
+        # (samepix.dupes_shards); the joining below stays here, in the same order.
+        confirmed: Iterator[tuple[int, int, Comparison | None]] | None = None
+        if self.executor is not None and pairs:
+            from .dupes_shards import confirm_pairs
+
+            confirmed = confirm_pairs(
+                self.executor, pairs, lambda k: self.root / entries[k].path, policy, self.limits
+            )
         for done, (i, j) in enumerate(pairs, 1):
             if progress is not None and (done % 64 == 0 or done == len(pairs)):
                 progress(Progress("comparing candidate pairs", done, len(pairs)))
+            if confirmed is not None:
+                _, _, made = next(confirmed)
+                if made is not None:
+                    comparisons[(i, j)] = made
             if find_root(i) == find_root(j):
                 continue  # already joined, directly or through others
             result = compared(i, j)

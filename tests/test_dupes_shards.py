@@ -1,0 +1,88 @@
+"""``dupes`` with an executor (samepix.dupes_shards): candidate pairs compared on worker
+processes — local ones, and a real ``dask.distributed.LocalCluster`` — give the very groups,
+order and comparisons of a plain run; the coordinator only joins."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from samepix import Library
+from samepix.executor import Executor, LocalExecutor
+
+from .test_library import dupes_folder  # a fixture, used by name
+
+__all__ = ["dupes_folder"]
+
+
+def _groups(folder: Path, executor: Executor | None) -> list[list[tuple[str, Any, Any]]]:
+    with Library(folder, workers=1, executor=executor) as library:
+        groups = library.duplicates()
+    return [
+        [
+            (
+                c.path.relative_to(folder).as_posix(),
+                None if c.comparison is None else c.comparison.verdict.value,
+                None if c.comparison is None else c.comparison.reasons,
+            )
+            for c in g.copies
+        ]
+        for g in groups
+    ]
+
+
+def test_dupes_on_local_worker_processes_groups_as_a_plain_run(
+    dupes_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plain = _groups(dupes_folder, None)
+    assert [len(g) for g in plain] == [5, 2]
+    module = importlib.import_module("samepix.compare")
+    here: list[str] = []
+    real = module.compare
+
+    def counted(a: Any, b: Any, **kw: Any) -> Any:
+        here.append(a.name)  # in this process only: the workers have their own copy
+        return real(a, b, **kw)
+
+    monkeypatch.setattr(module, "compare", counted)
+    assert _groups(dupes_folder, LocalExecutor(2)) == plain
+    # Every candidate pair was compared by a worker; the reports reuse those comparisons.
+    assert here == []
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    distributed = pytest.importorskip("distributed", reason="samepix[dask] is not installed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=50,
+    ) as cluster:
+        yield cluster
+
+
+@pytest.mark.dask
+def test_dupes_on_dask_groups_as_a_plain_run(
+    cluster: Any,
+    dupes_folder: Path,
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    from samepix.executor import DaskExecutor
+
+    other = tmp_path / "other"
+    shutil.copytree(dupes_folder, other)  # the Dask run builds its own index there
+    plain = _groups(dupes_folder, None)
+    executor = DaskExecutor(cluster.scheduler_address)
+    try:
+        assert _groups(other, executor) == plain
+    finally:
+        executor.close()
