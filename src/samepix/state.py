@@ -318,6 +318,11 @@ class FetchState:
                     found[row[0]] = UrlRecord(*row)
                 self._known.update(found)
 
+    def forget_preloaded(self) -> None:
+        """Drop what :meth:`preload` read (a sync moving on to its next window of URLs)."""
+        with self._lock:
+            self._known.clear()
+
     def remember(self, record: UrlRecord) -> None:
         """Store what a full download of ``record.url`` showed (replacing what was known)."""
         self.remember_many((record,))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import queue
 import re
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from .results import FindResult
     from .state import FetchState
     from .sync_shards import ShardedDownloads
+    from .url_stream import SeenUrls
 
 __all__ = [
     "DECISIONS",
@@ -338,11 +340,18 @@ def parse_url_list(lines: Iterable[str]) -> UrlList:
     of the line (``URL  # a note`` is the URL); a ``#`` inside a URL is its fragment, kept as
     written. A byte-order mark at the start of the first line is skipped.
     """
-    urls: list[tuple[int, str]] = []
+    from .url_stream import SeenUrls
+
+    seen = SeenUrls(in_memory=sys.maxsize)
+    return parse_window(enumerate(lines, 1), seen)
+
+
+def parse_window(numbered: Iterable[tuple[int, str]], seen: SeenUrls) -> UrlList:
+    """:func:`parse_url_list` for a window of ``(line number, text)`` of a longer list: a URL
+    in ``seen`` (an earlier window's) is a repeat; the window's new URLs are added to it."""
+    valid: list[tuple[int, str]] = []
     malformed: list[tuple[int, str, str]] = []
-    repeated: list[RepeatedUrl] = []
-    first: dict[str, int] = {}
-    for number, raw in enumerate(lines, 1):
+    for number, raw in numbered:
         if number == 1:
             raw = raw.removeprefix("\ufeff")
         text = _COMMENT.sub("", raw).strip()
@@ -352,11 +361,17 @@ def parse_url_list(lines: Iterable[str]) -> UrlList:
         if why is not None:
             malformed.append((number, text, why))
             continue
+        valid.append((number, text))
+    first = seen.first_lines({text for _, text in valid})
+    urls: list[tuple[int, str]] = []
+    repeated: list[RepeatedUrl] = []
+    for number, text in valid:
         if text in first:
             repeated.append(RepeatedUrl(number, text, first[text]))
             continue
         first[text] = number
         urls.append((number, text))
+    seen.add((text, number) for number, text in urls)
     return UrlList(tuple(urls), tuple(malformed), tuple(repeated))
 
 
@@ -1462,9 +1477,19 @@ def run_sync(
     _make_destination(root, dry_run)
     if isinstance(urls, str):
         urls = split_lines(urls)
-    parsed = parse_url_list(urls)
+    # The list is read and synced a window of lines at a time (samepix.url_stream): a list of
+    # millions is never held whole. The first window is read now, so a list that cannot be
+    # read fails before any work.
+    from .url_stream import SeenUrls, url_windows
+
+    seen = SeenUrls()
+    chunks = url_windows(urls)
+    windows = (parse_window(chunk, seen) for chunk in chunks)
+    first = next(windows, UrlList(()))
     state_dir = root / STATE_DIR
     items: list[SyncItem] = []
+    repeated: list[RepeatedUrl] = []
+    total = 0  # URLs (malformed ones too) of the windows read so far
     journal = _Log(log)
     scratch = _DryRunCopies(lib, state_dir / FETCH_STATE_NAME) if dry_run else None
     try:
@@ -1479,35 +1504,6 @@ def run_sync(
             store = _Store(lib.index, read_only=dry_run)
             if not dry_run:
                 store.settle(root)
-            for number, text, why in parsed.malformed:
-                item = SyncItem(
-                    text, "failed", f"malformed URL: {why}", line=number, retryable=False
-                )
-                items.append(item)
-                journal.write(item.to_dict())
-            for rep in parsed.repeated:
-                journal.write(
-                    {
-                        "line": rep.line,
-                        "url": rep.url,
-                        "decision": "repeated",
-                        "reason": f"same URL as line {rep.first_line}; processed once",
-                        "path": None,
-                        "verdict": None,
-                        "bytes": 0,
-                    }
-                )
-            # A conditional request only where a 304 could be used: the URL's file is there.
-            store.preload([url for _, url in parsed.urls])
-            work = []
-            for number, url in parsed.urls:
-                record = store.get(url)
-                usable = (
-                    record is not None
-                    and _trusted(record, replace_better)
-                    and store.holds(record.path) == record.local_sha256
-                )
-                work.append((number, url, usable))
 
             state_path = state_dir / FETCH_STATE_NAME
             state: FetchState | None
@@ -1518,8 +1514,6 @@ def run_sync(
                 state = _read_only_state(copy) if copy is not None else None
             else:
                 state = FetchState(state_path)
-            if state is not None:  # the validators of every URL to re-check, read at once
-                state.preload(url for _, url, conditional in work if conditional)
 
             def make_fetcher() -> Fetcher:
                 return Fetcher(
@@ -1549,23 +1543,60 @@ def run_sync(
                 refetch=refetch,
                 described=described,
             )
-            # Every URL the summary counts: the malformed ones are decided already.
-            total = len(work) + len(parsed.malformed)
-            done = len(parsed.malformed)
+            done = 0
             progress = lib.progress
-            if progress:
-                progress(Progress("syncing", done, total))
             try:
-                with _downloads(
-                    make_fetcher(), work, executor, state, described, concurrency, per_host
-                ) as downloads:
-                    for number, url, result in downloads:
-                        item = syncer.decide(number, url, result)
+                for parsed in itertools.chain([first], windows):
+                    # Every URL the summary counts: the malformed ones are decided already.
+                    total += len(parsed.urls) + len(parsed.malformed)
+                    repeated.extend(parsed.repeated)
+                    for number, text, why in parsed.malformed:
+                        item = SyncItem(
+                            text, "failed", f"malformed URL: {why}", line=number, retryable=False
+                        )
                         items.append(item)
                         journal.write(item.to_dict())
-                        done += 1
-                        if progress:
-                            progress(Progress("syncing", done, total))
+                    done += len(parsed.malformed)
+                    for rep in parsed.repeated:
+                        journal.write(
+                            {
+                                "line": rep.line,
+                                "url": rep.url,
+                                "decision": "repeated",
+                                "reason": f"same URL as line {rep.first_line}; processed once",
+                                "path": None,
+                                "verdict": None,
+                                "bytes": 0,
+                            }
+                        )
+                    # A conditional request only where a 304 could be used: the URL's file is
+                    # there.
+                    store.forget_read_ahead()  # what the last window read
+                    store.preload([url for _, url in parsed.urls])
+                    work = []
+                    for number, url in parsed.urls:
+                        record = store.get(url)
+                        usable = (
+                            record is not None
+                            and _trusted(record, replace_better)
+                            and store.holds(record.path) == record.local_sha256
+                        )
+                        work.append((number, url, usable))
+                    if state is not None:  # the validators of every URL to re-check, at once
+                        state.forget_preloaded()
+                        state.preload(url for _, url, conditional in work if conditional)
+                    if progress:
+                        progress(Progress("syncing", done, total))
+                    with _downloads(
+                        make_fetcher(), work, executor, state, described, concurrency, per_host
+                    ) as downloads:
+                        for number, url, result in downloads:
+                            item = syncer.decide(number, url, result)
+                            items.append(item)
+                            journal.write(item.to_dict())
+                            done += 1
+                            if progress:
+                                progress(Progress("syncing", done, total))
             finally:
                 for fetcher in one_off:
                     fetcher.close()
@@ -1577,19 +1608,22 @@ def run_sync(
         partial = SyncSummary(
             root=root,
             items=tuple(items),
-            repeated=parsed.repeated,
+            repeated=tuple(repeated),
             dry_run=dry_run,
             elapsed_s=time.perf_counter() - started,
         )
-        total_urls = len(parsed.urls) + len(parsed.malformed)
-        raise SyncInterrupted(partial, left=total_urls - len(items)) from exc
+        # The lines not read yet count without being parsed (a repeat or a malformed URL among
+        # them counts too): quick, even for millions.
+        unread = sum(1 for chunk in chunks for _, raw in chunk if _COMMENT.sub("", raw).strip())
+        raise SyncInterrupted(partial, left=total + unread - len(items)) from exc
     finally:
         journal.close()
+        seen.close()
     items.sort(key=lambda i: i.line)
     return SyncSummary(
         root=root,
         items=tuple(items),
-        repeated=parsed.repeated,
+        repeated=tuple(repeated),
         dry_run=dry_run,
         elapsed_s=time.perf_counter() - started,
     )
@@ -1605,15 +1639,10 @@ class SyncInterrupted(KeyboardInterrupt):
         self.left = left
 
 
-def read_url_file(source: str) -> list[str]:
-    """The lines of a URL list file, or of standard input for ``-`` (see :func:`split_lines`;
-    bytes that are not UTF-8 become U+FFFD, and such a URL is reported as malformed)."""
-    try:
-        if source == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(source, "rb") as handle:
-                data = handle.read()
-    except OSError as exc:
-        raise SourceError(f"{source}: cannot read the URL list ({exc.strerror or exc})") from exc
-    return split_lines(data.decode("utf-8", errors="replace"))
+def read_url_file(source: str) -> Iterator[str]:
+    """The lines of a URL list file, or of standard input for ``-``, read as they are needed
+    (see :func:`samepix.url_stream.read_lines`; bytes that are not UTF-8 become U+FFFD, and
+    such a URL is reported as malformed). The file is opened now: a missing one fails here."""
+    from .url_stream import read_lines
+
+    return read_lines(source)
