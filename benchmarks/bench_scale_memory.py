@@ -6,11 +6,15 @@
 Each measurement runs in a fresh Python process and reports the growth of its peak RSS
 (``VmHWM``) over the same process with only the imports done:
 
-1. ``sync``'s URL list: a synthetic list of N distinct ``https://`` URLs (62 bytes a line) read
-   by :func:`samepix.sync.read_url_file` and parsed by :func:`samepix.sync.parse_url_list` —
-   what ``run_sync`` holds before its first download (it keeps the parsed list, and one
-   decision per URL, until the end of the run). No request is made.
-2. The index's own tables during an update: the ``known`` map of (path → size, mtime, inode)
+1. ``sync``'s URL list, as ``run_sync`` reads it: a synthetic list of N distinct ``https://``
+   URLs (62 bytes a line) read by :func:`samepix.sync.read_url_file` and parsed a window at a
+   time (:func:`samepix.url_stream.url_windows`, :func:`samepix.sync.parse_window`, repeats
+   recognised through :class:`samepix.url_stream.SeenUrls`), each window dropped once parsed.
+   No request is made. (What a run keeps besides: one ``SyncItem`` per decided URL, for its
+   summary.)
+2. The same list parsed whole by :func:`samepix.sync.parse_url_list` (how ``run_sync`` read it
+   before it streamed), for comparison.
+3. The index's own tables during an update: the ``known`` map of (path → size, mtime, inode)
    that :func:`samepix.index.update_index` loads from an index of N rows (synthetic rows in a
    real SQLite file).
 """
@@ -37,6 +41,23 @@ lines = read_url_file(sys.argv[1])
 parsed = parse_url_list(lines)
 del lines
 assert len(parsed.urls) == int(sys.argv[2]), len(parsed.urls)
+print((hwm() - base) * 1024)
+"""
+
+_WINDOWS = """
+import sys
+from samepix.sync import parse_window, read_url_file
+from samepix.url_stream import SeenUrls, url_windows
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1])
+base = hwm()
+seen = SeenUrls()
+count = 0
+for chunk in url_windows(read_url_file(sys.argv[1])):
+    count += len(parse_window(chunk, seen).urls)
+assert count == int(sys.argv[2]), count
 print((hwm() - base) * 1024)
 """
 
@@ -95,6 +116,7 @@ def main() -> int:
     with urls.open("w") as out:
         for i in range(args.n):
             out.write(f"https://images.example.com/set/{i // 1000:05}/photo-{i:09}.jpg\n")
+    window_bytes = run(_WINDOWS, str(urls), str(args.n))
     url_bytes = run(_URLS, str(urls), str(args.n))
     (work / "lib").mkdir()
     fake_index(work / "lib", args.n)
@@ -106,7 +128,13 @@ def main() -> int:
             ["held by the coordinator", "N", "peak RSS growth MiB", "bytes per item"],
             [
                 [
-                    "sync: URL list read and parsed",
+                    "sync: URL list read and parsed a window at a time",
+                    f"{args.n:,}",
+                    f"{window_bytes / 2**20:,.0f}",
+                    f"{window_bytes / args.n:,.1f}",
+                ],
+                [
+                    "sync: URL list read and parsed whole (before)",
                     f"{args.n:,}",
                     f"{url_bytes / 2**20:,.0f}",
                     f"{url_bytes / args.n:,.0f}",
