@@ -7,8 +7,9 @@ the coordinator walks them; a worker — a local process or a Dask worker that s
 files — decodes and compares a shard's pairs and sends the comparisons back. The coordinator
 takes them in order and joins the groups exactly as it does alone, so the groups are the same.
 
-A worker compares every candidate pair of its shard, also those the coordinator would skip
-because earlier matches joined them already (it cannot know): more comparisons in all, run in
+A pair already joined through earlier matches when its shard is cut is not sent. One joined
+only while its shard was in flight is compared anyway (and its comparison unused): a window of
+shards ahead of the coordinator costs some comparisons the coordinator alone would skip, run in
 parallel, for the same result.
 """
 
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PairShard", "compare_shard", "confirm_pairs"]
 
-#: Pairs per shard: a comparison costs tens of milliseconds, so a few pairs pay for a task.
-SHARD_PAIRS = 8
+#: Pairs per shard: a comparison costs tens of milliseconds, so a few pairs pay for a task;
+#: few, so that the window of shards ahead holds few pairs that earlier matches would join.
+SHARD_PAIRS = 4
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,14 @@ def confirm_pairs(
     path_of: Callable[[int], Path],
     policy: Policy,
     limits: Limits,
+    joined: Callable[[int, int], bool],
 ) -> Iterator[tuple[int, int, Comparison | None]]:
-    """The comparison of each of ``pairs``, in their order, made on ``executor``'s workers
-    (a bounded window of shards ahead of the one the caller waits for)."""
+    """The comparison of each of ``pairs`` not ``joined`` yet when its shard is cut, in their
+    order, made on ``executor``'s workers (a bounded window of shards ahead of the one the
+    caller waits for; ``joined`` is asked as shards are cut, in the caller's thread)."""
 
     def shards() -> Iterator[PairShard]:
-        stream = iter(pairs)
+        stream = (pair for pair in pairs if not joined(*pair))
         while chunk := list(itertools.islice(stream, SHARD_PAIRS)):
             yield PairShard(tuple((i, j, path_of(i), path_of(j)) for i, j in chunk), policy, limits)
 

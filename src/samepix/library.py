@@ -554,17 +554,24 @@ class Library:
             from .dupes_shards import confirm_pairs
 
             confirmed = confirm_pairs(
-                self.executor, pairs, lambda k: self.root / entries[k].path, policy, self.limits
+                self.executor,
+                pairs,
+                lambda k: self.root / entries[k].path,
+                policy,
+                self.limits,
+                joined=lambda i, j: find_root(i) == find_root(j),
             )
         for done, (i, j) in enumerate(pairs, 1):
             if progress is not None and (done % 64 == 0 or done == len(pairs)):
                 progress(Progress("comparing candidate pairs", done, len(pairs)))
-            if confirmed is not None:
-                _, _, made = next(confirmed)
-                if made is not None:
-                    comparisons[(i, j)] = made
             if find_root(i) == find_root(j):
                 continue  # already joined, directly or through others
+            if confirmed is not None:  # sent, as it was not joined then: its result is ahead
+                for ci, cj, made in confirmed:
+                    if (ci, cj) == (i, j):
+                        if made is not None:
+                            comparisons[(i, j)] = made
+                        break
             result = compared(i, j)
             if result is not None and result.is_match:
                 union(i, j)
