@@ -176,12 +176,11 @@ def main() -> int:
         return statistics.median(times[a]) / statistics.median(times[b])
 
     for verb in ("sync", "dupes"):
+        overhead = ratio(f"{verb}: --dask tcp:// 2 workers", f"{verb}: local executor, 2 processes")
+        scaling = ratio(f"{verb}: --dask tcp:// 1 worker", f"{verb}: --dask tcp:// 2 workers")
         print(
-            f"{verb}: Dask 2 workers vs local executor 2 processes: "
-            f"{ratio(f'{verb}: --dask tcp:// 2 workers', f'{verb}: local executor, 2 processes'):.2f}× "
-            f"the time; 1 → 2 Dask workers: "
-            f"{ratio(f'{verb}: --dask tcp:// 1 worker', f'{verb}: --dask tcp:// 2 workers'):.2f}× "
-            "faster"
+            f"{verb}: Dask 2 workers vs local executor 2 processes: {overhead:.2f}× the time; "
+            f"1 → 2 Dask workers: {scaling:.2f}× faster"
         )
     print(f"load average (1 min) during the runs: {min(loads):.1f}–{max(loads):.1f}")
     return 0
