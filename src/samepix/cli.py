@@ -416,8 +416,9 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--dask",
         metavar="ADDRESS",
-        help="decode on a Dask cluster: tcp://HOST:PORT of a running scheduler, or local:N to "
-        "start N worker processes here (needs samepix[dask]; see docs/scale.md)",
+        help="run the heavy work on a Dask cluster (decoding; sync's downloads; dupes' pair "
+        "comparisons): tcp://HOST:PORT of a running scheduler, or local:N to start N worker "
+        "processes here (needs samepix[dask]; see docs/scale.md)",
     )
     g.add_argument(
         "--follow-links",
