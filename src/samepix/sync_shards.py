@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .errors import SamepixError, SourceError
+from .errors import SamepixError, SourceError, WriteFailed
 from .fetch import Fetcher
 
 if TYPE_CHECKING:
@@ -213,8 +213,12 @@ class ShardedDownloads:
         self._stream = self.executor.map_ordered(fetch_shard, self._shards())
         for fetched in self._stream:
             for one in fetched:
-                if not isinstance(one.result, SamepixError):
-                    self.remember.remember(one.result)
+                result = one.result
+                if not isinstance(result, SamepixError):
+                    try:
+                        self.remember.remember(result)
+                    except WriteFailed as exc:  # the state file cannot be written: the
+                        result = exc  # decision stops the sync, as a plain sync does
                 if one.described is not None:
                     self.described[one.url] = one.described
-                yield one.line, one.url, one.result
+                yield one.line, one.url, result
