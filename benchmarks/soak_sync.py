@@ -140,9 +140,13 @@ def _alive(pid: int) -> bool:
     return state not in (b"Z", b"X")
 
 
+#: Options added to every sync (``--dask ADDRESS``: the downloads and decoding run as shards there).
+_OPTIONS: list[str] = []
+
+
 def _sync_cmd(urls: Path, folder: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "samepix", "sync", str(urls), str(folder), "--workers", "2",
-            "--json", *extra]  # fmt: skip
+            "--json", *_OPTIONS, *extra]  # fmt: skip
 
 
 def _env() -> dict[str, str]:
@@ -322,7 +326,8 @@ def report(result: Result, args: argparse.Namespace) -> str:
         "",
         "```sh",
         f".venv/bin/python benchmarks/soak_sync.py --kills {args.kills} --seed {args.seed} "
-        f"--library {args.library} --urls {args.urls}",
+        f"--library {args.library} --urls {args.urls}"
+        + (f" --dask {args.dask}" if args.dask else ""),
         "```",
         "",
         f"Last run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
@@ -352,7 +357,14 @@ def main() -> int:
     parser.add_argument("--library", type=int, default=60, help="pictures already in the folder")
     parser.add_argument("--urls", type=int, default=40, help="distinct URLs in the list")
     parser.add_argument("--write-docs", action="store_true", help="write docs/soak.md")
+    parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="sync with --dask ADDRESS (local:2: a LocalCluster started by each run)",
+    )
     args = parser.parse_args()
+    if args.dask:
+        _OPTIONS.extend(["--dask", args.dask])
     result = soak(args.kills, args.seed, args.library, args.urls)
     text = report(result, args)
     print(text)

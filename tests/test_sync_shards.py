@@ -215,3 +215,41 @@ def test_coordinator_killed_mid_sync_on_dask_resumes(cluster: Any, tmp_path: Pat
     # What the killed run had saved was not downloaded again: asked with validators, 304.
     for name in before:
         assert resumed[f"/{name}"] == [304], (name, site[f"/{name}"].statuses)
+
+
+@pytest.mark.dask
+def test_sync_on_a_local_cluster_killed_leaves_no_process_holding_its_pipes(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """`sync --dask local:2` killed mid-run: the cluster's worker processes end with it, and a
+    caller reading samepix's output sees end of file (they do not keep its pipes open)."""
+    from .test_executor import _group, _start
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    site = {f"/p{seed}.png": SlowResource(png(seed), f'"e{seed}"', 0.3) for seed in range(80, 96)}
+    with http_server(dict(site)) as server:
+        urls = tmp_path / "urls.txt"
+        urls.write_text("\n".join(server.url(p) for p in site) + "\n")
+        proc = _start("sync", str(urls), str(folder), "--dask", "local:2")
+        try:
+            wait_for(lambda: len(pictures_in(folder)) >= 2, timeout=120)
+            assert len(_group(proc.pid)) >= 3  # samepix and its 2 worker processes
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+        eof = threading.Event()
+
+        def read_all() -> None:
+            assert proc.stdout is not None and proc.stderr is not None
+            proc.stdout.read()
+            proc.stderr.read()
+            eof.set()
+
+        threading.Thread(target=read_all, daemon=True).start()
+        proc.wait(timeout=30)
+        # Within 3 s (the soak counts what is alive 2 s after a kill).
+        assert eof.wait(3), "stdout/stderr still open after samepix ended: a worker holds them"
+        deadline = time.monotonic() + 3
+        while _group(proc.pid):
+            assert time.monotonic() < deadline, f"left behind: {_group(proc.pid)}"
+            time.sleep(0.05)

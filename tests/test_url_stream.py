@@ -95,3 +95,34 @@ def test_a_sync_of_many_windows_decides_as_one_window(
     assert many_summary.repeated == one_summary.repeated  # type: ignore[attr-defined]
     assert len(many_summary.repeated) == 4  # type: ignore[attr-defined]
     assert one["copy.png"] == "skipped-bytes"
+
+
+def test_a_sync_keeping_only_failures_has_the_same_totals_and_report(tmp_path: Path) -> None:
+    import re
+
+    from samepix.report import format_sync
+
+    site = {
+        f"/p{seed}.png": Resource(png(seed), "image/png", etag=f'"e{seed}"') for seed in range(4)
+    }
+    site["/copy.png"] = Resource(png(2), "image/png", etag='"c"')
+    with http_server(dict(site)) as server:
+        lines = [server.url(p) for p in site] + [server.url("/gone.png"), "ftp://h/x.png"]
+        summaries = []
+        for keep in (True, False):
+            folder = tmp_path / f"keep-{keep}"
+            folder.mkdir()
+            with Library(folder, workers=1) as lib:
+                summaries.append(lib.sync(lines, concurrency=2, keep_items=keep))
+    every, failures = summaries
+    assert [i.decision for i in failures.items] == ["failed", "failed"]
+    assert len(every.items) == failures.urls == 7
+    for name in ("downloaded", "skipped_bytes", "failed", "bytes_downloaded", "ok"):
+        assert getattr(failures, name) == getattr(every, name), name
+    assert failures.downloaded == 4 and failures.bytes_downloaded > 0
+
+    def text(summary: object) -> str:
+        out = format_sync(summary)  # type: ignore[arg-type]
+        return re.sub(r"keep-(True|False)", "DIR", re.sub(r"in [0-9.]+ s", "in T s", out))
+
+    assert text(failures) == text(every)

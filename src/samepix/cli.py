@@ -944,6 +944,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             retry=DEFAULT_RETRY if args.retries is None else Retry(tries=args.retries + 1),
             allow_private=not args.no_private,
             cache=not args.no_cache,
+            # The text report lists only failures: a list of millions keeps no item per URL.
+            keep_items=bool(args.json or args.csv or args.html or args.verbose),
         )
     except SyncInterrupted as exc:
         interrupted, summary = exc, exc.summary
@@ -970,8 +972,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         s = summary
         terminated = isinstance(interrupted.__cause__, _Terminated)  # SIGTERM, not Ctrl-C
         print(
-            f"error: {'terminated' if terminated else 'interrupted'} after {len(s.items)} of "
-            f"{len(s.items) + interrupted.left} URLs "
+            f"error: {'terminated' if terminated else 'interrupted'} after {s.urls} of "
+            f"{s.urls + interrupted.left} URLs "
             f"(downloaded {s.downloaded}, replaced {s.replaced}, skipped "
             f"{s.skipped_unchanged + s.skipped_bytes + s.skipped_same_picture}, failed "
             f"{s.failed}); {interrupted.left} left undecided, nothing partial written: run the "
@@ -988,7 +990,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         if malformed:
             advice.append(f"fix the malformed line{'s' if malformed != 1 else ''} in the list")
         print(
-            f"error: {summary.failed} of {len(summary.items)} URLs failed (listed above); "
+            f"error: {summary.failed} of {summary.urls} URLs failed (listed above); "
             + " and ".join(advice),
             file=sys.stderr,
         )

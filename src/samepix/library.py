@@ -390,6 +390,7 @@ class Library:
         retry: Retry | None = None,
         allow_private: bool = True,
         cache: bool = True,
+        keep_items: bool = True,
     ) -> SyncSummary:
         """Download into the folder only the pictures it does not have yet.
 
@@ -422,6 +423,9 @@ class Library:
         cache : bool
             Use the folder's fetch state (``.samepix/fetch-state.sqlite3``): send the stored
             ``ETag``/``Last-Modified`` and remember new ones. False downloads every URL.
+        keep_items : bool
+            Keep an item for every URL in the summary. False keeps only the failed ones and the
+            totals: a list of millions then costs no memory per URL (``log`` has every item).
 
         Returns
         -------
@@ -448,6 +452,7 @@ class Library:
             retry=retry,
             allow_private=allow_private,
             cache=cache,
+            keep_items=keep_items,
         )
 
     # -- duplicates ------------------------------------------------------------------------

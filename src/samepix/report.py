@@ -192,7 +192,7 @@ def format_sync(summary: SyncSummary, *, verbose: bool = False) -> str:
         ]
     head = "dry run, nothing written: " if s.dry_run else ""
     lines.append(
-        f"{head}synced {len(s.items):,} URL{'s' if len(s.items) != 1 else ''} "
+        f"{head}synced {s.urls:,} URL{'s' if s.urls != 1 else ''} "
         f"into {escape(s.root)} "
         f"in {s.elapsed_s:.1f} s: downloaded {s.downloaded:,}, replaced {s.replaced:,}, "
         f"skipped {s.skipped_unchanged:,} unchanged, {s.skipped_bytes:,} same bytes, "

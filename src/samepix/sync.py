@@ -202,17 +202,33 @@ class RepeatedUrl:
 
 @dataclass(frozen=True)
 class SyncSummary:
-    """What one sync did: an item per URL (list order), the repeated lines, the totals."""
+    """What one sync did: an item per URL (list order), the repeated lines, the totals.
+
+    A sync run with ``keep_items=False`` keeps only the failed URLs' items (what the text
+    report lists) and the totals (``totals``: (decision, count) pairs, and ``bytes_total``), so
+    a list of millions does not hold an item per URL.
+    """
 
     root: Path
     items: tuple[SyncItem, ...]
     repeated: tuple[RepeatedUrl, ...] = ()
     dry_run: bool = False
     elapsed_s: float = 0.0
+    totals: tuple[tuple[str, int], ...] | None = None
+    bytes_total: int | None = None
 
     def count(self, decision: str) -> int:
         """How many URLs got ``decision``."""
+        if self.totals is not None:
+            return dict(self.totals).get(decision, 0)
         return sum(1 for item in self.items if item.decision == decision)
+
+    @property
+    def urls(self) -> int:
+        """How many URLs were decided (every item, when all are kept)."""
+        if self.totals is not None:
+            return sum(n for _, n in self.totals)
+        return len(self.items)
 
     @property
     def downloaded(self) -> int:
@@ -249,13 +265,15 @@ class SyncSummary:
 
     @property
     def bytes_downloaded(self) -> int:
+        if self.bytes_total is not None:
+            return self.bytes_total
         return sum(item.transferred for item in self.items)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "dir": str(self.root),
             "dry_run": self.dry_run,
-            "urls": len(self.items),
+            "urls": self.urls,
             **{decision.replace("-", "_"): self.count(decision) for decision in DECISIONS},
             "bytes_downloaded": self.bytes_downloaded,
             "repeated": [
@@ -1458,6 +1476,7 @@ def run_sync(
     retry: Retry | None = None,
     allow_private: bool = True,
     cache: bool = True,
+    keep_items: bool = True,
 ) -> SyncSummary:
     """Sync ``urls`` into ``lib``'s folder; see :meth:`samepix.library.Library.sync`."""
     from .fetch import DEFAULT_RETRY, Fetcher
@@ -1487,8 +1506,19 @@ def run_sync(
     windows = (parse_window(chunk, seen) for chunk in chunks)
     first = next(windows, UrlList(()))
     state_dir = root / STATE_DIR
-    items: list[SyncItem] = []
+    items: list[SyncItem] = []  # all, or the failed ones only (keep_items=False)
+    totals: dict[str, int] = {}
+    transferred = 0
     repeated: list[RepeatedUrl] = []
+
+    def decided(item: SyncItem) -> None:
+        nonlocal transferred
+        totals[item.decision] = totals.get(item.decision, 0) + 1
+        transferred += item.transferred
+        if keep_items or item.decision == "failed":
+            items.append(item)
+        journal.write(item.to_dict())
+
     total = 0  # URLs (malformed ones too) of the windows read so far
     journal = _Log(log)
     scratch = _DryRunCopies(lib, state_dir / FETCH_STATE_NAME) if dry_run else None
@@ -1551,11 +1581,15 @@ def run_sync(
                     total += len(parsed.urls) + len(parsed.malformed)
                     repeated.extend(parsed.repeated)
                     for number, text, why in parsed.malformed:
-                        item = SyncItem(
-                            text, "failed", f"malformed URL: {why}", line=number, retryable=False
+                        decided(
+                            SyncItem(
+                                text,
+                                "failed",
+                                f"malformed URL: {why}",
+                                line=number,
+                                retryable=False,
+                            )
                         )
-                        items.append(item)
-                        journal.write(item.to_dict())
                     done += len(parsed.malformed)
                     for rep in parsed.repeated:
                         journal.write(
@@ -1591,9 +1625,7 @@ def run_sync(
                         make_fetcher(), work, executor, state, described, concurrency, per_host
                     ) as downloads:
                         for number, url, result in downloads:
-                            item = syncer.decide(number, url, result)
-                            items.append(item)
-                            journal.write(item.to_dict())
+                            decided(syncer.decide(number, url, result))
                             done += 1
                             if progress:
                                 progress(Progress("syncing", done, total))
@@ -1604,21 +1636,29 @@ def run_sync(
                     state.close()
     except KeyboardInterrupt as exc:
         # Every decision so far is on disk (file, index and record together); say so.
-        items.sort(key=lambda i: i.line)
-        partial = SyncSummary(
-            root=root,
-            items=tuple(items),
-            repeated=tuple(repeated),
-            dry_run=dry_run,
-            elapsed_s=time.perf_counter() - started,
+        partial = _summary(
+            root, items, repeated, dry_run, started, None if keep_items else (totals, transferred)
         )
         # The lines not read yet count without being parsed (a repeat or a malformed URL among
         # them counts too): quick, even for millions.
         unread = sum(1 for chunk in chunks for _, raw in chunk if _COMMENT.sub("", raw).strip())
-        raise SyncInterrupted(partial, left=total + unread - len(items)) from exc
+        raise SyncInterrupted(partial, left=total + unread - partial.urls) from exc
     finally:
         journal.close()
         seen.close()
+    return _summary(
+        root, items, repeated, dry_run, started, None if keep_items else (totals, transferred)
+    )
+
+
+def _summary(
+    root: Path,
+    items: list[SyncItem],
+    repeated: list[RepeatedUrl],
+    dry_run: bool,
+    started: float,
+    totals: tuple[dict[str, int], int] | None,
+) -> SyncSummary:
     items.sort(key=lambda i: i.line)
     return SyncSummary(
         root=root,
@@ -1626,6 +1666,8 @@ def run_sync(
         repeated=tuple(repeated),
         dry_run=dry_run,
         elapsed_s=time.perf_counter() - started,
+        totals=None if totals is None else tuple(sorted(totals[0].items())),
+        bytes_total=None if totals is None else totals[1],
     )
 
 
