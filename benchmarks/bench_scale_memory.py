@@ -2,6 +2,7 @@
 
     python benchmarks/bench_scale_memory.py              # 1,000,000 URLs and index rows
     python benchmarks/bench_scale_memory.py --n 200000
+    python benchmarks/bench_scale_memory.py --sync 10000,40000   # also whole sync runs
 
 Each measurement runs in a fresh Python process and reports the growth of its peak RSS
 (``VmHWM``) over the same process with only the imports done:
@@ -14,6 +15,12 @@ Each measurement runs in a fresh Python process and reports the growth of its pe
    summary.)
 2. The same list parsed whole by :func:`samepix.sync.parse_url_list` (how ``run_sync`` read it
    before it streamed), for comparison.
+With ``--sync N1,N2,...``, also whole ``samepix sync`` runs (the CLI, text report) of N distinct
+URLs on a local server that answers every one with the same small PNG (the first is
+downloaded, the others are ``skipped-bytes``: every URL still costs a request, a decision and
+a record): the peak RSS of the ``samepix`` process, per N. Flat across N means the run holds
+nothing per URL.
+
 3. The index's own tables during an update: the ``known`` map of (path → size, mtime, inode)
    that :func:`samepix.index.update_index` loads from an index of N rows (synthetic rows in a
    real SQLite file).
@@ -90,6 +97,59 @@ def run(script: str, *args: str) -> int:
     return int(proc.stdout.strip())
 
 
+_SYNC = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
+def sync_peaks(counts: list[int], work: Path) -> list[list[str]]:
+    import functools
+    import http.server
+    import io
+    import threading
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (32, 32, 3), np.uint8)).save(
+        buffer, "PNG"
+    )
+    body = buffer.getvalue()
+
+    class Same(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Same))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    rows = []
+    try:
+        for n in counts:
+            urls = work / f"sync-{n}.txt"
+            urls.write_text("".join(f"{base}/set/{i // 1000:05}/p-{i:09}.png\n" for i in range(n)))
+            folder = work / f"sync-{n}"
+            folder.mkdir()
+            command = [sys.executable, "-m", "samepix", "sync", str(urls), str(folder)]
+            peak = run(_SYNC, *command)
+            rows.append([f"samepix sync, {n:,} URLs (text report)", f"{peak / 2**20:,.0f}"])
+    finally:
+        server.shutdown()
+    return rows
+
+
 def fake_index(root: Path, n: int) -> None:
     from samepix.index import Index
 
@@ -109,9 +169,18 @@ def fake_index(root: Path, n: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--sync", default="", help="URL counts of whole sync runs: 10000,40000")
+    parser.add_argument("--only-sync", action="store_true", help="skip the 1M measurements")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     work = Path(tempfile.mkdtemp(prefix="samepix-scale-"))
+    if args.sync:
+        rows = sync_peaks([int(n) for n in args.sync.split(",")], work)
+        print(machine())
+        print()
+        print(table(["run", "peak RSS MiB"], rows))
+        if args.only_sync:
+            return 0
     urls = work / "urls.txt"
     with urls.open("w") as out:
         for i in range(args.n):
