@@ -728,6 +728,12 @@ class Fetcher:
 
     # -- public API -----------------------------------------------------------------------------
 
+    def request_headers(self) -> dict[str, str]:
+        """The headers every request of this fetcher carries (httpx's defaults and ours), for
+        :mod:`samepix.recheck`, which sends the same ones."""
+        client: httpx.Client | httpx.AsyncClient = self._aclient or self._sync_client()
+        return dict(client.headers)
+
     def known(self, url: str) -> UrlRecord | None:
         """What the state file knows about ``url`` (None without a state file)."""
         return None if self.state is None else self.state.get(url)

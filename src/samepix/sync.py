@@ -830,7 +830,10 @@ class _Downloads:
                         return
                     result: Download | SamepixError
                     try:
-                        result = await self.fetcher.aget(url, conditional=conditional)
+                        fast = None
+                        if conditional and rechecks is not None:  # a 304, or None
+                            fast = await rechecks.acheck(url)
+                        result = fast or await self.fetcher.aget(url, conditional=conditional)
                     except SamepixError as exc:
                         result = exc
             except Exception as exc:  # a bug, not a failed URL: the consumer, waiting for this
@@ -839,6 +842,13 @@ class _Downloads:
             self._put((position, (line, url, result)))
 
         async with self.fetcher:
+            # Unchanged URLs are re-checked on kept-alive stdlib connections (samepix.recheck:
+            # httpx's per-request cost bounded a re-check); anything but a 304 comes back here.
+            from .recheck import Rechecker
+
+            rechecks = None
+            if any(conditional for _, _, conditional in self.work):
+                rechecks = Rechecker.for_fetcher(self.fetcher, threads=self.concurrency)
             pending: set[asyncio.Task[None]] = set()
             try:
                 for position, (line, url, conditional) in enumerate(self.work):
@@ -859,6 +869,8 @@ class _Downloads:
             finally:
                 for task in pending:
                     task.cancel()
+                if rechecks is not None:
+                    rechecks.close()
 
 
 def _make_destination(root: Path, dry_run: bool) -> None:
