@@ -12,7 +12,10 @@ may pass (connection errors, 5xx, 429 with its ``Retry-After``), never for other
 The request logic is written once, as generators that yield what they need done (send a
 request, read a chunk, sleep); a small sync driver and a small async driver carry it out with
 httpx's ``Client`` or ``AsyncClient``. httpx failures become
-:class:`~samepix.errors.FetchError` here, and nowhere else.
+:class:`~samepix.errors.FetchError` here, and nowhere else. (One exception to "only module":
+``sync`` re-checks URLs it already holds with :mod:`samepix.recheck`, a conditional GET on the
+standard library's ``http.client``, about 10× cheaper per request; anything but a clean ``304``
+there comes back to this module.)
 """
 
 from __future__ import annotations
