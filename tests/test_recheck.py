@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from samepix import Library
 from samepix.fetch import Fetcher
@@ -266,4 +268,30 @@ def _remember(state: FetchState, url: str) -> None:
             fetched_at=now,
             checked_at=now,
         )
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTP"]),
+    host=st.sampled_from(["example.com", "Example.COM", "127.0.0.1", "[::1]", "xn--bcher-kva.ch"]),
+    port=st.sampled_from(["", ":80", ":443", ":8080", ":"]),
+    rest=st.text(alphabet="abc/.?=&%;:@!$'()*+,[]~-_0123456789AF é#", max_size=24),
+)
+def test_what_is_rechecked_here_is_sent_as_httpx_sends_it(
+    scheme: str, host: str, port: str, rest: str
+) -> None:
+    import httpx
+
+    url = f"{scheme}://{host}{port}/{rest}"
+    where = _where(url)
+    if where is None:
+        return  # left to the fetcher
+    request = httpx.Request("GET", url)
+    default = 443 if request.url.scheme == "https" else 80
+    assert where == (
+        request.url.scheme,
+        request.url.raw_host.decode("ascii"),
+        request.url.port or default,
+        request.url.raw_path.decode("ascii"),
     )
