@@ -139,6 +139,30 @@ def test_anything_but_a_304_is_left_to_the_fetcher(state: FetchState, answer: Re
         assert state.get(url) == before  # nothing recorded: the fetcher will do that
 
 
+def test_a_list_that_mostly_changed_goes_straight_to_the_fetcher(state: FetchState) -> None:
+    # Each changed URL asked here costs a request more than the fetcher's alone: once changes
+    # outnumber 304s (and at least 16 were seen), the rest is not asked here at all.
+    changed = {
+        f"/{i}.jpg": Sequence(
+            Resource(jpeg(i), "image/jpeg", etag=ETAG),
+            Resource(jpeg(100 + i), "image/jpeg", etag='"new"'),
+        )
+        for i in range(20)
+    }
+    with http_server(changed) as server, Fetcher(state=state) as fetcher:
+        urls = [server.url(f"/{i}.jpg") for i in range(20)]
+        for url in urls:
+            downloaded(fetcher, url)
+        rechecker = Rechecker.for_fetcher(fetcher, threads=1)
+        assert rechecker is not None
+        try:
+            assert [rechecker.check(u) for u in urls] == [None] * 20
+        finally:
+            rechecker.close()
+        asked = [len(server.headers_of(f"/{i}.jpg")) - 1 for i in range(20)]
+    assert asked == [1] * 16 + [0] * 4
+
+
 def test_kept_alive_connection_is_reused_and_a_closed_one_replaced(state: FetchState) -> None:
     ports = Ports()
     routes = {f"/{i}.jpg": ports(Resource(jpeg(i), "image/jpeg", etag=ETAG)) for i in range(6)}

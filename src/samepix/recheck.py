@@ -16,7 +16,8 @@ redirect checks, limits and messages. Nothing is lost by falling back but the on
 Each request ends by the fetcher's ``limits.total_timeout`` (every socket read is cut to what
 is left, so a server dripping its headers is cut off), connects within ``connect_timeout``,
 and reads within ``read_timeout``; a host whose connection failed once is left to the fetcher
-for the rest of the run.
+for the rest of the run, and so is the rest of a list whose URLs have mostly changed (each
+re-check here would be a request more than the fetcher's alone).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ _SENT_AS_IS = re.compile(r"[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=%]*")
 # Errors of the connection or of the answer's framing: the fetcher takes the URL over.
 _FAILURES = (OSError, http.client.HTTPException, ValueError)
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+# Answers other than 304 after which, when they outnumber the 304s, re-checks stop here.
+_CHANGED_ENOUGH = 16
 
 
 class Rechecker:
@@ -61,6 +64,7 @@ class Rechecker:
         self._headers = fetcher.request_headers()
         self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
         self._failed_hosts: set[tuple[str, str, int]] = set()
+        self._unchanged = self._changed = 0  # answers so far: 304s, and anything else
         self._lock = threading.Lock()
         self._ssl: ssl.SSLContext | None = None
         self._threads = max(1, threads)
@@ -110,7 +114,7 @@ class Rechecker:
         if where is None:
             return None
         key = (where[0], where[1], where[2])
-        if key in self._failed_hosts:
+        if key in self._failed_hosts or self._mostly_changed():
             return None
         headers = {**self._headers, **previous.conditional_headers()}
         limits = self.fetcher.limits
@@ -129,9 +133,20 @@ class Rechecker:
                 if not reused:
                     self._failed_hosts.add(key)  # slow or down: the fetcher's retries decide
                 return None
+        with self._lock:
+            if status == 304:
+                self._unchanged += 1
+            else:
+                self._changed += 1
         if status != 304:
             return None
         return self._confirmed(url, previous, etag, last_modified)
+
+    def _mostly_changed(self) -> bool:
+        """Whether this run's list has mostly changed: then every re-check here is a request
+        more than the fetcher's alone, and the rest of the list goes straight to the fetcher."""
+        with self._lock:
+            return self._changed >= _CHANGED_ENOUGH and self._changed > self._unchanged
 
     def close(self) -> None:
         """Stop the threads (once their checks end) and close every kept-alive connection."""
