@@ -74,6 +74,10 @@ def main() -> None:
             ("python -c pass (interpreter floor)", [py, "-c", "pass"]),
             ("samepix --help", [py, "-m", "samepix", "--help"]),
             ("python -c 'import numpy'", [py, "-c", "import numpy"]),
+            # What the CLI does before numpy is imported (samepix.cli.main): OpenBLAS starts
+            # no thread per core.
+            ("OPENBLAS_NUM_THREADS=1 python -c 'import numpy'",
+             ["env", "OPENBLAS_NUM_THREADS=1", py, "-c", "import numpy"]),
             ("python -c 'import cv2'", [py, "-c", "import cv2"]),
             ("python -c 'import httpx'", [py, "-c", "import httpx"]),
             ("python -c 'import samepix.compare' (everything a compare loads)",
