@@ -60,8 +60,12 @@ distance of one of them, or one of its own crops does (measured by
 ``benchmarks/crop_recall.py``). Slot 0, the whole picture, is hashed the same way as the crops,
 so a file and a crop of it can be compared through this table alone (``dupes``)."""
 
-#: Crops of the query looked up in the crop table besides the query as a whole: the same grid.
-QUERY_CROPS = STORED_CROPS
+QUERY_CROPS = tuple(r for r in STORED_CROPS if r[:2] in ((1.0, 1.0), (0.85, 0.85)))
+"""What of the query is looked up in the crop table: the whole query and its nine crops keeping
+85 % of each side. A crop of the query lands near a stored crop where the query alone lands
+between two (measured on 48 Kodak and photos pictures, 288 random crops keeping 70–100 % of each
+side: found 99.7 % of the time, against 92.7 % for the whole query alone; with all 49 crops of
+the query, no more, for 5× the lookup time and 2.6× the false candidates)."""
 
 #: Names the grid in the index (``meta.crop_grid``): an index made with another grid has its
 #: crop hashes made again at the next update.
