@@ -17,7 +17,7 @@ and "area ≥ 50 %" (any shape keeping half the area or more, each side ≥ 50 %
 A hit is the right file among ``find``'s matches or similar files; "same" counts it among the
 matches (with ``--crop-is-same``: the verdict ladder confirmed the crop). "without" disables the
 lookup the direction needs. The last lines give the cost: indexing time and index size with and
-without the crop hashes.
+without the crop hashes, and the time of the crop lookups on large tables of random hashes.
 
     python benchmarks/crop_recall.py [N_PICTURES]
 """
@@ -163,6 +163,30 @@ def index_cost(ims: list[Image.Image], tmp: Path) -> dict[str, tuple[float, int]
     return best
 
 
+def lookup_cost() -> list[str]:
+    """Seconds of the crop-hash lookups on tables of random hashes (what a large folder costs):
+    find's lookup of one query, and dupes' search for pairs."""
+    from samepix.crophash import QUERY_CROPS, STORED_CROPS
+    from samepix.index import CropTable
+    from samepix.variants import crop_candidates, crop_pairs
+
+    rng = np.random.default_rng(0)
+    lines = []
+    for n, what in ((10_000, "find"), (100_000, "find"), (1_000, "dupes"), (5_000, "dupes")):
+        table = CropTable(
+            ids=np.arange(n, dtype=np.int64),
+            hashes=rng.integers(-(2**63), 2**63 - 1, (n, len(STORED_CROPS), 2), dtype=np.int64),
+        )
+        query = rng.integers(-(2**63), 2**63 - 1, (len(QUERY_CROPS), 2), dtype=np.int64)
+        started = time.perf_counter()
+        if what == "find":
+            crop_candidates(table, query, 12)
+        else:
+            crop_pairs(table, 12)
+        lines.append(f"  {what} crop lookup, {n:,} files: {time.perf_counter() - started:.2f} s")
+    return lines
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 12
     ims = pictures(n)
@@ -191,6 +215,7 @@ def main() -> None:
         cost = index_cost(ims, Path(c))
     for name, (took, size) in cost.items():
         print(f"  index of {len(ims)} pictures {name:17s}: {took:.2f} s, {size / 1024:.0f} KiB")
+    print("\n".join(lookup_cost()))
 
 
 if __name__ == "__main__":
