@@ -105,11 +105,12 @@ def test_an_index_from_before_crop_hashes_is_migrated(tmp_path: Path) -> None:
         assert len(index.crop_table()) == 0 and index.crop_table().missing == 2
     with Index(folder) as index:  # opened for writing: the table is added, empty
         assert len(index.crop_table()) == 0 and index.crop_table().missing == 2
-        summary = update_index(index, workers=1)
+        assert update_index(index, workers=1).decoded == 0  # filled when a crop search asks
+        summary = update_index(index, workers=1, fill_crop_hashes=True)
         # Described again to add the crop hashes; not counted as changed files.
         assert (summary.decoded, summary.added, summary.updated, summary.unchanged) == (2, 0, 0, 2)
         assert len(index.crop_table()) == 2 and index.crop_table().missing == 0
-        assert update_index(index, workers=1).decoded == 0  # once only
+        assert update_index(index, workers=1, fill_crop_hashes=True).decoded == 0  # once only
 
 
 def test_crop_hashes_of_another_grid_are_made_again(tmp_path: Path) -> None:
@@ -122,5 +123,5 @@ def test_crop_hashes_of_another_grid_are_made_again(tmp_path: Path) -> None:
     conn.close()
     with Index(folder) as index:
         assert len(index.crop_table()) == 0
-        assert update_index(index, workers=1).decoded == 1
+        assert update_index(index, workers=1, fill_crop_hashes=True).decoded == 1
         assert len(index.crop_table()) == 1

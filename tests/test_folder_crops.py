@@ -158,4 +158,6 @@ def test_an_older_index_gets_crop_hashes_at_the_next_update(k5: np.ndarray, tmp_
     query = tmp_path / "query.jpg"
     query.write_bytes(encode(crop(k5, 0.75, 0.75, 0.0, 0.0), "JPEG", quality=85))
     assert find(query, folder, "--crop-is-same", "--no-update")["matches"] == []
+    assert find(query, folder)["matches"] == []  # an update without a crop search: not filled
+    assert find(query, folder, "--crop-is-same", "--no-update")["matches"] == []
     assert find(query, folder, "--crop-is-same")["matches"] == ["k5.jpg"]

@@ -1353,6 +1353,7 @@ def update_index(
     progress: ProgressCallback | None = None,
     executor: Executor | None = None,
     follow_links: bool = False,
+    fill_crop_hashes: bool = False,
 ) -> IndexSummary:
     """Bring ``index`` up to date with its folder.
 
@@ -1373,6 +1374,9 @@ def update_index(
     follow_links : bool
         Follow symbolic links that lead out of the folder too (by default they are counted in
         ``IndexSummary.skipped_links`` and not followed; links within the folder always are).
+    fill_crop_hashes : bool
+        Also describe again the unchanged files that have no crop hashes (indexed by a samepix
+        from before them): what a crop search needs. New and changed files always get them.
 
     Returns
     -------
@@ -1402,10 +1406,11 @@ def update_index(
     }
 
     # Files described before the index kept crop hashes (or with another grid) are described
-    # again, once, to add them (an index that cannot be written is used as it is).
+    # again, once, to add them, when a crop search asks (an index that cannot be written is used
+    # as it is).
     without_crops = (
         set()
-        if index.read_only
+        if index.read_only or not fill_crop_hashes
         else {
             from_db(p)
             for (p,) in index._query(

@@ -192,6 +192,7 @@ class Library:
             progress=self.progress,
             executor=self.executor,
             follow_links=self.follow_links,
+            fill_crop_hashes=self.policy.crop_is_same,  # only a crop search reads them
         )
         self._updated = True
         return summary
