@@ -9,8 +9,8 @@ Side by side, the same file decoded the way a user would without samepix: Pillow
 ``Image.open(...).load()`` followed by ``np.asarray`` (what most scripts do), in the same run.
 
 The largest legal inputs are the hostile set's 196 MP 16-bit PNG and 200 MP TIFF
-(``../shared/data/hostile``), and a 196 MP 8-bit RGB PNG made here (a smooth gradient, so
-the file stays small).
+(``../shared/data/hostile``), and a 196 MP 8-bit RGB PNG and a 196 MP still WebP made here (a
+smooth gradient, so the files stay small). ``--only WebP`` runs the cases whose label has "WebP".
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ PILLOW_LOAD = (
 ESTIMATE = (
     "import sys; from samepix.decode import memory_facts; from samepix.limits import "
     "decode_memory; from samepix.sources import read_source; "
-    "w, h, m, f, a = memory_facts(read_source(sys.argv[1])); "
-    "print(decode_memory(w, h, m, f, has_alpha=a))"
+    "w, h, m, f, a, d = memory_facts(read_source(sys.argv[1])); "
+    "print(decode_memory(w, h, m, f, has_alpha=a, direct=d))"
 )
 
 
@@ -79,26 +79,36 @@ def run_wait4(code: str, *args: str) -> tuple[float, int, int]:
     return seconds, peak, code_
 
 
-def largest(folder: Path, reps: int) -> None:
+def _gradient(side: int) -> np.ndarray:
+    y = np.linspace(0, 255, side, dtype=np.float32)
+    img = np.empty((side, side, 3), np.uint8)
+    for c in range(3):
+        img[:, :, c] = (y[:, None] * (c + 1) / 3 + y[None, :] * (3 - c) / 3) / 2
+    return img
+
+
+def largest(folder: Path, reps: int, only: str) -> None:
     hostile = shared_data()
     if hostile is None:
         sys.exit("../shared/data is absent: the hostile files are needed")
     small = hostile / "hostile" / "small_100x100.png"
     rgb = folder / "rgb_14000x14000.png"
-    if not rgb.exists():
-        y = np.linspace(0, 255, 14000, dtype=np.float32)
-        img = np.empty((14000, 14000, 3), np.uint8)
-        for c in range(3):
-            img[:, :, c] = (y[:, None] * (c + 1) / 3 + y[None, :] * (3 - c) / 3) / 2
-        Image.fromarray(img).save(rgb, compress_level=9)
-        del img
+    if not rgb.exists() and "PNG" in (only or "PNG"):
+        Image.fromarray(_gradient(14000)).save(rgb, compress_level=9)
+    webp = folder / "rgb_14000x14000.webp"
+    if not webp.exists() and "WebP" in (only or "WebP"):
+        # lossless: a lossy 196 MP frame overflows VP8's first partition (512 kB of modes)
+        Image.fromarray(_gradient(14000)).save(webp, lossless=True, method=0)
     cases = [
         ("196 MP RGB 8-bit PNG", rgb),
+        ("196 MP RGB still WebP (lossless)", webp),
         ("196 MP grey 16-bit PNG", hostile / "hostile" / "legal_14000x14000_16bit.png"),
         ("200 MP grey TIFF (deflate)", hostile / "hostile" / "tiff_14142x14142_grey_deflate.tif"),
     ]
     rows = []
     for label, path in cases:
+        if only and only not in label:
+            continue
         results: dict[str, list[tuple[float, int, int]]] = {"samepix": [], "pillow": [], "cmp": []}
         for _ in range(reps):  # interleaved, so load drifts hit every tool alike
             results["pillow"].append(run_wait4(PILLOW_LOAD, str(path)))
@@ -177,6 +187,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="store_true", help="estimate vs measured, per format")
     parser.add_argument("--reps", type=int, default=1, help="interleaved repetitions (best kept)")
+    parser.add_argument("--only", default="", help="only the largest inputs whose label has this")
     parser.add_argument("--dir", help="where the generated inputs are kept (default: a temp dir)")
     args = parser.parse_args()
     print(machine())
@@ -187,7 +198,7 @@ def main() -> None:
         if args.model:
             model(folder)
         else:
-            largest(folder, args.reps)
+            largest(folder, args.reps, args.only)
     print(f"load average: {os.getloadavg()[0]:.2f} (1 min) at the end")
 
 

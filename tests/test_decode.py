@@ -60,6 +60,43 @@ def test_webp_lossy_is_reported(rgb: np.ndarray) -> None:
     assert decoded.info.lossless is False
 
 
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [
+        ("RGB", {"quality": 70}),
+        ("RGB", {"lossless": True}),
+        ("RGBA", {"quality": 70}),
+        ("RGBA", {"lossless": True}),
+    ],
+    ids=["lossy", "lossless", "lossy-alpha", "lossless-alpha"],
+)
+def test_still_webp_decoded_straight_into_numpy_gives_pillows_pixels(
+    rgb: np.ndarray, mode: str, options: dict
+) -> None:
+    # A still WebP is decoded by libwebp through OpenCV (3–4 bytes a pixel, not Pillow's ~22):
+    # it must give exactly the pixels and alpha Pillow gives.
+    picture = Image.fromarray(rgb)
+    if mode == "RGBA":
+        picture = picture.convert("RGBA")
+        picture.putalpha(
+            Image.fromarray((np.arange(96)[None, :] * 2 + np.zeros((64, 1))).astype(np.uint8))
+        )
+    data = encode(np.asarray(picture), "WEBP", **options)
+    fast = decode_blob(blob(data))
+    via_pillow = decode_pil(Image.open(io.BytesIO(data)), name="test-image", data=data)
+    assert np.array_equal(fast.pixels, via_pillow.pixels)
+    assert (fast.alpha is None) == (via_pillow.alpha is None) == (mode == "RGB")
+    if mode == "RGBA":
+        assert np.array_equal(fast.alpha, via_pillow.alpha)
+    assert fast.info == via_pillow.info
+
+
+def test_webp_that_libwebp_refuses_is_a_decode_error(rgb: np.ndarray) -> None:
+    data = encode(rgb, "WEBP", lossless=True)
+    with pytest.raises(DecodeError, match="test-image"):
+        decode_blob(blob(data[: len(data) // 2]))
+
+
 def test_grey_jpeg_stays_grey(rgb: np.ndarray) -> None:
     grey = np.asarray(Image.fromarray(rgb).convert("L"))
     decoded = decode_blob(blob(encode(grey, "JPEG", quality=90)))

@@ -219,6 +219,24 @@ def test_largest_legal_inputs_stay_under_the_memory_budget(name: str) -> None:
     assert peak < 2 * 2**30, f"peak RSS {peak / 2**30:.2f} GiB over the 2 GiB default budget"
 
 
+@pytest.mark.slow
+def test_a_100_megapixel_still_webp_is_compared_within_the_budget(tmp_path: Path) -> None:
+    # Pillow reads WebP through libwebp's animation decoder (~22 bytes a pixel with samepix's
+    # arrays: 2.2 GiB here, so it used to be refused); decoded straight into numpy it fits.
+    side = 10_000
+    ramp = np.linspace(0, 255, side, dtype=np.float32)
+    pixels = np.empty((side, side, 3), np.uint8)
+    for c in range(3):
+        pixels[:, :, c] = (ramp[:, None] * (c + 1) + ramp[None, :] * (3 - c)) / 6
+    big = tmp_path / "big.webp"
+    Image.fromarray(pixels).save(big, quality=50, method=0)
+    del pixels
+    code, stderr, peak = _peak_rss_of(["compare", str(big), str(hostile("small_100x100.png"))])
+    assert code == 1, stderr
+    assert stderr == "", stderr
+    assert peak < 1 * 2**30, f"peak RSS {peak / 2**30:.2f} GiB"
+
+
 def test_memory_budget_refuses_early_with_a_clear_message() -> None:
     code, stderr, peak = _peak_rss_of(
         [

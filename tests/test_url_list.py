@@ -193,3 +193,13 @@ def test_untrusted_text_from_the_list_and_the_server_is_escaped(tmp_path: Path) 
         assert "\x1b" not in stream and "\x07" not in stream, stream
     assert "\\x1b]0;title\\x07" in out
     assert "\\x1b]0;owned\\x07\\x1b[2J" in out
+
+
+def test_invisible_characters_in_a_url_are_shown(tmp_path: Path) -> None:
+    # As found: a zero-width no-break space (U+FEFF) inside a URL was printed as it is, so the
+    # failed URL looked exactly like a good one on the terminal.
+    code, out, err, _ = _sync(tmp_path, "http://exa\ufeffmple.invalid/\u200bcat.png\n")
+    assert code != 0, (out, err)  # the URL failed
+    text = out + err
+    assert "\\ufeff" in text and "\\u200b" in text, text
+    assert "\ufeff" not in text and "\u200b" not in text, text

@@ -459,12 +459,12 @@ def _compare_prepared(
 def _check_compare_memory(pa: PreparedImage, pb: PreparedImage, limits: Limits) -> None:
     """Refuse, before decoding, a pair whose comparison would need more than ``max_memory``
     (estimated from both headers; a side already decoded counts with its arrays)."""
-    facts: list[tuple[int, int, str, str | None, bool]] = []
+    facts: list[tuple[int, int, str, str | None, bool, bool]] = []
     for p in (pa, pb):
         if "decoded" in p.__dict__ or p.blob is None:
             d = p.decoded
             mode = "L" if d.is_grey else "RGB"
-            facts.append((d.info.width, d.info.height, mode, None, d.alpha is not None))
+            facts.append((d.info.width, d.info.height, mode, None, d.alpha is not None, False))
         else:
             facts.append(memory_facts(p.blob, limits=limits))
     needed = compare_memory(facts[0], facts[1])

@@ -98,18 +98,33 @@ def _out_bpp(mode: str, has_alpha: bool) -> int:
 
 
 def decode_memory(
-    width: int, height: int, mode: str, fmt: str | None, *, has_alpha: bool = False
+    width: int,
+    height: int,
+    mode: str,
+    fmt: str | None,
+    *,
+    has_alpha: bool = False,
+    direct: bool | None = None,
 ) -> int:
     """Estimated peak bytes to decode and normalise one image, and hash it.
 
-    Pillow holds the decoded image (``_PIL_BPP``) while samepix converts it strip by strip into
-    its own arrays (``_out_bpp``); libwebp decodes into two canvases of its own; JPEG in RGB or
-    grey goes straight into numpy (simplejpeg). Hashing then needs one more grey plane.
+    ``direct``: the decoder writes straight into numpy (simplejpeg for JPEG in RGB or grey,
+    OpenCV's libwebp for a still WebP; see :mod:`samepix.decode`); when None, judged from the
+    format and mode alone. Otherwise Pillow holds the decoded image (``_PIL_BPP``) while samepix
+    converts it strip by strip into its own arrays (``_out_bpp``). Hashing then needs one more
+    grey plane.
     """
     pixels = width * height
     out = _out_bpp(mode, has_alpha)
-    if fmt == "JPEG" and mode in ("L", "RGB"):
-        decode = out + 1  # simplejpeg's array, and the hashes' grey plane
+    if direct is None:
+        direct = fmt == "JPEG" and mode in ("L", "RGB")
+    if direct:
+        decode = out + 1  # the decoder's array (converted in place), and the hashes' grey plane
+        if fmt == "WEBP":
+            # libwebp's own buffers while it decodes (a lossless frame is held whole as ARGB):
+            # measured 7.0 bytes a pixel in all for a 196 MP lossless RGB still, 5.7 for a
+            # 100 MP lossy one (bench_limits.py); with alpha, the BGRA array split in two.
+            decode += 4
     else:
         decode = _PIL_BPP.get(mode, 4) + out + 1  # and the hashes' grey plane
         if fmt == "TIFF":
@@ -123,19 +138,19 @@ def decode_memory(
 
 
 def compare_memory(
-    a: tuple[int, int, str, str | None, bool], b: tuple[int, int, str, str | None, bool]
+    a: tuple[int, int, str, str | None, bool, bool], b: tuple[int, int, str, str | None, bool, bool]
 ) -> int:
     """Estimated peak bytes of comparing two images, each given as (width, height, mode,
-    format, has_alpha) from its header.
+    format, has_alpha, decoded directly) from its header (:func:`samepix.decode.memory_facts`).
 
     Both normalised images are held while the larger one's decode runs; the metrics then work on
     the smaller size (the larger is resized to it): luma planes, premultiplied copies, the
     structure map and OpenCV's temporaries, about 16 bytes a pixel (24 with alpha), measured.
     """
-    outs = [w * h * _out_bpp(mode, alpha) for w, h, mode, _, alpha in (a, b)]
+    outs = [w * h * _out_bpp(mode, alpha) for w, h, mode, _, alpha, _ in (a, b)]
     decodes = [
-        decode_memory(w, h, mode, fmt, has_alpha=alpha) - BASE_MEMORY
-        for w, h, mode, fmt, alpha in (a, b)
+        decode_memory(w, h, mode, fmt, has_alpha=alpha, direct=direct) - BASE_MEMORY
+        for w, h, mode, fmt, alpha, direct in (a, b)
     ]
     holding = max(decodes[0] + outs[1], decodes[1] + outs[0])
     small = min(a[0] * a[1], b[0] * b[1])

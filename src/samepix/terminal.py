@@ -11,6 +11,9 @@ What is escaped, and how (in the style of Python's ``repr`` and ``ls --quoting-s
 - C0 and C1 control characters and DEL: ``\\x1b``, ``\\n``, ``\\r``, ``\\t``, ``\\x9b``;
 - line and paragraph separators (U+2028, U+2029) and the bidirectional-override characters
   that reorder what a reader sees ("Trojan Source"): ``\\u2028``, ``\\u202e``;
+- invisible characters that make two different texts look alike (zero-width space U+200B, word
+  joiner and invisible operators U+2060–U+2064, the zero-width no-break space U+FEFF):
+  ``\\ufeff``. The zero-width (non-)joiners U+200C/U+200D stay: scripts and emoji need them;
 - bytes of a file name that are not valid UTF-8 (Python holds them as lone surrogates,
   ``os.fsdecode``'s *surrogateescape*): ``\\xff``, the byte itself.
 
@@ -29,7 +32,9 @@ __all__ = ["escape", "escape_lines", "json_text", "shorten"]
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Bidi embedding/override/isolate marks and the implicit marks (LRM, RLM, ALM).
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI}\ud800-\udfff]")
+# Invisible characters that make two different texts look alike.
+_INVISIBLE = "\u200b\u2060-\u2064\ufeff"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f\u2028\u2029{_BIDI}{_INVISIBLE}\ud800-\udfff]")
 # What json.dumps(ensure_ascii=False) leaves raw but a terminal may act on (or cannot print).
 _JSON_UNSAFE = re.compile(f"[\x7f-\x9f\u2028\u2029{_BIDI}\ud800-\udfff]")
 
