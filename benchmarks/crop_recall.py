@@ -137,13 +137,13 @@ def folder_holds_a_crop(ims: list[Image.Image], tmp: Path) -> dict[str, tuple[fl
 
 def index_cost(ims: list[Image.Image], tmp: Path) -> dict[str, tuple[float, int]]:
     """Seconds to index the pictures (one process) and the index's size, with and without
-    the crop hashes (best of 3 runs each, interleaved)."""
+    the crop hashes (best of 5 runs each, interleaved)."""
     folder = tmp / "cost"
     folder.mkdir()
     for i, im in enumerate(ims):
         im.save(folder / f"o{i}.jpg", quality=90)
     best: dict[str, tuple[float, int]] = {}
-    for _ in range(3):
+    for _ in range(5):
         for name in ("with crop hashes", "without"):
             saved = crophash_module.crop_hashes
             if name == "without":  # nothing made, nothing stored

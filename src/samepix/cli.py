@@ -465,8 +465,8 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
             "a crop showing at least Policy.min_crop_area (half) of the larger image",
             "; find/sync also look up the crop hashes the index keeps of every file, so a query "
             "that is a crop keeping at least 70 %% of each side of a folder file is found "
-            "(measured: 100 %% of such crops; find: also beside copies as they stand); "
-            "dupes compares each file with the files it may be a crop of",
+            "(98 %% of random such crops in benchmarks/crop_recall.py; find: also beside copies "
+            "as they stand); dupes compares each file with the files it may be a crop of",
         ),
     ):
         g.add_argument(flag, action="store_true", help=f"count {what} as 'same'{how}")

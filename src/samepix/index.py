@@ -333,6 +333,7 @@ class Progress:
 
     # index: "scanning", "hashing", "decoding"; dupes: "loading", "searching", "screening",
     # "comparing candidate pairs", "comparing turned" (with --flip/--rotation-is-same),
+    # "comparing crops" (with --crop-is-same),
     # "comparing copies with the best"; sync: "syncing" (URLs)
     stage: str
     done: int
