@@ -19,6 +19,7 @@ hang (no answer within ``--timeout`` seconds) and a peak over the memory budget 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import multiprocessing as mp
@@ -132,17 +133,19 @@ def mutate(data: bytes, rng: random.Random, dictionary: list[bytes]) -> bytes:
 # The target
 
 
-def target(data: bytes) -> str | None:
-    """Run the three decoders on ``data``; the traceback of a foreign exception, else None."""
+def target(data: bytes, limits: Any = None) -> str | None:
+    """Run the three decoders on ``data`` (under ``limits``, samepix's defaults when None); the
+    traceback of a foreign exception, else None."""
     from samepix.decode import decode_blob, draft_grey, read_info
     from samepix.errors import SamepixError
+    from samepix.limits import DEFAULT_LIMITS
     from samepix.sources import Blob
 
     blob = Blob(data=data, name="fuzz")
-    calls: tuple[Callable[[Blob], object], ...] = (read_info, draft_grey, decode_blob)
+    calls: tuple[Callable[..., object], ...] = (read_info, draft_grey, decode_blob)
     for call in calls:
         try:
-            call(blob)
+            call(blob, limits=limits or DEFAULT_LIMITS)
         except SamepixError:
             pass
         except Exception:
@@ -157,7 +160,7 @@ def target(data: bytes) -> str | None:
 _SELFTEST = (b"selftest:crash", b"selftest:hang", b"selftest:memory", b"selftest:foreign")
 
 
-def _selftest_target(data: bytes) -> str | None:
+def _selftest_target(data: bytes, limits: Any = None) -> str | None:
     """What the watchdog must catch, on demand (``--selftest``): each class once."""
     if data == b"selftest:crash":
         os.abort()
@@ -169,11 +172,17 @@ def _selftest_target(data: bytes) -> str | None:
         time.sleep(3600)
     if data == b"selftest:foreign":
         return "selftest: a foreign exception"
-    return target(data)
+    return target(data, limits)
 
 
 def _worker(
-    conn: Any, current: str, seed: int, start: int, runs: int, selftest: bool = False
+    conn: Any,
+    current: str,
+    seed: int,
+    start: int,
+    runs: int,
+    selftest: bool = False,
+    limits: Any = None,
 ) -> None:
     """Run inputs ``start`` … ``runs`` − 1; each is written to ``current`` before it runs."""
     import logging
@@ -188,7 +197,7 @@ def _worker(
         with open(current, "wb") as f:
             f.write(data)
         conn.send(("start", i))
-        failure = _selftest_target(data) if selftest else target(data)
+        failure = _selftest_target(data, limits) if selftest else target(data, limits)
         conn.send(("done", i, failure, data if failure is not None else b""))
     conn.send(("end", runs))
 
@@ -222,6 +231,7 @@ def fuzz(
     max_rss: int,
     quiet: bool,
     selftest: bool = False,
+    limits: Any = None,
 ) -> dict[str, int]:
     """Run ``runs`` inputs under the watchdog; counts of each finding class and of executions."""
     counts = {"executions": 0, "foreign": 0, "crash": 0, "hang": 0, "memory": 0}
@@ -233,7 +243,9 @@ def fuzz(
     last_report = started
     while next_input < runs:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(child, current, seed, next_input, runs, selftest))
+        proc = ctx.Process(
+            target=_worker, args=(child, current, seed, next_input, runs, selftest, limits)
+        )
         proc.start()
         child.close()
         running: int | None = None
@@ -291,7 +303,7 @@ def fuzz(
     return counts
 
 
-def run_atheris(argv: list[str]) -> None:
+def run_atheris(argv: list[str], limits: Any = None) -> None:
     """The same target under atheris (libFuzzer: coverage-guided, its own -timeout and
     -rss_limit_mb watchdog, crashing inputs saved as artifacts)."""
     import atheris
@@ -303,7 +315,7 @@ def run_atheris(argv: list[str]) -> None:
     corpus = list(seeds().values())
 
     def one(data: bytes) -> None:
-        failure = target(data)
+        failure = target(data, limits)
         if failure is not None:
             raise RuntimeError(failure)
 
@@ -325,6 +337,16 @@ def main() -> None:
     parser.add_argument(
         "--max-rss", type=float, default=2.5, help="GiB of RSS that count as over the budget"
     )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        help="samepix's pixel limit for the decoders (default: samepix's, 200 MP); a lower one "
+        "refuses large canvases from their header, as OSS-Fuzz's Pillow fuzzers do, so the time "
+        "goes to parsers rather than to decoding legal but large images",
+    )
+    parser.add_argument(
+        "--max-memory", help="samepix's memory budget for the decoders (default: samepix's, 2G)"
+    )
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--atheris", action="store_true", help="run under atheris (libFuzzer)")
     parser.add_argument(
@@ -332,12 +354,26 @@ def main() -> None:
     )
     parser.add_argument("rest", nargs=argparse.REMAINDER, help="libFuzzer options after --")
     args = parser.parse_args()
+    from samepix.limits import DEFAULT_LIMITS, parse_size
+
+    limits = dataclasses.replace(
+        DEFAULT_LIMITS,
+        max_pixels=args.max_pixels or DEFAULT_LIMITS.max_pixels,
+        max_memory=parse_size(args.max_memory) if args.max_memory else DEFAULT_LIMITS.max_memory,
+    )
     if args.atheris:
-        run_atheris([a for a in args.rest if a != "--"])
+        run_atheris([a for a in args.rest if a != "--"], limits)
         return
     max_rss = int(args.max_rss * 2**30)
     counts = fuzz(
-        args.runs, args.seed, Path(args.out), args.timeout, max_rss, args.quiet, args.selftest
+        args.runs,
+        args.seed,
+        Path(args.out),
+        args.timeout,
+        max_rss,
+        args.quiet,
+        args.selftest,
+        limits,
     )
     print(" ".join(f"{k}={v}" for k, v in counts.items()))
     sys.exit(1 if any(counts[k] for k in ("foreign", "crash", "hang", "memory")) else 0)

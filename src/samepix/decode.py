@@ -588,7 +588,10 @@ def _decode_webp_fast(
     import cv2
 
     flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION  # orientation is applied below
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)  # refuses quietly: None
+    try:
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)  # refuses quietly: None
+    except cv2.error:  # its own size checks (a side over 2**20) raise instead
+        return None
     if bgr is None or bgr.ndim != 3 or bgr.shape[:2] != (header.size[1], header.size[0]):
         return None
     alpha: np.ndarray | None = None
