@@ -125,3 +125,25 @@ def test_crop_hashes_of_another_grid_are_made_again(tmp_path: Path) -> None:
         assert len(index.crop_table()) == 0
         assert update_index(index, workers=1, fill_crop_hashes=True).decoded == 1
         assert len(index.crop_table()) == 1
+
+
+def test_a_file_added_by_sync_is_patched_into_a_loaded_crop_table(tmp_path: Path) -> None:
+    from samepix.index import IndexEntry, describe_blob
+    from samepix.sources import Blob
+
+    folder = folder_with(tmp_path, "kodim05")
+    with Index(folder) as index:
+        update_index(index, workers=1)
+        before = index.crop_table()  # loaded, as a crop search leaves it
+        path = folder / "new.jpg"
+        path.write_bytes(encode(kodak("kodim19.png"), "JPEG", quality=90))
+        st = path.stat()
+        descriptor = describe_blob(Blob(data=path.read_bytes(), name="new.jpg"))
+        index.add(IndexEntry("new.jpg", st.st_size, st.st_mtime_ns, st.st_ino, descriptor))
+        patched = index.crop_table()
+        assert patched is not before and len(patched) == 2
+        index._crops = None  # what a reload from the database gives
+        reloaded = index.crop_table()
+        assert np.array_equal(np.sort(patched.ids), np.sort(reloaded.ids))
+        order_p, order_r = np.argsort(patched.ids), np.argsort(reloaded.ids)
+        assert np.array_equal(patched.hashes[order_p], reloaded.hashes[order_r])
