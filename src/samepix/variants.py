@@ -6,13 +6,19 @@ picture is mirrored or turned by 90°, so the index — which stores them for ea
 stands — never offers such a copy as a candidate. The seven other members of the picture's
 dihedral group (three rotations, four mirror images) are cheap to describe from the query's
 small grey image (the one its own hashes came from): a few milliseconds each. ``find`` looks
-them up only when the query as it stands matched nothing, so the common case costs nothing
-more; the comparison of each candidate then finds the relation itself (``Policy.find_relations``)
-and the policy decides whether it counts as ``same`` (``flip_is_same``, ``rotation_is_same``)
-or ``similar``.
+them up when the query as it stands matched nothing, and, for the kinds the policy counts as the
+same, also beside a match (so the common case without those options costs nothing more); the
+comparison of each candidate then finds the relation itself (``Policy.find_relations``) and the
+policy decides whether it counts as ``same`` (``flip_is_same``, ``rotation_is_same``) or
+``similar``.
+
+Crops: :func:`crop_variants` describes crops of the query (a folder copy that was cropped);
+:func:`crop_candidates` looks the query up in the crop hashes the index keeps of every file
+(the query is a crop of a folder file, :mod:`samepix.crophash`).
 
 ``dupes`` has no query: :func:`turned_pairs` finds the pairs of indexed files whose thumbnails
-look like a mirror image or a rotation of each other, from the index alone.
+look like a mirror image or a rotation of each other, and :func:`crop_pairs` the files whose
+whole picture is close to a stored crop of another, from the index alone.
 """
 
 from __future__ import annotations
