@@ -285,3 +285,84 @@ def test_max_memory_value_is_checked() -> None:
     assert proc.stderr.strip() == (
         "error: --max-memory: 'lots' is not a size (e.g. 2G, 512M, 1500000000)"
     )
+
+
+def _tiff_with_samples_per_pixel(tmp_path: Path, samples: int) -> Path:
+    """A small RGB TIFF whose SamplesPerPixel tag says ``samples``."""
+    import io
+    import struct
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, "TIFF")
+    data = bytearray(buf.getvalue())
+    ifd = struct.unpack("<I", data[4:8])[0]
+    for i in range(struct.unpack("<H", data[ifd : ifd + 2])[0]):
+        entry = ifd + 2 + 12 * i
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 277:  # SamplesPerPixel
+            data[entry + 8 : entry + 10] = struct.pack("<H", samples)
+    path = tmp_path / "samples.tif"
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("command", ["compare", "probe"])
+def test_pillow_log_records_do_not_reach_stderr(tmp_path: Path, command: str) -> None:
+    # Found by fuzzing: Pillow's TIFF reader logs "More samples per pixel than can be decoded"
+    # with logging.error; with no logging configured, Python's last-resort handler printed it
+    # to stderr beside samepix's error line.
+    tiff = _tiff_with_samples_per_pixel(tmp_path, 32259)
+    extra = [str(hostile("small_100x100.png"))] if command == "compare" else []
+    proc = _cli(command, str(tiff), *extra)
+    assert proc.returncode == 2
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("error: "), proc.stderr
+    debug = _cli("--debug", command, str(tiff), *extra)
+    assert "More samples per pixel" in debug.stderr  # --debug shows what Pillow said
+
+
+def test_pillow_log_records_do_not_reach_stderr_through_the_api(tmp_path: Path) -> None:
+    tiff = _tiff_with_samples_per_pixel(tmp_path, 32259)
+    code = (
+        f"import samepix\ntry:\n    samepix.load({str(tiff)!r})\n"
+        "except samepix.DecodeError:\n    pass\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert proc.stderr == ""
+
+
+def _one_frame_animation_with_damaged_data(tmp_path: Path) -> Path:
+    """A WebP animation (VP8X + ANIM) holding one frame, its frame data damaged."""
+    import io
+    import struct
+
+    picture = Image.new("RGB", (64, 48))
+    picture.putdata(
+        [(x * 4 % 256, y * 5 % 256, (x ^ y) % 256) for y in range(48) for x in range(64)]
+    )
+    buf = io.BytesIO()
+    picture.save(buf, "WEBP", save_all=True, append_images=[picture.rotate(180)], lossless=True)
+    data = buf.getvalue()
+    chunks, pos = [], 12
+    while pos < len(data):
+        size = struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        chunks.append(data[pos : pos + 8 + size + (size & 1)])
+        pos += 8 + size + (size & 1)
+    frames = [c for c in chunks if c[:4] == b"ANMF"]
+    body = b"WEBP" + b"".join(c for c in chunks if c[:4] != b"ANMF") + frames[0]
+    damaged = bytearray(b"RIFF" + struct.pack("<I", len(body)) + body)
+    damaged[-40:-10] = b"\xa5" * 30
+    path = tmp_path / "one-frame.webp"
+    path.write_bytes(bytes(damaged))
+    return path
+
+
+def test_opencv_log_lines_do_not_reach_stderr(tmp_path: Path) -> None:
+    # Found by fuzzing: OpenCV's WebP reader logs "[ERROR:0@0.085] ... Failed to decode animated
+    # WebP frame" on stderr when it refuses a one-frame animation (samepix then asks Pillow).
+    webp = _one_frame_animation_with_damaged_data(tmp_path)
+    proc = _cli("compare", str(webp), str(hostile("small_100x100.png")))
+    assert proc.returncode == 2
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("error: "), proc.stderr
+    assert "corrupt" in proc.stderr

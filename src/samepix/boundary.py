@@ -7,9 +7,9 @@ on untrusted pixels runs inside :func:`foreign_calls`, which
   :class:`~samepix.errors.DecodeError` (or :class:`~samepix.errors.LimitExceeded`) naming the file
   and the library's reason, with ``raise ... from`` so ``--debug`` still shows the cause;
 * routes their warnings (Pillow's ``UserWarning`` about corrupt EXIF, truncated files, big
-  images, ...) to the ``samepix`` logger instead of stderr;
+  images, ...) and Pillow's log records to the ``samepix`` logger instead of stderr;
 * optionally (:func:`quiet_stderr`) catches what C libraries print on file descriptor 2
-  (libtiff's own warning and error handlers write there) and logs it.
+  (libtiff's own warning and error handlers and OpenCV's log write there) and logs it.
 
 Exceptions of generic types (``TypeError``, ``IndexError``, ``KeyError``, ...) are translated
 only when they were raised inside a third-party frame (Pillow's TIFF plugin raises ``TypeError``
@@ -152,8 +152,9 @@ _routing_lock = threading.Lock()
 
 
 def route_library_warnings() -> None:
-    """Once per process: warnings raised inside Pillow, OpenCV or numpy go to the ``samepix``
-    logger (debug level) instead of stderr; every other warning is shown as before.
+    """Once per process: warnings raised inside Pillow, OpenCV or numpy, and Pillow's log
+    records, go to the ``samepix`` logger (debug level) instead of stderr; every other warning
+    is shown as before.
 
     A hook on :func:`warnings.showwarning` rather than ``catch_warnings`` around each decode:
     that context manager swaps process-wide state and is not safe with decodes in threads.
@@ -191,6 +192,25 @@ def route_library_warnings() -> None:
 
         _LIBRARY_DIRS = tuple(dirs)
         warnings.showwarning = show
+        for name in ("PIL", "pillow_heif"):
+            logging.getLogger(name).addHandler(_ToSamepixDebug())
+
+
+class _ToSamepixDebug(logging.Handler):
+    """Hands a library's log records (Pillow's TIFF reader calls ``logger.error`` on damaged
+    headers) to the ``samepix`` logger at debug level.
+
+    Being a handler on the library's own logger, it also keeps Python's last-resort handler
+    from printing those records on stderr when the application configured no logging; records
+    still propagate to the application's handlers when it has some.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):  # a record whose arguments do not fit its format
+            text = str(record.msg)
+        log.debug("%s said: %s", record.name, text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,9 +225,11 @@ def quiet_stderr(name: str) -> Iterator[None]:
 
     libtiff's default warning and error handlers print to stderr (``tempfile.tif: Using code
     not yet in table.``), beside the one line samepix promises; Pillow has no switch for them.
+    OpenCV's image readers log why they refused a file there too (``[ERROR:0@0.085] ...``).
     The descriptor is process-wide, so this is held under a lock and used only around decodes
-    that can reach libtiff; Python code writing to ``sys.stderr`` meanwhile is unaffected as
-    long as it does not flush in between (it is logged too if it does).
+    that can reach libtiff or OpenCV's readers (decodes in threads take turns there); Python
+    code writing to ``sys.stderr`` meanwhile is unaffected as long as it does not flush in
+    between (it is logged too if it does).
     """
     with _stderr_lock:
         with contextlib.suppress(OSError, ValueError):

@@ -589,7 +589,8 @@ def _decode_webp_fast(
 
     flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION  # orientation is applied below
     try:
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)  # refuses quietly: None
+        with quiet_stderr(name):  # OpenCV logs why it refused on stderr ("[ERROR:0@...] ...")
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)  # refused: None
     except cv2.error:  # its own size checks (a side over 2**20) raise instead
         return None
     if bgr is None or bgr.ndim != 3 or bgr.shape[:2] != (header.size[1], header.size[0]):
