@@ -89,6 +89,12 @@ def test_find_reports_every_copy_with_the_options(k5: np.ndarray, tmp_path: Path
     query.write_bytes(encode(k5, "JPEG", quality=80))
     # As it stands, the copy matches; the others are not looked for.
     assert find(query, folder) == {"matches": ["k5.jpg"], "similar": []}
+    # The copy as it stands is listed first, then the ones through a relation.
+    proc = run("find", str(query), "--in", str(folder), "--json", "--flip-is-same")
+    assert [Path(m["path"]).name for m in json.loads(proc.stdout)["matches"]] == [
+        "k5.jpg",
+        "k5-mirror.png",
+    ]
     assert find(query, folder, "--flip-is-same") == {
         "matches": ["k5-mirror.png", "k5.jpg"],
         "similar": [],
@@ -161,3 +167,25 @@ def test_an_older_index_gets_crop_hashes_at_the_next_update(k5: np.ndarray, tmp_
     assert find(query, folder)["matches"] == []  # an update without a crop search: not filled
     assert find(query, folder, "--crop-is-same", "--no-update")["matches"] == []
     assert find(query, folder, "--crop-is-same")["matches"] == ["k5.jpg"]
+
+
+def test_dupes_lists_only_copies_that_are_the_same_as_the_best(
+    k5: np.ndarray, tmp_path: Path
+) -> None:
+    # The lossless mirror image is the best copy; the crop is a crop of k5.jpg, not of the
+    # mirror image (no one relation explains that pair): it is left out of the group rather
+    # than listed as a "different" copy that --move-to or --trash would act on.
+    folder = library(
+        tmp_path,
+        {
+            "k5.jpg": encode(k5, "JPEG", quality=90),
+            "k5-mirror.png": encode(np.ascontiguousarray(np.fliplr(k5)), "PNG"),
+            "k5-crop.jpg": encode(crop(k5, 0.8, 0.8, 0.5, 1.0), "JPEG", quality=90),
+        },
+    )
+    data = json.loads(
+        run("dupes", str(folder), "--json", "--flip-is-same", "--crop-is-same").stdout
+    )
+    [group] = data["groups"]
+    assert [Path(c["path"]).name for c in group["copies"]] == ["k5-mirror.png", "k5.jpg"]
+    assert group["copies"][1]["verdict"] == "same"

@@ -609,6 +609,7 @@ class Library:
             if result is not None and result.is_match:
                 union(i, j)
 
+        turned_or_cropped: set[int] = set()  # joined through a mirror, rotation or crop
         # Mirror images and rotations have other hashes: when the policy counts them as the same
         # picture, pairs whose thumbnails look turned are compared too (samepix.variants).
         kinds = [k for k, on in (("mirror", policy.flip_is_same),
@@ -631,6 +632,7 @@ class Library:
                 result = compared(i, j)
                 if result is not None and result.is_match:
                     union(i, j)
+                    turned_or_cropped.update((i, j))
 
         # Crops: a file whose whole picture is close to one of the crops the index keeps of
         # another file (samepix.crophash) is compared with it; the comparison locates the crop.
@@ -655,6 +657,7 @@ class Library:
                 result = compared(i, j)
                 if result is not None and result.is_match:
                     union(i, j)
+                    turned_or_cropped.update((i, j))
 
         members: dict[int, list[int]] = {}
         for i in range(n):
@@ -676,12 +679,22 @@ class Library:
             group.sort(key=lambda k: quality_key(entries[k]))  # the rank order
             best = group[0]
             copies = [self._copy(entries[best], None)]
+            # A group joined through a mirror, rotation or crop can hold a file that is the same
+            # picture as another member but not as the best copy (a crop of the original, when
+            # the best copy is the original's mirror image: no one relation explains that pair).
+            # Such a file is left out: every copy listed is the same picture as the best one,
+            # which is what the report says and what the actions rely on.
+            mixed = not turned_or_cropped.isdisjoint(group)
             for k in group[1:]:
-                copies.append(self._copy(entries[k], compared(best, k)))
+                result = compared(best, k)
                 done += 1
                 if progress is not None and (done % 64 == 0 or done == total):
                     progress(Progress("comparing copies with the best", done, total))
-            groups.append(DuplicateGroup(tuple(copies)))
+                if mixed and result is not None and not result.is_match:
+                    continue
+                copies.append(self._copy(entries[k], result))
+            if len(copies) >= 2:
+                groups.append(DuplicateGroup(tuple(copies)))
         groups.sort(key=lambda g: (-len(g.copies), str(g.best.path)))
         return groups
 
@@ -762,9 +775,17 @@ _DECODED_BYTES = 128 << 20
 _VERDICT_RANK = {"identical": 0, "same": 1, "similar": 2, "different": 3}
 
 
-def _match_order(m: Match) -> tuple[int, float, int, str]:
+def _match_order(m: Match) -> tuple[int, int, float, int, str]:
+    """Identical, then same as it stands, then same through a mirror, rotation or crop (each by
+    decreasing SSIM): a copy as it stands is the one to name first."""
     c = m.comparison
-    return (_VERDICT_RANK[c.verdict.value], -(c.metrics.ssim or 0.0), m.hash_distance, str(m.path))
+    return (
+        _VERDICT_RANK[c.verdict.value],
+        0 if c.relation is None else 1,
+        -(c.metrics.ssim or 0.0),
+        m.hash_distance,
+        str(m.path),
+    )
 
 
 def thumb_distance(a: bytes, b: bytes) -> float:
