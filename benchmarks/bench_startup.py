@@ -55,15 +55,29 @@ def make_pair(folder: Path) -> tuple[str, str] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        metavar="DIR",
+        help="another checkout's src folder: its compare is timed too, interleaved",
+    )
     args = parser.parse_args()
     py = sys.executable
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}  # this checkout, installed or not
     with tempfile.TemporaryDirectory() as tmp:
+        # This checkout, installed or not, with its byte code compiled and kept (in the
+        # temporary folder) as an installed copy's is: PYTHONDONTWRITEBYTECODE would have every
+        # run compile samepix's modules again (~45 ms).
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env |= {"PYTHONPATH": str(ROOT / "src"), "PYTHONPYCACHEPREFIX": str(Path(tmp) / "pyc")}
         pair = make_pair(Path(tmp))
         rows: list[tuple[str, list[str]]] = [
             ("python -c pass (interpreter floor)", [py, "-c", "pass"]),
             ("samepix --help", [py, "-m", "samepix", "--help"]),
             ("python -c 'import numpy'", [py, "-c", "import numpy"]),
+            # What the CLI does before numpy is imported (samepix.cli.main): OpenBLAS starts
+            # no thread per core.
+            ("OPENBLAS_NUM_THREADS=1 python -c 'import numpy'",
+             ["env", "OPENBLAS_NUM_THREADS=1", py, "-c", "import numpy"]),
             ("python -c 'import cv2'", [py, "-c", "import cv2"]),
             ("python -c 'import httpx'", [py, "-c", "import httpx"]),
             ("python -c 'import samepix.compare' (everything a compare loads)",
@@ -74,6 +88,17 @@ def main() -> None:
                 ("samepix compare A B --json (two local 0.5 MP JPEGs)",
                  [py, "-m", "samepix", "compare", *pair, "--json"])
             )  # fmt: skip
+            if args.baseline_src is not None:
+                # python -c, so PYTHONPATH picks the checkout (-m samepix would too, but the
+                # environment below is shared by every row).
+                code = (
+                    f"import sys; sys.path.insert(0, {str(args.baseline_src.resolve())!r}); "
+                    "from samepix.cli import main; raise SystemExit(main())"
+                )
+                rows.append(
+                    (f"baseline ({args.baseline_src}) samepix compare A B --json",
+                     [py, "-c", code, "compare", *pair, "--json"])
+                )  # fmt: skip
             magick = shutil.which("compare")
             if magick:
                 rows.append(
@@ -81,6 +106,8 @@ def main() -> None:
                      [magick, "-metric", "PSNR", *pair, "null:"])
                 )  # fmt: skip
         results: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in rows}
+        for _name, cmd in rows:  # one untimed run each: byte code written, files in the cache
+            timed(cmd, env)
         for _ in range(args.runs):  # interleaved: a burst of load hits every command alike
             for name, cmd in rows:
                 results[name].append(timed(cmd, env))

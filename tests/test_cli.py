@@ -260,6 +260,33 @@ def test_compare_of_local_files_imports_no_http_client(pictures: dict[str, Path]
     assert proc.stdout.decode().strip().splitlines()[-1] == "loaded: 0"
 
 
+@pytest.mark.parametrize(
+    ("given", "expected"), [(None, "1"), ("3", "3")], ids=["default-one", "user-value-kept"]
+)
+def test_cli_keeps_numpys_blas_to_one_thread_unless_told(
+    pictures: dict[str, Path], given: str | None, expected: str
+) -> None:
+    # OpenBLAS starts its threads when numpy is imported (most of a one-shot compare's numpy
+    # import on 2 cores), so the variable must be set before: the CLI imports numpy lazily.
+    code = (
+        "import os, sys, samepix.cli\n"
+        "assert 'numpy' not in sys.modules\n"
+        f"samepix.cli.main(['compare', {str(pictures['one.png'])!r}, "
+        f"{str(pictures['one.jpg'])!r}, '--json'])\n"
+        "print('blas threads:', os.environ.get('OPENBLAS_NUM_THREADS'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        env={**env, "PYTHONPATH": str(ROOT / "src")},
+        check=True,
+    )
+    assert proc.stdout.decode().strip().splitlines()[-1] == f"blas threads: {expected}"
+
+
 def test_version_and_usage() -> None:
     assert run("--version").stdout.decode().startswith("samepix ")
     assert run().returncode == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,6 +41,10 @@ exit status, by command:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
+    # numpy's OpenBLAS starts a thread per core when numpy is imported: 60-190 ms of a one-shot
+    # command's wall time on 2 cores (docs/benchmarks.md, start-up), while samepix's linear
+    # algebra is a few 2x2/3x3 products. Worker processes inherit it. A user's value is kept.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = _build_parser()
     _shell_completion(parser)
     try:
@@ -629,13 +634,15 @@ def limits_from_args(args: argparse.Namespace) -> Any:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import colour_tables_ready, warm_colour_tables
+    # Imported before the comparison ladder (numpy and OpenCV only), so that OpenCV's one-time
+    # Lab tables build while the rest is imported and the files are read.
+    from .colour import lab_tables_ready, warm_lab_tables
 
-    warm_colour_tables()  # overlaps OpenCV's one-time table setup with reading the files
+    warm_lab_tables()
     try:
         return _compare_command(args)
     finally:
-        colour_tables_ready()  # no thread may be left inside OpenCV when the process exits
+        lab_tables_ready()  # no thread may be left inside OpenCV when the process exits
 
 
 def _compare_command(args: argparse.Namespace) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
@@ -695,60 +694,19 @@ def _looks_grey(pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
     if pixels.ndim == 2:
         return True
     from .align import resize_area
+    from .colour import to_lab
 
     h, w = pixels.shape[:2]
     step = max(1, min(h, w) // 256)  # a strided view first: the check costs the same at 12 MP
     small = pixels[::step, ::step]
     scale = min(1.0, 64 / min(small.shape[:2]))
     size = (max(1, round(small.shape[1] * scale)), max(1, round(small.shape[0] * scale)))
-    lab = _to_lab(resize_area(np.ascontiguousarray(small), size).astype(np.float32) / 255.0)
+    lab = to_lab(resize_area(np.ascontiguousarray(small), size).astype(np.float32) / 255.0)
     chroma = np.hypot(lab[:, :, 1], lab[:, :, 2])
     if alpha is not None:  # only what shows counts
         shown = resize_area(np.ascontiguousarray(alpha[::step, ::step]), size) > 0
         chroma = chroma[shown] if shown.any() else chroma
     return bool(chroma.max() < _GREY_CHROMA)
-
-
-_lab_tables: threading.Thread | None = None
-
-
-def warm_colour_tables() -> None:
-    """Have OpenCV build its Lab conversion tables in a background thread now.
-
-    OpenCV builds them on the first RGB→Lab conversion (about 0.1 s, with the GIL released):
-    a one-shot ``compare`` starts this first, so the work overlaps reading and decoding the
-    files. Conversions wait for it (:func:`_to_lab`), never racing the tables' construction.
-    """
-    global _lab_tables
-    if _lab_tables is not None:
-        return
-    import cv2
-
-    def build() -> None:
-        cv2.cvtColor(np.zeros((1, 1, 3), np.float32), cv2.COLOR_RGB2Lab)
-
-    # Not a daemon: the interpreter waits for it at exit (a fraction of a second at most)
-    # instead of stopping it inside OpenCV, which aborts the process.
-    _lab_tables = threading.Thread(target=build, name="samepix-lab-tables")
-    _lab_tables.start()
-
-
-def colour_tables_ready() -> None:
-    """Wait for :func:`warm_colour_tables`' thread. Call before the process exits: a daemon
-    thread still inside OpenCV when the interpreter shuts down aborts the process ("FATAL:
-    exception not rethrown", SIGABRT) — e.g. when the first file turned out to be missing."""
-    if _lab_tables is not None:
-        _lab_tables.join()
-
-
-def _to_lab(rgb: np.ndarray) -> np.ndarray:
-    """CIE L*a*b* of float RGB in 0–1 (OpenCV's conversion)."""
-    import cv2
-
-    if _lab_tables is not None:
-        _lab_tables.join()
-    out: np.ndarray = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
-    return out
 
 
 def _premultiply(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
@@ -842,6 +800,7 @@ def _colour_shift(al: Alignment) -> float:
     a tint, sepia). Alpha is composited over white first.
     """
     from .align import resize_area
+    from .colour import to_lab
 
     h, w = al.a.shape[:2]
     scale = min(1.0, _THUMB_SIDE / min(h, w))
@@ -852,7 +811,7 @@ def _colour_shift(al: Alignment) -> float:
         if alpha is not None:
             a = resize_area(alpha, size).astype(np.float32)[:, :, None] / 255.0
             rgb = rgb * a + (1.0 - a)
-        return _to_lab(rgb)
+        return to_lab(rgb)
 
     diff = (lab(al.a, al.a_alpha) - lab(al.b, al.b_alpha))[:, :, 1:]
     return float(np.sqrt((diff * diff).sum(axis=2)).mean())

@@ -12,7 +12,10 @@ may pass (connection errors, 5xx, 429 with its ``Retry-After``), never for other
 The request logic is written once, as generators that yield what they need done (send a
 request, read a chunk, sleep); a small sync driver and a small async driver carry it out with
 httpx's ``Client`` or ``AsyncClient``. httpx failures become
-:class:`~samepix.errors.FetchError` here, and nowhere else.
+:class:`~samepix.errors.FetchError` here, and nowhere else. (One exception to "only module":
+``sync`` re-checks URLs it already holds with :mod:`samepix.recheck`, a conditional GET on the
+standard library's ``http.client``, about 10× cheaper per request; anything but a clean ``304``
+there comes back to this module.)
 """
 
 from __future__ import annotations
@@ -727,6 +730,12 @@ class Fetcher:
             yield client
 
     # -- public API -----------------------------------------------------------------------------
+
+    def request_headers(self) -> dict[str, str]:
+        """The headers every request of this fetcher carries (httpx's defaults and ours), for
+        :mod:`samepix.recheck`, which sends the same ones."""
+        client: httpx.Client | httpx.AsyncClient = self._aclient or self._sync_client()
+        return dict(client.headers)
 
     def known(self, url: str) -> UrlRecord | None:
         """What the state file knows about ``url`` (None without a state file)."""

@@ -304,12 +304,15 @@ def check_url(text: str) -> str | None:
     """
     if len(text) > MAX_URL_CHARS:
         return f"{len(text):,} characters, longer than the {MAX_URL_CHARS:,} allowed"
-    if any(c.isspace() for c in text):
-        return "contains white space"
-    if any(unicodedata.category(c)[0] == "C" for c in text):
-        return "contains control characters"
-    if "\ufffd" in text:
-        return "contains bytes that are not UTF-8"
+    # Printable ASCII without a space has neither (the per-character tests are most of the
+    # parsing of a long list).
+    if not (text.isascii() and text.isprintable() and " " not in text):
+        if any(c.isspace() for c in text):
+            return "contains white space"
+        if any(unicodedata.category(c)[0] == "C" for c in text):
+            return "contains control characters"
+        if "\ufffd" in text:
+            return "contains bytes that are not UTF-8"
     try:
         parts = urlsplit(text)
         port = parts.port  # raises on a port that is not a number in range
@@ -831,7 +834,10 @@ class _Downloads:
                         return
                     result: Download | SamepixError
                     try:
-                        result = await self.fetcher.aget(url, conditional=conditional)
+                        fast = None
+                        if conditional and rechecks is not None:  # a 304, or None
+                            fast = await rechecks.acheck(url)
+                        result = fast or await self.fetcher.aget(url, conditional=conditional)
                     except SamepixError as exc:
                         result = exc
             except Exception as exc:  # a bug, not a failed URL: the consumer, waiting for this
@@ -840,6 +846,13 @@ class _Downloads:
             self._put((position, (line, url, result)))
 
         async with self.fetcher:
+            # Unchanged URLs are re-checked on kept-alive stdlib connections (samepix.recheck:
+            # httpx's per-request cost bounded a re-check); anything but a 304 comes back here.
+            from .recheck import Rechecker
+
+            rechecks = None
+            if any(conditional for _, _, conditional in self.work):
+                rechecks = Rechecker.for_fetcher(self.fetcher, threads=self.concurrency)
             pending: set[asyncio.Task[None]] = set()
             try:
                 for position, (line, url, conditional) in enumerate(self.work):
@@ -860,6 +873,8 @@ class _Downloads:
             finally:
                 for task in pending:
                     task.cancel()
+                if rechecks is not None:
+                    rechecks.close()
 
 
 def _make_destination(root: Path, dry_run: bool) -> None:
