@@ -9,8 +9,9 @@ Side by side, the same file decoded the way a user would without samepix: Pillow
 ``Image.open(...).load()`` followed by ``np.asarray`` (what most scripts do), in the same run.
 
 The largest legal inputs are the hostile set's 196 MP 16-bit PNG and 200 MP TIFF
-(``../shared/data/hostile``), and a 196 MP 8-bit RGB PNG and a 196 MP still WebP made here (a
-smooth gradient, so the files stay small). ``--only WebP`` runs the cases whose label has "WebP".
+(``../shared/data/hostile``), and a 196 MP 8-bit RGB PNG, a 200 MP RGB TIFF and a 196 MP still
+WebP made here (a smooth gradient, so the files stay small). ``--only WebP`` runs the cases
+whose label has "WebP".
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ PILLOW_LOAD = (
 ESTIMATE = (
     "import sys; from samepix.decode import memory_facts; from samepix.limits import "
     "decode_memory; from samepix.sources import read_source; "
-    "w, h, m, f, a, d = memory_facts(read_source(sys.argv[1])); "
-    "print(decode_memory(w, h, m, f, has_alpha=a, direct=d))"
+    "f = memory_facts(read_source(sys.argv[1])); "
+    "print(decode_memory(f.width, f.height, f.mode, f.format, has_alpha=f.has_alpha, "
+    "direct=f.direct, encoded=f.encoded))"
 )
 
 
@@ -99,8 +101,12 @@ def largest(folder: Path, reps: int, only: str) -> None:
     if not webp.exists() and "WebP" in (only or "WebP"):
         # lossless: a lossy 196 MP frame overflows VP8's first partition (512 kB of modes)
         Image.fromarray(_gradient(14000)).save(webp, lossless=True, method=0)
+    tiff = folder / "rgb_14142x14142.tif"
+    if not tiff.exists() and "TIFF" in (only or "TIFF"):
+        Image.fromarray(_gradient(14142)).save(tiff, compression="tiff_deflate")
     cases = [
         ("196 MP RGB 8-bit PNG", rgb),
+        ("200 MP RGB TIFF (deflate)", tiff),
         ("196 MP RGB still WebP (lossless)", webp),
         ("196 MP grey 16-bit PNG", hostile / "hostile" / "legal_14000x14000_16bit.png"),
         ("200 MP grey TIFF (deflate)", hostile / "hostile" / "tiff_14142x14142_grey_deflate.tif"),

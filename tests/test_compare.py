@@ -544,3 +544,35 @@ def test_colour_under_transparent_pixels_does_not_count() -> None:
 def test_different_icons_on_transparent_backgrounds_stay_not_same(size: int) -> None:
     result = compare(_png(_icon(0)), _png(_icon(1).resize((size, size))))
     assert not result.is_match, result.reasons
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"),
+    [((480, 640, 3), (333, 251)), ((1001, 997, 3), (64, 63)), ((300, 400), (123, 77))],
+    ids=["rgb-odd-scale", "rgb-small", "grey"],
+)
+def test_resize_with_alpha_plane_by_plane_gives_the_whole_array_result(
+    shape: tuple[int, ...], size: tuple[int, int]
+) -> None:
+    # resize_with_alpha weighs one plane at a time (to bound its memory); it must give exactly
+    # what weighing every plane at once gives.
+    import cv2
+
+    from samepix.align import resize_with_alpha
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, shape, dtype=np.uint8)
+    alpha = rng.integers(0, 256, shape[:2], dtype=np.uint8)
+    alpha[:50] = 0
+    weight = alpha.astype(np.float32)
+    weighted = arr.astype(np.float32) * (weight[:, :, None] if arr.ndim == 3 else weight)
+    colour = cv2.resize(weighted, size, interpolation=cv2.INTER_AREA)
+    coverage = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
+    shown = np.maximum(coverage, np.float32(1e-6))
+    colour = colour / (shown[:, :, None] if colour.ndim == 3 else shown)
+    expected = np.clip(np.rint(colour), 0, 255).astype(np.uint8)
+    expected_alpha = np.clip(np.rint(coverage), 0, 255).astype(np.uint8)
+    expected[expected_alpha == 0] = 0
+    out, out_alpha = resize_with_alpha(arr, alpha, size)
+    assert np.array_equal(out, expected)
+    assert np.array_equal(out_alpha, expected_alpha)

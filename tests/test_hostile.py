@@ -366,3 +366,31 @@ def test_opencv_log_lines_do_not_reach_stderr(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith("error: "), proc.stderr
     assert "corrupt" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_compare_resizing_an_image_with_alpha_stays_under_its_estimate(tmp_path: Path) -> None:
+    # As found: resizing the larger image with its alpha made float32 copies of every plane at
+    # once (28 bytes a pixel), which the estimate did not count: a 50 MP RGBA PNG against a
+    # small JPEG peaked at 1.58 GiB with 0.59 GiB estimated, so the budget could be overrun.
+    from samepix.decode import memory_facts
+    from samepix.limits import compare_memory
+
+    w, h = 7000, 3500
+    x = np.linspace(0, 255, w, dtype=np.float32)
+    y = np.linspace(0, 255, h, dtype=np.float32)
+    rgba = np.empty((h, w, 4), np.uint8)
+    rgba[:, :, 0] = x[None, :]
+    rgba[:, :, 1] = y[:, None]
+    rgba[:, :, 2] = 128
+    rgba[:, :, 3] = (x[None, :] / 2 + 100).astype(np.uint8)
+    big, small = tmp_path / "big.png", tmp_path / "small.jpg"
+    Image.fromarray(rgba).save(big, compress_level=1)
+    Image.fromarray(rgba).convert("RGB").resize((700, 350)).save(small, quality=90)
+    del rgba
+    estimate = compare_memory(
+        memory_facts(read_source(str(big))), memory_facts(read_source(str(small)))
+    )
+    code, stderr, peak = _peak_rss_of(["compare", str(big), str(small)])
+    assert code in (0, 1), stderr
+    assert peak <= estimate, f"peak {peak / 2**20:.0f} MiB over the estimate {estimate / 2**20:.0f}"

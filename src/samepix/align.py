@@ -64,10 +64,19 @@ def resize_with_alpha(
         return resize_area(arr, size), None
     if (arr.shape[1], arr.shape[0]) == size:
         return arr, alpha
+    # One colour plane at a time: the float32 temporaries are 8 bytes a pixel of the large
+    # image (alpha as weights, one weighted plane), not 28 (every plane, and a copy of each
+    # before the product); INTER_AREA treats planes apart, so the result is the same.
     weight = alpha.astype(np.float32)
-    weighted = arr.astype(np.float32) * (weight[:, :, None] if arr.ndim == 3 else weight)
-    colour: np.ndarray = cv2.resize(weighted, size, interpolation=cv2.INTER_AREA)
     coverage: np.ndarray = cv2.resize(weight, size, interpolation=cv2.INTER_AREA)
+    planes = [arr[:, :, c] for c in range(arr.shape[2])] if arr.ndim == 3 else [arr]
+    resized = []
+    for plane in planes:
+        weighted = np.multiply(plane, weight, dtype=np.float32)
+        resized.append(cv2.resize(weighted, size, interpolation=cv2.INTER_AREA))
+        del weighted
+    del weight
+    colour: np.ndarray = np.dstack(resized) if arr.ndim == 3 else resized[0]
     shown = np.maximum(coverage, np.float32(1e-6))
     colour = colour / (shown[:, :, None] if colour.ndim == 3 else shown)
     out = np.clip(np.rint(colour), 0, 255).astype(np.uint8)

@@ -449,28 +449,30 @@ def _add_policy_options(p: argparse.ArgumentParser) -> None:
         "--max-colour-shift", type=float, metavar="DE", help="largest mean ΔE for 'same'"
     )
     # What "the same picture" means is a policy choice (docs/verdicts.md); each is off by default.
-    # find and sync look for mirror images, rotations and crops whatever these say (reported as
-    # 'similar' when off); dupes looks for mirrors and rotations only when asked (docs/library.md).
+    # find and sync look for mirror images, rotations and crops whatever these say when nothing
+    # matched as it stands (reported as 'similar' when off); with a flag, find also reports such
+    # copies beside the ones as they stand (docs/library.md#find).
     for flag, what, how in (
         ("--greyscale-is-same", "a greyscale copy of a colour picture", ""),
         (
             "--flip-is-same",
             "a mirror image (left-right, top-bottom or diagonal)",
-            "; find/sync look up the query's four mirror images, dupes compares files whose "
-            "thumbnails look mirrored",
+            "; find/sync look up the query's four mirror images (find: also beside copies as "
+            "they stand), dupes compares files whose thumbnails look mirrored",
         ),
         (
             "--rotation-is-same",
             "a copy turned by 90°, 180° or 270° in its pixels",
-            "; find/sync look up the query's three rotations, dupes compares files whose "
-            "thumbnails look turned",
+            "; find/sync look up the query's three rotations (find: also beside copies as they "
+            "stand), dupes compares files whose thumbnails look turned",
         ),
         (
             "--crop-is-same",
             "a crop showing at least Policy.min_crop_area (half) of the larger image",
-            "; find/sync compare up to 8 files whose hashes are close to the query's or to a "
-            "centre or corner crop of it (81/64/49 %% of its area), whatever their shape; "
-            "dupes does not look for crops",
+            "; find/sync also look up the crop hashes the index keeps of every file, so a query "
+            "that is a crop keeping at least 70 %% of each side of a folder file is found "
+            "(98 %% of random such crops in benchmarks/crop_recall.py; find: also beside copies "
+            "as they stand); dupes compares each file with the files it may be a crop of",
         ),
     ):
         g.add_argument(flag, action="store_true", help=f"count {what} as 'same'{how}")

@@ -38,7 +38,7 @@ from .decode import (
 )
 from .decode import read_info as read_header_info
 from .hashes import HashSet, hash_image
-from .limits import DEFAULT_LIMITS, Limits, compare_memory
+from .limits import DEFAULT_LIMITS, Limits, MemoryFacts, compare_memory
 from .policy import DEFAULT_POLICY, Policy
 from .regions import StructureMap, local_change, structure_map, worst_region
 from .relations import Pair, relation_candidates
@@ -458,12 +458,17 @@ def _compare_prepared(
 def _check_compare_memory(pa: PreparedImage, pb: PreparedImage, limits: Limits) -> None:
     """Refuse, before decoding, a pair whose comparison would need more than ``max_memory``
     (estimated from both headers; a side already decoded counts with its arrays)."""
-    facts: list[tuple[int, int, str, str | None, bool, bool]] = []
+    facts: list[MemoryFacts] = []
     for p in (pa, pb):
         if "decoded" in p.__dict__ or p.blob is None:
             d = p.decoded
             mode = "L" if d.is_grey else "RGB"
-            facts.append((d.info.width, d.info.height, mode, None, d.alpha is not None, False))
+            encoded = 0 if p.blob is None else len(p.blob.data)
+            facts.append(
+                MemoryFacts(
+                    d.info.width, d.info.height, mode, None, d.alpha is not None, False, encoded
+                )
+            )
         else:
             facts.append(memory_facts(p.blob, limits=limits))
     needed = compare_memory(facts[0], facts[1])

@@ -35,7 +35,7 @@ from .boundary import foreign_calls, quiet_stderr
 from .errors import DecodeError
 from .formats import SNIFF_BYTES, HeifExtraMissing, describe_non_image, open_image, sniff_format
 from .formats import exif_orientation as _orientation
-from .limits import DEFAULT_LIMITS, Limits, decode_memory
+from .limits import DEFAULT_LIMITS, Limits, MemoryFacts, decode_memory
 from .sources import Blob
 
 if TYPE_CHECKING:
@@ -141,7 +141,8 @@ def _decode(data: bytes, name: str, digest: str | None, limits: Limits) -> Decod
         # decoder, which allocates its canvases first: only within the budget.
         w, h = header.size
         alpha = header.mode == "RGBA"
-        if decode_memory(w, h, header.mode, "WEBP", has_alpha=alpha) > limits.max_memory:
+        needed = decode_memory(w, h, header.mode, "WEBP", has_alpha=alpha, encoded=len(data))
+        if needed > limits.max_memory:
             raise DecodeError(f"{name}: WebP data that libwebp cannot decode (corrupt?)")
         im = _open(data, name, limits)
     return decode_pil(im, name=name, data=data, sha256=digest)
@@ -188,15 +189,12 @@ def read_info(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> ImageInfo:
     )
 
 
-def memory_facts(
-    blob: Blob, *, limits: Limits = DEFAULT_LIMITS
-) -> tuple[int, int, str, str | None, bool, bool]:
-    """(width, height, mode, format, has alpha, decoded straight into numpy) from the header:
-    what :func:`samepix.limits.compare_memory` needs, decoding no pixels."""
+def memory_facts(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> MemoryFacts:
+    """What :func:`samepix.limits.compare_memory` needs to know of ``blob``, from its header."""
     im = _open(blob.data, blob.name, limits)
     w, h = im.size
     alpha = _trns_key(im, blob.data) is not None or "transparency" in im.info
-    return w, h, im.mode, im.format, alpha, _decodes_direct(im)
+    return MemoryFacts(w, h, im.mode, im.format, alpha, _decodes_direct(im), len(blob.data))
 
 
 def decode_pil(
@@ -430,7 +428,11 @@ def _check_decode_memory(
 ) -> None:
     w, h = im.size
     alpha = _trns_key(im, data) is not None or "transparency" in im.info
-    needed = decode_memory(w, h, im.mode, im.format, has_alpha=alpha, direct=_decodes_direct(im))
+    direct = _decodes_direct(im)
+    encoded = 0 if data is None else len(data)
+    needed = decode_memory(
+        w, h, im.mode, im.format, has_alpha=alpha, direct=direct, encoded=encoded
+    )
     limits.check_memory(name, needed)
 
 

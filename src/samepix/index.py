@@ -55,6 +55,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "SCHEMA_VERSION",
     "THUMB_SIDE",
+    "CropTable",
     "DescribeShard",
     "Descriptor",
     "EntryCache",
@@ -141,6 +142,22 @@ CREATE TRIGGER IF NOT EXISTS files_delete AFTER DELETE ON files BEGIN
 END;
 """
 
+# Added after schema version 2 without changing it (an older samepix ignores the table): the
+# crop hashes of each file (samepix.crophash). Created in an existing index when it is opened for
+# writing; files without a row get theirs at the next update (decoded once more).
+_CROP_SCHEMA = """
+CREATE TABLE IF NOT EXISTS crop_hashes (
+    id INTEGER PRIMARY KEY,         -- files.id
+    hashes BLOB NOT NULL            -- crophash.STORED_CROPS × (pHash, dHash), int64 each
+);
+CREATE TRIGGER IF NOT EXISTS crop_hashes_insert AFTER INSERT ON crop_hashes BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';
+END;
+CREATE TRIGGER IF NOT EXISTS files_delete_crops AFTER DELETE ON files BEGIN
+    DELETE FROM crop_hashes WHERE id = old.id;
+END;
+"""
+
 _ENTRY_COLUMNS = (
     "path, size, mtime_ns, inode, sha256, format, width, height, mode, lossless, jpeg_quality, "
     "ahash, dhash, phash, whash, thumb"
@@ -170,6 +187,8 @@ class Descriptor:
     jpeg_quality: int | None
     hashes: HashSet
     thumb: bytes  # THUMB_SIDE × THUMB_SIDE grey, row-major
+    # Hashes of crops (samepix.crophash.STORED_CROPS), int64 pairs; b"" where not read or made.
+    crops: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -314,6 +333,7 @@ class Progress:
 
     # index: "scanning", "hashing", "decoding"; dupes: "loading", "searching", "screening",
     # "comparing candidate pairs", "comparing turned" (with --flip/--rotation-is-same),
+    # "comparing crops" (with --crop-is-same),
     # "comparing copies with the best"; sync: "syncing" (URLs)
     stage: str
     done: int
@@ -353,6 +373,23 @@ class HashTable:
         hits = np.flatnonzero(dist <= max_distance)
         order = np.argsort(dist[hits], kind="stable")
         return self.ids[hits[order]], dist[hits[order]]
+
+
+@dataclass(frozen=True, eq=False)
+class CropTable:
+    """Every entry's crop hashes (:mod:`samepix.crophash`): row ids and an ``(n, slots, 2)``
+    int64 array of pHash/dHash (784 bytes an entry), loaded only for a crop search.
+
+    ``missing`` counts the indexed files that have no crop hashes yet (an index made by an
+    older samepix, used without an update or read-only): a crop of them cannot be found.
+    """
+
+    ids: np.ndarray  # int64
+    hashes: np.ndarray  # int64, (n, slots, 2)
+    missing: int = 0
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
 
 
 class EntryCache:
@@ -410,12 +447,14 @@ def describe_blob(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> Descriptor:
     """
     from PIL import Image
 
+    from .crophash import crop_hashes
     from .decode import draft_grey, read_info
     from .hashes import hash_image
 
     info = read_info(blob, limits=limits)
     grey = draft_grey(blob, limits=limits)
     hashes = hash_image(grey)
+    crops = crop_hashes(grey).tobytes()
     # BOX is an exact area average: a resized copy has (nearly) the original's thumbnail.
     thumb = grey.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX).tobytes()
     return Descriptor(
@@ -428,6 +467,7 @@ def describe_blob(blob: Blob, *, limits: Limits = DEFAULT_LIMITS) -> Descriptor:
         jpeg_quality=info.jpeg_quality,
         hashes=hashes,
         thumb=thumb,
+        crops=crops,
     )
 
 
@@ -584,6 +624,7 @@ class Index:
         self.explicit_db = db is not None
         self.path = Path(db) if db is not None else default_db_path(self.root)
         self._table: HashTable | None = None
+        self._crops: CropTable | None = None
         self.read_only = read_only or (self.path.exists() and not _writable(self.path))
         self.conn = self._open(create)
 
@@ -685,6 +726,7 @@ class Index:
                 self._set_meta(conn, "root", str(self.root.resolve()))
                 self._set_meta(conn, "created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
                 conn.execute("COMMIT")
+            self._add_crop_table(conn)
             self._check_root(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -741,6 +783,26 @@ class Index:
         raise self.corrupt(last) from last
 
     @staticmethod
+    def _add_crop_table(conn: sqlite3.Connection) -> None:
+        """The crop-hash table (an index from before it gets it, empty: the next update fills
+        it), made again empty when its grid is not this samepix's."""
+        from .crophash import STORED_CROPS_ID
+
+        row = conn.execute("SELECT value FROM meta WHERE key = 'crop_grid'").fetchone()
+        if row is not None and row[0] == STORED_CROPS_ID:
+            return
+        conn.executescript(
+            f"BEGIN IMMEDIATE; {_CROP_SCHEMA}; DELETE FROM crop_hashes; UPDATE meta "
+            "SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation';"
+        )
+        try:
+            Index._set_meta(conn, "crop_grid", STORED_CROPS_ID)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @staticmethod
     def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -775,7 +837,7 @@ class Index:
     def remove_files(db: str | os.PathLike[str]) -> None:
         """Delete an index database and its WAL/shared-memory files (for ``--rebuild``)."""
         base = Path(db)
-        for suffix in ("", "-wal", "-shm", "-journal", "-hashes.npy"):
+        for suffix in ("", "-wal", "-shm", "-journal", "-hashes.npy", "-crops.npy"):
             try:
                 Path(f"{base}{suffix}").unlink()
             except FileNotFoundError:
@@ -872,6 +934,72 @@ class Index:
             progress(Progress("loading", len(self._table), len(self._table)))
         return self._table
 
+    def crop_table(self) -> CropTable:
+        """The crop hashes of every entry that has them (loaded once; reloaded after writes).
+
+        Kept in ``<db>-crops.npy`` beside the database like the hash table (read in
+        milliseconds while ``meta.generation`` says it is current).
+        """
+        if self._crops is None:
+            import numpy as np
+
+            from .crophash import STORED_CROPS
+
+            slots = len(STORED_CROPS)
+            cache = Path(f"{self.path}-crops.npy")
+            try:
+                self.conn.execute("BEGIN")
+                try:
+                    tables = {
+                        r[0]
+                        for r in self.conn.execute(
+                            "SELECT name FROM sqlite_master WHERE type='table'"
+                        )
+                    }
+                    row = self.conn.execute(
+                        "SELECT value FROM meta WHERE key = 'generation'"
+                    ).fetchone()
+                    generation = int(row[0]) if row else -1
+                    total = int(self.conn.execute("SELECT count(*) FROM files").fetchone()[0])
+                    flat = _load_table_cache(cache, generation, 1 + 2 * slots)
+                    if flat is None:
+                        flat = np.zeros((0, 1 + 2 * slots), np.int64)
+                        if "crop_hashes" in tables:
+                            flat = self._read_crops(slots)
+                        if generation >= 0:
+                            _save_table_cache(cache, generation, flat)
+                finally:
+                    self.conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise self.corrupt(exc) from exc
+            self._crops = CropTable(
+                ids=np.ascontiguousarray(flat[:, 0]),
+                hashes=np.ascontiguousarray(flat[:, 1:]).reshape(-1, slots, 2),
+                missing=total - flat.shape[0],
+            )
+        return self._crops
+
+    def _read_crops(self, slots: int) -> np.ndarray:
+        """(n, 1 + 2 × slots) int64 rows: id, then the crop hashes (inside a read transaction).
+        A row of another length (written with another grid) is left out."""
+        import numpy as np
+
+        cur = self.conn.execute(
+            "SELECT c.id, c.hashes FROM crop_hashes c JOIN files f ON f.id = c.id ORDER BY c.id"
+        )
+        width = 1 + 2 * slots
+        parts: list[np.ndarray] = []
+        while rows := cur.fetchmany(_LOAD_BATCH):
+            good = [r for r in rows if len(r[1]) == 16 * slots]
+            block = np.empty((len(good), width), np.int64)
+            block[:, 0] = [r[0] for r in good]
+            if good:
+                block[:, 1:] = np.frombuffer(b"".join(r[1] for r in good), np.int64).reshape(
+                    len(good), 2 * slots
+                )
+            parts.append(block)
+        return np.concatenate(parts) if parts else np.zeros((0, width), np.int64)
+
     def _read_hashes(self, progress: ProgressCallback | None) -> np.ndarray:
         """(n, 3) int64 id/pHash/dHash rows by id, read in batches (inside a read transaction)."""
         import numpy as np
@@ -923,6 +1051,7 @@ class Index:
         except sqlite3.DatabaseError as exc:
             raise self.corrupt(exc) from exc
         self._table = None
+        self._crops = None
         try:
             yield self.conn
         except BaseException:
@@ -950,7 +1079,7 @@ class Index:
         """
         import numpy as np
 
-        table = self._table
+        table, crops = self._table, self._crops
         gone = [p for p in remove if p != entry.path]
         with self.transaction() as conn:
             gone_ids = [
@@ -974,6 +1103,14 @@ class Index:
                 phash=np.append(table.phash[keep], np.int64(hashes.phash.to_signed64())),
                 dhash=np.append(table.dhash[keep], np.int64(hashes.dhash.to_signed64())),
             )
+        if crops is not None and len(entry.descriptor.crops) == crops.hashes.shape[1] * 16:
+            keep = ~np.isin(crops.ids, [row_id, *gone_ids])
+            new = np.frombuffer(entry.descriptor.crops, np.int64).reshape(1, -1, 2)
+            self._crops = CropTable(
+                ids=np.append(crops.ids[keep], np.int64(row_id)),
+                hashes=np.concatenate([crops.hashes[keep], new]),
+                missing=crops.missing,
+            )
 
     @staticmethod
     def put(conn: sqlite3.Connection, entry: IndexEntry) -> None:
@@ -986,6 +1123,19 @@ class Index:
             entry.to_row(),
         )
         conn.execute("DELETE FROM unreadable WHERE path = ?", (entry.path,))
+        (row_id,) = conn.execute("SELECT id FROM files WHERE path = ?", (entry.path,)).fetchone()
+        if entry.descriptor.crops:
+            conn.execute(
+                "INSERT OR REPLACE INTO crop_hashes (id, hashes) VALUES (?, ?)",
+                (row_id, entry.descriptor.crops),
+            )
+        else:  # a copy or a move of described bytes: the crop hashes of those bytes
+            conn.execute(
+                "INSERT OR REPLACE INTO crop_hashes (id, hashes) SELECT ?, c.hashes "
+                "FROM files f JOIN crop_hashes c ON c.id = f.id "
+                "WHERE f.sha256 = ? AND f.id != ? LIMIT 1",
+                (row_id, bytes.fromhex(entry.sha256), row_id),
+            )
 
     @staticmethod
     def put_unreadable(
@@ -1010,8 +1160,9 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
-def _load_table_cache(path: Path, generation: int) -> np.ndarray | None:
-    """The cached (n, 3) id/pHash/dHash array if it was written at ``generation``, else None."""
+def _load_table_cache(path: Path, generation: int, columns: int = 3) -> np.ndarray | None:
+    """The cached (n, columns) array (id/pHash/dHash, or id and crop hashes) if it was written
+    at ``generation``, else None."""
     import numpy as np
 
     try:
@@ -1019,7 +1170,7 @@ def _load_table_cache(path: Path, generation: int) -> np.ndarray | None:
     except (OSError, ValueError, EOFError):
         return None
     # Row 0 is a header: (generation, rows, 0); anything unexpected means "rebuild it".
-    if data.dtype != np.int64 or data.ndim != 2 or data.shape[1] != 3 or data.shape[0] < 1:
+    if data.dtype != np.int64 or data.ndim != 2 or data.shape[1] != columns or data.shape[0] < 1:
         return None
     if int(data[0, 0]) != generation or int(data[0, 1]) != data.shape[0] - 1 or generation < 0:
         return None
@@ -1032,7 +1183,8 @@ def _save_table_cache(path: Path, generation: int, flat: np.ndarray) -> None:
 
     from .atomic import atomic_writer
 
-    header = np.array([[generation, flat.shape[0], 0]], dtype=np.int64)
+    header = np.zeros((1, flat.shape[1]), dtype=np.int64)
+    header[0, :2] = (generation, flat.shape[0])
     # A cache: a read-only folder is fine.
     with contextlib.suppress(OSError, SamepixError), atomic_writer(path) as handle:
         np.save(handle, np.concatenate([header, flat]), allow_pickle=False)
@@ -1202,6 +1354,7 @@ def update_index(
     progress: ProgressCallback | None = None,
     executor: Executor | None = None,
     follow_links: bool = False,
+    fill_crop_hashes: bool = False,
 ) -> IndexSummary:
     """Bring ``index`` up to date with its folder.
 
@@ -1222,6 +1375,9 @@ def update_index(
     follow_links : bool
         Follow symbolic links that lead out of the folder too (by default they are counted in
         ``IndexSummary.skipped_links`` and not followed; links within the folder always are).
+    fill_crop_hashes : bool
+        Also describe again the unchanged files that have no crop hashes (indexed by a samepix
+        from before them): what a crop search needs. New and changed files always get them.
 
     Returns
     -------
@@ -1250,13 +1406,29 @@ def update_index(
         )
     }
 
+    # Files described before the index kept crop hashes (or with another grid) are described
+    # again, once, to add them, when a crop search asks (an index that cannot be written is used
+    # as it is).
+    without_crops = (
+        set()
+        if index.read_only or not fill_crop_hashes
+        else {
+            from_db(p)
+            for (p,) in index._query(
+                "SELECT path FROM files WHERE id NOT IN (SELECT id FROM crop_hashes)"
+            )
+        }
+    )
     unchanged = 0
     still_bad: list[Unreadable] = []
     to_read: list[str] = []
+    refresh: list[str] = []
     for rel, st in walk.files.items():
         row = known.get(rel)
         if row is not None and _same_stat(row, st):
             unchanged += 1
+            if rel in without_crops:
+                refresh.append(rel)
             continue
         bad = known_bad.get(rel)
         if row is None and bad is not None and _same_stat(bad[0], st):
@@ -1329,7 +1501,10 @@ def update_index(
                 else:
                     added += 1  # a copy of bytes already indexed
     else:
-        need_decode = to_read
+        need_decode = list(to_read)
+
+    need_decode.extend(refresh)
+    refreshing = set(refresh)
 
     # Vanished files are pruned before the long part, in their own transaction.
     removed = len(vanished)
@@ -1379,7 +1554,9 @@ def update_index(
                     pending_rows.append(item)
                     if isinstance(item, IndexEntry):
                         decoded += 1
-                        if item.path in known:
+                        if item.path in refreshing:
+                            pass  # unchanged: only its crop hashes were missing
+                        elif item.path in known:
                             updated += 1
                         else:
                             added += 1

@@ -193,6 +193,7 @@ class Library:
             progress=self.progress,
             executor=self.executor,
             follow_links=self.follow_links,
+            fill_crop_hashes=self.policy.crop_is_same,  # only a crop search reads them
         )
         self._updated = True
         return summary
@@ -217,6 +218,7 @@ class Library:
         update: bool = True,
         first: bool = False,
         fetcher: Fetcher | None = None,
+        also_turned_and_cropped: bool = True,
     ) -> FindResult:
         """Is the picture of ``source`` already in the folder?
 
@@ -232,6 +234,14 @@ class Library:
         fetcher : Fetcher, optional
             How a URL ``source`` is downloaded (retries, ``allow_private``, state); by
             default a plain :class:`~samepix.fetch.Fetcher` with this library's limits.
+        also_turned_and_cropped : bool
+            When the picture matched as it stands, still look for the mirror images, rotations
+            and crops that the policy counts as the same (``flip_is_same``,
+            ``rotation_is_same``, ``crop_is_same``), so that every copy is reported (default).
+            False looks for them only when nothing matched as it stands (what ``sync`` needs:
+            one match decides). Ignored with ``first``. Without a match, mirror images,
+            rotations and crops are always looked for (reported as ``similar`` unless the
+            policy counts them as the same).
 
         Returns
         -------
@@ -279,6 +289,7 @@ class Library:
         screened = compared = unreadable = 0
 
         other_shape: dict[str, tuple[IndexEntry, int]] = {}  # hash-close, other aspect ratio
+        examined: set[str] = set()  # compared (or found unreadable): never compared twice
 
         def examine(
             entry: IndexEntry, dist: int, size: tuple[int, int], thumb: bytes, screen: bool = True
@@ -303,6 +314,7 @@ class Library:
                 if thumb_distance(thumb, d.thumb) > policy.candidate_thumb_distance:
                     screened += 1
                     return False
+            examined.add(entry.path)
             try:
                 other = load(self.root / entry.path, limits=self.limits, lazy=True)
                 result = compare(query, other, policy=policy, limits=self.limits)
@@ -335,11 +347,19 @@ class Library:
                     continue
                 yield hit, int(dist)
 
-        if not matches and policy.find_relations:
-            # Nothing as it stands: look for a mirrored or rotated copy (samepix.variants).
+        # Mirror images, rotations and crops (samepix.variants). When nothing matched as it
+        # stands, all are looked for (reported as similar unless the policy counts them as the
+        # same); when something did, only those the policy counts as the same, and only when the
+        # caller wants every copy (``also_turned_and_cropped``; not with ``first``).
+        further = not matches or (also_turned_and_cropped and not first)
+        flags = (("mirror", policy.flip_is_same), ("rotation", policy.rotation_is_same))
+        kinds = [kind for kind, on in flags if on or not matches]
+        if policy.find_relations and further and kinds:
             from .variants import query_variants
 
             for variant in query_variants(query, self.limits):
+                if variant.kind not in kinds:
+                    continue
                 for hit, dist in new_candidates(variant.hashes):
                     ranked[hit.path] = (hit, dist)
                     if examine(hit, dist, (variant.width, variant.height), variant.thumb):
@@ -347,16 +367,28 @@ class Library:
                 if matches and first:
                     break
 
-        if not matches and policy.find_relations:
-            # Still nothing: perhaps a crop. Candidates: files whose hashes are close but whose
-            # shape differs (a crop keeping most of the picture), and files close to a crop of
-            # the query (a folder copy that was cropped); the comparison locates the crop.
+        further = not matches or (also_turned_and_cropped and not first)
+        if policy.find_relations and further and (policy.crop_is_same or not matches):
+            # A crop. Candidates: files whose hashes are close but whose shape differs (a crop
+            # keeping most of the picture), files close to a crop of the query (a folder copy
+            # that was cropped), and, with crop_is_same, files one of whose crops (kept in the
+            # index, samepix.crophash) is close to the query or to a crop of it (the query is a
+            # crop of a folder file). The comparison locates the crop.
             from .variants import crop_variants
 
             for variant in crop_variants(query, self.limits):
                 for hit, dist in new_candidates(variant.hashes):
                     other_shape.setdefault(hit.path, (hit, dist))
-            crops = sorted(other_shape.values(), key=lambda pair: (pair[1], pair[0].path))
+            if policy.crop_is_same:
+                other_shape.update(
+                    (entry.path, (entry, dist))
+                    for entry, dist in self._stored_crop_candidates(query, apart)
+                    if entry.path not in other_shape
+                )
+            crops = sorted(
+                (pair for pair in other_shape.values() if pair[0].path not in examined),
+                key=lambda pair: (pair[1], pair[0].path),
+            )
             for entry, dist in crops[:_CROP_CANDIDATES]:
                 ranked.setdefault(entry.path, (entry, dist))
                 if examine(entry, dist, (desc.width, desc.height), desc.thumb, screen=False):
@@ -375,6 +407,28 @@ class Library:
             lookup_ms=lookup_ms,
             elapsed_s=time.perf_counter() - started,
         )
+
+    def _stored_crop_candidates(
+        self, query: PreparedImage, apart: set[tuple[str, str]]
+    ) -> Iterator[tuple[IndexEntry, int]]:
+        """Entries one of whose crops, kept in the index, is close to the query or to a crop of
+        it (:func:`samepix.variants.crop_candidates`), closest first, at most
+        ``_STORED_CROP_LOOKUPS`` of them; pairs the user set apart are left out."""
+        from .variants import crop_candidates, query_crop_hashes
+
+        table = self.index.crop_table()
+        ids, dists = crop_candidates(
+            table, query_crop_hashes(query, self.limits), self.policy.candidate_hash_distance
+        )
+        ids, dists = ids[:_STORED_CROP_LOOKUPS], dists[:_STORED_CROP_LOOKUPS]
+        found = self.index.by_ids(ids.tolist())
+        for row_id, dist in zip(ids.tolist(), dists.tolist(), strict=True):
+            hit = found.get(row_id)
+            if hit is None:
+                continue
+            if apart and query.sha256 and pair_key(query.sha256, hit.sha256) in apart:
+                continue
+            yield hit, int(dist)
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -581,6 +635,7 @@ class Library:
             if result is not None and result.is_match:
                 union(i, j)
 
+        turned_or_cropped: set[int] = set()  # joined through a mirror, rotation or crop
         # Mirror images and rotations have other hashes: when the policy counts them as the same
         # picture, pairs whose thumbnails look turned are compared too (samepix.variants).
         kinds = [k for k, on in (("mirror", policy.flip_is_same),
@@ -603,6 +658,32 @@ class Library:
                 result = compared(i, j)
                 if result is not None and result.is_match:
                     union(i, j)
+                    turned_or_cropped.update((i, j))
+
+        # Crops: a file whose whole picture is close to one of the crops the index keeps of
+        # another file (samepix.crophash) is compared with it; the comparison locates the crop.
+        if policy.crop_is_same and policy.find_relations:
+            from .variants import crop_pairs
+
+            crop_table = index.crop_table()
+            position = _aligned_positions(table.ids, crop_table.ids)
+            pairs_found = crop_pairs(crop_table, policy.candidate_hash_distance)
+            self._report("comparing crops", 0, len(pairs_found))
+            for done, (inner, outer, _) in enumerate(pairs_found, 1):
+                self._report("comparing crops", done, len(pairs_found))
+                i, j = int(position[inner]), int(position[outer])
+                if i < 0 or j < 0 or find_root(i) == find_root(j):
+                    continue
+                if entries.cache.get(i) is None or entries.cache.get(j) is None:
+                    continue  # deleted since the table was read
+                if apart and pair_key(entries[i].sha256, entries[j].sha256) in apart:
+                    continue
+                if quality_key(entries[j]) < quality_key(entries[i]):
+                    i, j = j, i  # the better copy first, as the group's report compares them
+                result = compared(i, j)
+                if result is not None and result.is_match:
+                    union(i, j)
+                    turned_or_cropped.update((i, j))
 
         members: dict[int, list[int]] = {}
         for i in range(n):
@@ -624,12 +705,22 @@ class Library:
             group.sort(key=lambda k: quality_key(entries[k]))  # the rank order
             best = group[0]
             copies = [self._copy(entries[best], None)]
+            # A group joined through a mirror, rotation or crop can hold a file that is the same
+            # picture as another member but not as the best copy (a crop of the original, when
+            # the best copy is the original's mirror image: no one relation explains that pair).
+            # Such a file is left out: every copy listed is the same picture as the best one,
+            # which is what the report says and what the actions rely on.
+            mixed = not turned_or_cropped.isdisjoint(group)
             for k in group[1:]:
-                copies.append(self._copy(entries[k], compared(best, k)))
+                result = compared(best, k)
                 done += 1
                 if progress is not None and (done % 64 == 0 or done == total):
                     progress(Progress("comparing copies with the best", done, total))
-            groups.append(DuplicateGroup(tuple(copies)))
+                if mixed and result is not None and not result.is_match:
+                    continue
+                copies.append(self._copy(entries[k], result))
+            if len(copies) >= 2:
+                groups.append(DuplicateGroup(tuple(copies)))
         groups.sort(key=lambda g: (-len(g.copies), str(g.best.path)))
         return groups
 
@@ -656,6 +747,9 @@ class Library:
 # Most possible crops ``find`` compares when nothing else matched (each costs a feature match,
 # tens of milliseconds): the closest by hash distance.
 _CROP_CANDIDATES = 8
+# Entries read from the crop-hash lookup (closest first): more than can be compared, so that the
+# other crop candidates compete with them by distance.
+_STORED_CROP_LOOKUPS = 64
 
 
 class _DecodedImages:
@@ -707,9 +801,17 @@ _DECODED_BYTES = 128 << 20
 _VERDICT_RANK = {"identical": 0, "same": 1, "similar": 2, "different": 3}
 
 
-def _match_order(m: Match) -> tuple[int, float, int, str]:
+def _match_order(m: Match) -> tuple[int, int, float, int, str]:
+    """Identical, then same as it stands, then same through a mirror, rotation or crop (each by
+    decreasing SSIM): a copy as it stands is the one to name first."""
     c = m.comparison
-    return (_VERDICT_RANK[c.verdict.value], -(c.metrics.ssim or 0.0), m.hash_distance, str(m.path))
+    return (
+        _VERDICT_RANK[c.verdict.value],
+        0 if c.relation is None else 1,
+        -(c.metrics.ssim or 0.0),
+        m.hash_distance,
+        str(m.path),
+    )
 
 
 def thumb_distance(a: bytes, b: bytes) -> float:
@@ -771,6 +873,19 @@ def _positions(ids: np.ndarray, wanted: list[int]) -> list[int]:
     else:
         at = np.minimum(np.searchsorted(ids, wanted), max(0, ids.shape[0] - 1))
     return [int(p) for p, w in zip(at.tolist(), wanted, strict=True) if int(ids[p]) == w]
+
+
+def _aligned_positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The position in ``ids`` of each of ``wanted`` (-1 where it is not there), aligned."""
+    import numpy as np
+
+    if ids.shape[0] == 0:
+        return np.full(wanted.shape[0], -1, np.int64)
+    order = np.argsort(ids, kind="stable")
+    at = np.minimum(np.searchsorted(ids, wanted, sorter=order), ids.shape[0] - 1)
+    positions: np.ndarray = order[at].astype(np.int64)
+    positions[ids[positions] != wanted] = -1
+    return positions
 
 
 def _screened_in_blocks(

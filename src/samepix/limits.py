@@ -9,10 +9,18 @@ peak a decode and a comparison need (a model measured on this code, see docs/har
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import LimitExceeded, UsageError
 
-__all__ = ["DEFAULT_LIMITS", "Limits", "compare_memory", "decode_memory", "parse_size"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "MemoryFacts",
+    "compare_memory",
+    "decode_memory",
+    "parse_size",
+]
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,19 @@ def _out_bpp(mode: str, has_alpha: bool) -> int:
     return (1 if grey else 3) + (1 if has_alpha or mode in _ALPHA_MODES else 0)
 
 
+class MemoryFacts(NamedTuple):
+    """What the memory model needs to know of one image, read from its header
+    (:func:`samepix.decode.memory_facts`)."""
+
+    width: int
+    height: int
+    mode: str
+    format: str | None
+    has_alpha: bool = False
+    direct: bool = False  # decoded straight into numpy (see decode_memory)
+    encoded: int = 0  # bytes of the file, held in memory while it is decoded and compared
+
+
 def decode_memory(
     width: int,
     height: int,
@@ -105,8 +126,10 @@ def decode_memory(
     *,
     has_alpha: bool = False,
     direct: bool | None = None,
+    encoded: int = 0,
 ) -> int:
-    """Estimated peak bytes to decode and normalise one image, and hash it.
+    """Estimated peak bytes to decode and normalise one image, and hash it; ``encoded`` is the
+    size of the file, which is in memory throughout.
 
     ``direct``: the decoder writes straight into numpy (simplejpeg for JPEG in RGB or grey,
     OpenCV's libwebp for a still WebP; see :mod:`samepix.decode`); when None, judged from the
@@ -127,36 +150,40 @@ def decode_memory(
             decode += 4
     else:
         decode = _PIL_BPP.get(mode, 4) + out + 1  # and the hashes' grey plane
-        if fmt == "TIFF":
-            decode += 2  # libtiff's strip buffers and Pillow's unpacking (measured 24 MP RGB)
         if fmt == "WEBP":
             # libwebp's animation decoder (Pillow reads every WebP through it): its current and
             # previous RGBA canvases, the frame copied out as bytes, and Pillow's RGBA image
             # before it becomes RGB (measured: 17 bytes a pixel in all, 123 MP canvas).
             decode += 14
-    return BASE_MEMORY + pixels * decode
+    return BASE_MEMORY + pixels * decode + encoded
 
 
-def compare_memory(
-    a: tuple[int, int, str, str | None, bool, bool], b: tuple[int, int, str, str | None, bool, bool]
-) -> int:
-    """Estimated peak bytes of comparing two images, each given as (width, height, mode,
-    format, has_alpha, decoded directly) from its header (:func:`samepix.decode.memory_facts`).
+def compare_memory(a: MemoryFacts, b: MemoryFacts) -> int:
+    """Estimated peak bytes of comparing two images, each described from its header.
 
     Both normalised images are held while the larger one's decode runs; the metrics then work on
     the smaller size (the larger is resized to it): luma planes, premultiplied copies, the
     structure map and OpenCV's temporaries, about 16 bytes a pixel (24 with alpha), measured.
+    Both files' bytes are held throughout.
     """
-    outs = [w * h * _out_bpp(mode, alpha) for w, h, mode, _, alpha, _ in (a, b)]
+    outs = [f.width * f.height * _out_bpp(f.mode, f.has_alpha) for f in (a, b)]
     decodes = [
-        decode_memory(w, h, mode, fmt, has_alpha=alpha, direct=direct) - BASE_MEMORY
-        for w, h, mode, fmt, alpha, direct in (a, b)
+        decode_memory(f.width, f.height, f.mode, f.format, has_alpha=f.has_alpha, direct=f.direct)
+        - BASE_MEMORY
+        for f in (a, b)
     ]
     holding = max(decodes[0] + outs[1], decodes[1] + outs[0])
-    small = min(a[0] * a[1], b[0] * b[1])
-    alpha = any(x[2] in _ALPHA_MODES or x[4] for x in (a, b))
-    metrics = small * (24 if alpha else 16)
-    return BASE_MEMORY + holding + metrics
+    pixels = [f.width * f.height for f in (a, b)]
+    small = min(pixels)
+    large = 0 if pixels[0] >= pixels[1] else 1
+    alpha = [f.mode in _ALPHA_MODES or f.has_alpha for f in (a, b)]
+    if alpha[large] and pixels[large] != small:
+        # Resizing the larger with its alpha (samepix.align.resize_with_alpha): alpha as float32
+        # weights and one weighted plane, while its hashes' grey plane may still be held:
+        # measured 8.3 (50 MP PNG) and 9.0 (200 MP TIFF) bytes a pixel of the larger.
+        holding = max(holding, outs[0] + outs[1] + 10 * pixels[large])
+    metrics = small * (24 if any(alpha) else 16)
+    return BASE_MEMORY + holding + metrics + a.encoded + b.encoded
 
 
 def parse_size(text: str, what: str = "size") -> int:

@@ -122,6 +122,7 @@ class SyncFolder(Protocol):
         update: bool = ...,
         first: bool = ...,
         fetcher: Fetcher | None = ...,
+        also_turned_and_cropped: bool = ...,
     ) -> FindResult: ...
 
 
@@ -1184,7 +1185,9 @@ class _Syncer:
         desc = describe_query(query, self.lib.limits)
         # Every match, not the first: the reason names the best local copy (the lossless
         # original rather than a q30 copy of it), and --replace-better compares with that one.
-        found = self.lib.find(query, update=False)
+        # Mirror images, rotations and crops only when nothing matched as it stands: one match
+        # decides, and a copy as it stands is a better one to name.
+        found = self.lib.find(query, update=False, also_turned_and_cropped=False)
         if found.found:
             best_match = self._best_copy(found.matches)
             verdict = best_match.comparison.verdict.value
