@@ -155,6 +155,38 @@ class Download:
             self.previous is not None and self.previous.sha256 == self.sha256
         )
 
+    @classmethod
+    def not_modified_since(
+        cls,
+        previous: UrlRecord,
+        url: str,
+        *,
+        final_url: str,
+        etag: str | None,
+        last_modified: str | None,
+        transferred: int,
+        redirects: tuple[str, ...] = (),
+        tries: int = 1,
+    ) -> Download:
+        """The answer ``304 Not Modified`` to a conditional request: the body, its hash and type
+        are those of ``previous``; new validators sent with the 304 replace the old."""
+        return cls(
+            url=url,
+            final_url=final_url,
+            status=304,
+            data=b"",
+            content_type=previous.content_type,
+            etag=etag or previous.etag,
+            last_modified=last_modified or previous.last_modified,
+            transferred=transferred,
+            sha256=previous.sha256,
+            size=previous.size,
+            not_modified=True,
+            previous=previous,
+            redirects=redirects,
+            tries=tries,
+        )
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -1201,19 +1233,13 @@ class Fetcher:
                 if not headers or previous is None:
                     raise FetchError(f"{url}: HTTP 304 to a request that was not conditional")
                 yield from self._drain(response, deadline)
-                return Download(
-                    url=url,
+                return Download.not_modified_since(
+                    previous,
+                    url,
                     final_url=final,
-                    status=304,
-                    data=b"",
-                    content_type=previous.content_type,
-                    etag=etag or previous.etag,
-                    last_modified=last_modified or previous.last_modified,
+                    etag=etag,
+                    last_modified=last_modified,
                     transferred=tally.transferred,
-                    sha256=previous.sha256,
-                    size=previous.size,
-                    not_modified=True,
-                    previous=previous,
                     redirects=chain,
                     tries=tally.tries,
                 )

@@ -908,23 +908,9 @@ class Index:
         if self._table is None:
             import numpy as np
 
-            cache = Path(f"{self.path}-hashes.npy")
-            try:
-                self.conn.execute("BEGIN")  # one snapshot for the counter and the rows
-                try:
-                    row = self.conn.execute(
-                        "SELECT value FROM meta WHERE key = 'generation'"
-                    ).fetchone()
-                    generation = int(row[0]) if row else -1
-                    flat = _load_table_cache(cache, generation)
-                    if flat is None:
-                        flat = self._read_hashes(progress)
-                        if generation >= 0:
-                            _save_table_cache(cache, generation, flat)
-                finally:
-                    self.conn.execute("COMMIT")
-            except sqlite3.DatabaseError as exc:
-                raise self.corrupt(exc) from exc
+            flat, _ = self._cached_rows(
+                Path(f"{self.path}-hashes.npy"), 3, lambda: self._read_hashes(progress)
+            )
             self._table = HashTable(
                 ids=np.ascontiguousarray(flat[:, 0]),
                 phash=np.ascontiguousarray(flat[:, 1]),
@@ -946,38 +932,57 @@ class Index:
             from .crophash import STORED_CROPS
 
             slots = len(STORED_CROPS)
-            cache = Path(f"{self.path}-crops.npy")
-            try:
-                self.conn.execute("BEGIN")
-                try:
-                    tables = {
-                        r[0]
-                        for r in self.conn.execute(
-                            "SELECT name FROM sqlite_master WHERE type='table'"
-                        )
-                    }
-                    row = self.conn.execute(
-                        "SELECT value FROM meta WHERE key = 'generation'"
-                    ).fetchone()
-                    generation = int(row[0]) if row else -1
-                    total = int(self.conn.execute("SELECT count(*) FROM files").fetchone()[0])
-                    flat = _load_table_cache(cache, generation, 1 + 2 * slots)
-                    if flat is None:
-                        flat = np.zeros((0, 1 + 2 * slots), np.int64)
-                        if "crop_hashes" in tables:
-                            flat = self._read_crops(slots)
-                        if generation >= 0:
-                            _save_table_cache(cache, generation, flat)
-                finally:
-                    self.conn.execute("COMMIT")
-            except sqlite3.DatabaseError as exc:
-                raise self.corrupt(exc) from exc
+
+            def read() -> np.ndarray:
+                tables = {
+                    r[0]
+                    for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                }
+                if "crop_hashes" not in tables:  # an index made before crop hashes
+                    return np.zeros((0, 1 + 2 * slots), np.int64)
+                return self._read_crops(slots)
+
+            flat, total = self._cached_rows(
+                Path(f"{self.path}-crops.npy"), 1 + 2 * slots, read, count_files=True
+            )
             self._crops = CropTable(
                 ids=np.ascontiguousarray(flat[:, 0]),
                 hashes=np.ascontiguousarray(flat[:, 1:]).reshape(-1, slots, 2),
                 missing=total - flat.shape[0],
             )
         return self._crops
+
+    def _cached_rows(
+        self,
+        cache: Path,
+        columns: int,
+        read: Callable[[], np.ndarray],
+        *,
+        count_files: bool = False,
+    ) -> tuple[np.ndarray, int]:
+        """``read()``'s (n, ``columns``) rows, or ``cache``'s while ``meta.generation`` says it
+        is current (``read()``'s are saved there otherwise), and with ``count_files`` the number
+        of files (else -1): one snapshot for the counter, the rows and the count."""
+        try:
+            self.conn.execute("BEGIN")
+            try:
+                row = self.conn.execute(
+                    "SELECT value FROM meta WHERE key = 'generation'"
+                ).fetchone()
+                generation = int(row[0]) if row else -1
+                total = -1
+                if count_files:  # a scan of the table: only where it is needed
+                    total = int(self.conn.execute("SELECT count(*) FROM files").fetchone()[0])
+                flat = _load_table_cache(cache, generation, columns)
+                if flat is None:
+                    flat = read()
+                    if generation >= 0:
+                        _save_table_cache(cache, generation, flat)
+            finally:
+                self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise self.corrupt(exc) from exc
+        return flat, total
 
     def _read_crops(self, slots: int) -> np.ndarray:
         """(n, 1 + 2 × slots) int64 rows: id, then the crop hashes (inside a read transaction).

@@ -198,19 +198,8 @@ class Rechecker:
         """The Download the fetcher makes of a 304 (``Fetcher.get``), remembered the same way."""
         from .fetch import Download
 
-        download = Download(
-            url=url,
-            final_url=url,
-            status=304,
-            data=b"",
-            content_type=previous.content_type,
-            etag=etag or previous.etag,
-            last_modified=last_modified or previous.last_modified,
-            transferred=0,
-            sha256=previous.sha256,
-            size=previous.size,
-            not_modified=True,
-            previous=previous,
+        download = Download.not_modified_since(
+            previous, url, final_url=url, etag=etag, last_modified=last_modified, transferred=0
         )
         state = self.fetcher.state
         assert state is not None
