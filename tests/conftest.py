@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -62,3 +63,18 @@ def astronaut() -> np.ndarray:
     """scikit-image's 512×512 RGB `astronaut` (shipped in its wheel)."""
     skimage_data = pytest.importorskip("skimage.data")
     return np.asarray(skimage_data.astronaut())
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A real ``dask.distributed.LocalCluster`` for a test module: two single-threaded worker
+    processes, with nannies, as a deployment runs them (skipped without samepix[dask])."""
+    distributed = pytest.importorskip("distributed", reason="samepix[dask] is not installed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=50,
+    ) as cluster:
+        yield cluster

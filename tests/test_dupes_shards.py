@@ -5,7 +5,6 @@ order and comparisons of a plain run; the coordinator only joins."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,19 +57,6 @@ def test_dupes_on_local_worker_processes_groups_as_a_plain_run(
     assert len(here) < alone
     assert len(here) <= sum(len(g) - 1 for g in plain)
     assert set(here) <= {"one.png", "two.jpg"}, here  # the best copies
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed", reason="samepix[dask] is not installed")
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=50,
-    ) as cluster:
-        yield cluster
 
 
 @pytest.mark.dask

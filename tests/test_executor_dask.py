@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +25,6 @@ distributed = pytest.importorskip("distributed", reason="samepix[dask] is not in
 pytestmark = pytest.mark.dask
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    """Two single-threaded worker processes (with nannies, as a deployment runs them)."""
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=50,
-    ) as cluster:
-        yield cluster
 
 
 def _pictures(root: Path, count: int, side: int = 64) -> Path:

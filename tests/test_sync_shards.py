@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,19 +104,6 @@ def test_sync_on_local_worker_processes_decides_as_a_plain_sync(
 
 # ---------------------------------------------------------------------------------------------
 # Dask
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    distributed = pytest.importorskip("distributed", reason="samepix[dask] is not installed")
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=50,
-    ) as cluster:
-        yield cluster
 
 
 @pytest.mark.dask
