@@ -438,8 +438,15 @@ def test_sync_ctrl_c_says_what_was_done_and_what_is_left(tmp_path: Path) -> None
         urls.write_text("\n".join(server.url(p) for p in ("/fast.png", "/slow1.png", "/slow2.png")))
         log = tmp_path / "log.jsonl"
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        # Ctrl-C as a terminal sends it. A child started from a background job inherits SIGINT
+        # ignored (as POSIX shells start `cmd &`) and Python then keeps it ignored, so the
+        # child puts Python's own handler back first, whatever ran this test.
+        launcher = (
+            "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "sys.argv[0] = 'samepix'; runpy.run_module('samepix', run_name='__main__')"
+        )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "samepix", "sync", str(urls), str(folder), "--log", str(log)],
+            [sys.executable, "-c", launcher, "sync", str(urls), str(folder), "--log", str(log)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
         deadline = time.monotonic() + 60
