@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:  # run from a checkout without installing
@@ -144,6 +145,20 @@ def measure_in_process(script: str, impl: str, a: str, b: str, reps: int) -> dic
         raise RuntimeError(f"{impl} failed:\n{done.stderr}")
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def local_cluster(n: int) -> Any:
+    """A dask.distributed LocalCluster of ``n`` single-threaded worker processes on 127.0.0.1."""
+    import distributed
+
+    return distributed.LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=50,
+    )
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

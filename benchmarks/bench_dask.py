@@ -33,9 +33,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from _common import machine, shared_data, table
+from _common import local_cluster, machine, shared_data, table
 
 QUALITIES = (90, 75, 60, 95)
 
@@ -71,19 +70,6 @@ def cli_build(location: str, db: Path, *options: str) -> float:
 
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-
-
-def cluster(n: int) -> Any:
-    import distributed
-
-    return distributed.LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=50,
-    )
 
 
 def median(values: list[float]) -> float:
@@ -217,7 +203,7 @@ def main() -> int:
     def timed(label: str, run: Callable[[], float]) -> None:
         times.setdefault(label, []).append(run())
 
-    one, two = cluster(1), cluster(2)
+    one, two = local_cluster(1), local_cluster(2)
     loads = [os.getloadavg()[0]]
     try:
         a1, a2 = one.scheduler_address, two.scheduler_address

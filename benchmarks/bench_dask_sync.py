@@ -29,9 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from _common import machine, shared_data, table
+from _common import local_cluster, machine, shared_data, table
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
 
@@ -72,19 +71,6 @@ def timed(command: list[str]) -> float:
     return elapsed
 
 
-def cluster(n: int) -> Any:
-    import distributed
-
-    return distributed.LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=50,
-    )
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=shared_data())
@@ -119,7 +105,7 @@ def main() -> int:
     subprocess.run([*samepix, "index", str(dupes)], check=True, env=ENV, capture_output=True)
 
     times: dict[str, list[float]] = {}
-    one, two = cluster(1), cluster(2)
+    one, two = local_cluster(1), local_cluster(2)
     loads = [os.getloadavg()[0]]
     with serve_folder(site) as base:
         urls = work / "urls.txt"
