@@ -182,26 +182,21 @@ class LocalExecutor:
         pass
 
     def map_unordered(self, fn: Callable[[T], R], shards: Iterable[T]) -> Iterator[R]:
-        stream = iter(shards)
-        head = list(itertools.islice(stream, 2))
-        if self.slots <= 1 or len(head) < 2:
-            for shard in itertools.chain(head, stream):
-                yield fn(shard)
+        queue, pooled = self._peek(shards)
+        if not pooled:
+            yield from map(fn, queue)
             return
-        yield from self._pool_map(fn, head, stream)
+        yield from self._pool_map(fn, queue)
 
     def map_ordered(self, fn: Callable[[T], R], shards: Iterable[T]) -> Iterator[R]:
-        stream = iter(shards)
-        head = list(itertools.islice(stream, 2))
-        if self.slots <= 1 or len(head) < 2:
-            for shard in itertools.chain(head, stream):
-                yield fn(shard)
+        queue, pooled = self._peek(shards)
+        if not pooled:
+            yield from map(fn, queue)
             return
         from collections import deque
         from concurrent.futures import Future
 
         pool = self._start_pool()
-        queue = itertools.chain(head, stream)
         window: deque[Future[R]] = deque(
             pool.submit(fn, shard)
             for shard in itertools.islice(queue, _IN_FLIGHT_PER_SLOT * self.slots)
@@ -239,11 +234,17 @@ class LocalExecutor:
             initargs=(os.getpid(), deathsig),
         )
 
-    def _pool_map(self, fn: Callable[[T], R], head: list[T], rest: Iterator[T]) -> Iterator[R]:
+    def _peek(self, shards: Iterable[T]) -> tuple[Iterator[T], bool]:
+        """The shards (two read ahead), and whether a pool is worth starting for them: with one
+        slot or one shard, they run in this process."""
+        stream = iter(shards)
+        head = list(itertools.islice(stream, 2))
+        return itertools.chain(head, stream), self.slots > 1 and len(head) == 2
+
+    def _pool_map(self, fn: Callable[[T], R], queue: Iterator[T]) -> Iterator[R]:
         from concurrent.futures import FIRST_COMPLETED, Future, wait
 
         pool = self._start_pool()
-        queue = itertools.chain(head, rest)
         running: set[Future[R]] = set()
         clean = False
         try:
