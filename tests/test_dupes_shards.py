@@ -135,9 +135,8 @@ def test_a_file_decoded_for_a_shard_uses_the_index_hashes_only_for_the_indexed_b
     path = tmp_path / "a.png"
     path.write_bytes(encode(np.tile(np.arange(64, dtype=np.uint8), (48, 1)), "PNG"))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    stored = hash_image(
-        Image.fromarray(np.zeros((8, 8), np.uint8))
-    )  # not this picture's: tells where it came from
+    # Not this picture's hashes: they tell where the image's hashes came from.
+    stored = hash_image(Image.fromarray(np.zeros((8, 8), np.uint8)))
     recent = _RecentImages()
     assert recent.get(ShardFile(path, digest, stored), DEFAULT_LIMITS).hashes is stored
     # Bytes other than the indexed ones (the index is stale): hashed from the pixels.
