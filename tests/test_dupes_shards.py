@@ -177,3 +177,28 @@ def test_metrics_in_a_worker_process_start_no_helper_threads(
     assert started == []
     metrics.ssim_channels(a, a)
     assert "samepix-ssim" in started
+
+
+def test_dupes_on_forked_workers_after_opencv_ran_here_does_not_hang(dupes_folder: Path) -> None:
+    """A process whose OpenCV thread pool is running (a comparison made here first) forks the
+    dupes workers: a worker that then reconfigured OpenCV's threads (cv2.setNumThreads) waited
+    forever on the pool threads the fork did not copy; the suite hung there."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import numpy as np, threading
+        from samepix import Library, compare
+        from samepix.executor import LocalExecutor
+        x = np.random.default_rng(1).integers(0, 255, (700, 900, 3), dtype=np.uint8)
+        compare(x, x ^ 1)  # OpenCV's pool is running in this process now
+        assert threading.active_count() == 1  # so the pool forks its workers
+        with Library({str(dupes_folder)!r}, executor=LocalExecutor(2)) as library:
+            print(len(library.duplicates()))
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"
