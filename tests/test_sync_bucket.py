@@ -378,3 +378,54 @@ def test_bad_targets_are_one_line_without_secrets(
     assert line.startswith(f"error: {target}: ")
     assert SECRET not in proc.stderr + proc.stdout
     assert not db.exists()  # refused before any work
+
+
+def test_the_lease_is_renewed_while_the_sync_runs_and_a_lost_lock_stops_it(
+    bucket: tuple[Any, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a 1 s lease: a sync held up for longer than its lease still holds the lock (it was
+    renewed); once another writer takes the lock over, the sync stops before its next write."""
+    from samepix.bucket_lock import LEASE_ENV, BucketLock
+    from samepix.errors import SyncError
+
+    fs, name = bucket
+    monkeypatch.setenv(LEASE_ENV, "1")
+    gate = threading.Event()
+
+    def held(handler: Any) -> Response:
+        gate.wait(30)
+        return Response(200, jpeg(30), {"Content-Type": "image/jpeg"})
+
+    url, outcome = f"s3://{name}/pics", {}
+
+    def run() -> None:
+        try:
+            outcome["decisions"] = sync(url, tmp_path / "a.db", [server.url("/held.jpg")])
+        except SyncError as exc:
+            outcome["error"] = str(exc)
+
+    with http_server({"/held.jpg": held}) as server:
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not _holder_is(fs, name, os.getpid()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.6)  # longer than the lease: still held, as it was renewed meanwhile
+        lock = ObjectPath(f"{url}/{LOCK}")
+        with pytest.raises(SyncLocked, match="another samepix sync is running into"):
+            BucketLock(ObjectPath(url), lock).acquire()
+        _overwrite_lock(lock)  # a machine that (wrongly) judged it stale took it over
+        time.sleep(0.8)  # a renewal or two find it gone
+        gate.set()
+        thread.join(30)
+    assert "lost its lock (taken over by host elsewhere, pid 1;" in outcome["error"]
+    assert pictures(fs, name) == {}  # nothing written after the lock was lost
+    assert lock_body(fs, name)["host"] == "elsewhere"  # the taker keeps it
+
+
+def _overwrite_lock(lock: ObjectPath) -> None:
+    seen = get_versioned(lock)
+    assert seen is not None
+    body = {"token": "y", "host": "elsewhere", "pid": 1, "boot": "b", "lease_s": 60}
+    assert put_if(lock, json.dumps(body).encode(), seen.etag) is not None

@@ -298,7 +298,12 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "failed (or on trouble). See docs/library.md.",
     )
     p.add_argument("urls", metavar="URLS", help="file of URLs, one a line, or - for stdin")
-    p.add_argument("dir", metavar="DIR", help="the folder to sync into")
+    p.add_argument(
+        "dir",
+        metavar="DIR",
+        help="the folder to sync into: a local folder, or s3://bucket/prefix (objects written "
+        "whole, one sync at a time through a lock object in the bucket; see docs/scale.md)",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="decide and report, write nothing into DIR"
     )
@@ -328,8 +333,8 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-cache",
         action="store_true",
-        help="neither send nor remember ETag/Last-Modified (DIR/.samepix/fetch-state.sqlite3): "
-        "download every URL",
+        help="neither send nor remember ETag/Last-Modified (DIR/.samepix/fetch-state.sqlite3; "
+        "for a bucket, beside its local index): download every URL",
     )
     p.set_defaults(handler=_cmd_sync)
 
