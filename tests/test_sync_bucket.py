@@ -246,10 +246,10 @@ def test_a_live_lock_of_another_machine_refuses_and_a_stale_one_is_taken_over(
     fs, name = bucket
     fs.pipe(f"{name}/pics/old.png", png(1))
     url = f"s3://{name}/pics"
-    _foreign_lock(fs, name, lease_s=1)  # renewed "now": live for a second
-    with pytest.raises(SyncLocked, match=r"\(host elsewhere, pid 1; lock renewed 0 s ago"):
+    _foreign_lock(fs, name, lease_s=2)  # renewed "now": live for two seconds
+    with pytest.raises(SyncLocked, match=r"\(host elsewhere, pid 1; lock renewed [01] s ago"):
         sync(url, tmp_path / "b.db", [])
-    time.sleep(2.2)  # the store's clock (Date minus Last-Modified) now says: stale
+    time.sleep(3.2)  # the store's clock (Date minus Last-Modified) now says: stale
     assert sync(url, tmp_path / "b.db", []) == {}
     lock = lock_body(fs, name)
     assert (lock["host"], lock["released"]) != ("elsewhere", False)
@@ -383,13 +383,13 @@ def test_bad_targets_are_one_line_without_secrets(
 def test_the_lease_is_renewed_while_the_sync_runs_and_a_lost_lock_stops_it(
     bucket: tuple[Any, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a 1 s lease: a sync held up for longer than its lease still holds the lock (it was
+    """With a 2 s lease: a sync held up for longer than its lease still holds the lock (it was
     renewed); once another writer takes the lock over, the sync stops before its next write."""
     from samepix.bucket_lock import LEASE_ENV, BucketLock
     from samepix.errors import SyncError
 
     fs, name = bucket
-    monkeypatch.setenv(LEASE_ENV, "1")
+    monkeypatch.setenv(LEASE_ENV, "2")
     gate = threading.Event()
 
     def held(handler: Any) -> Response:
@@ -411,12 +411,12 @@ def test_the_lease_is_renewed_while_the_sync_runs_and_a_lost_lock_stops_it(
         while not _holder_is(fs, name, os.getpid()):
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        time.sleep(1.6)  # longer than the lease: still held, as it was renewed meanwhile
+        time.sleep(2.6)  # longer than the lease: still held, as it was renewed meanwhile
         lock = ObjectPath(f"{url}/{LOCK}")
         with pytest.raises(SyncLocked, match="another samepix sync is running into"):
             BucketLock(ObjectPath(url), lock).acquire()
         _overwrite_lock(lock)  # a machine that (wrongly) judged it stale took it over
-        time.sleep(0.8)  # a renewal or two find it gone
+        time.sleep(1.2)  # a renewal or two (every 0.5 s) find it gone
         gate.set()
         thread.join(30)
     assert "lost its lock (taken over by host elsewhere, pid 1;" in outcome["error"]
