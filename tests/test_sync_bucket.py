@@ -345,6 +345,7 @@ def test_sync_into_a_bucket_on_a_dask_cluster(
         pytest.param("no-credentials", "no credentials for object storage (set", id="no-keys"),
         pytest.param("denied", "access denied", id="denied"),
         pytest.param("replace-better", "--replace-better into object storage", id="replace"),
+        pytest.param("dry-run-new-prefix", "no such folder (a dry run creates nothing", id="dry"),
     ],
 )
 def test_bad_targets_are_one_line_without_secrets(
@@ -366,6 +367,8 @@ def test_bad_targets_are_one_line_without_secrets(
         }
     elif case == "replace-better":
         extra = ["--replace-better"]
+    elif case == "dry-run-new-prefix":  # the bucket exists, the prefix not yet
+        target, extra = f"s3://{name}/not-yet", ["--dry-run"]
     db = tmp_path / "b.db"
     if case == "denied":
         test_storage._moto_auth(s3_env["AWS_ENDPOINT_URL"], 0)
@@ -378,6 +381,7 @@ def test_bad_targets_are_one_line_without_secrets(
     assert line.startswith(f"error: {target}: ")
     assert SECRET not in proc.stderr + proc.stdout
     assert not db.exists()  # refused before any work
+    assert objects(bucket[0], name) == {}  # and nothing written into the bucket, not the lock
 
 
 def test_the_lease_is_renewed_while_the_sync_runs_and_a_lost_lock_stops_it(
