@@ -322,10 +322,6 @@ def main() -> int:
     finally:
         one.close()
         two.close()
-    try:
-        s3_sync(args.data / "kodak", work, args.rounds)
-    finally:
-        server.stop()
 
     local = median(times["local 2 processes"])
     rows = []
@@ -341,6 +337,10 @@ def main() -> int:
     print(f"load average during the runs: {', '.join(f'{x:.1f}' for x in loads)}")
     print()
     print(table(["per-shard cost (model inputs)", "measured"], shard_rows))
+    try:
+        s3_sync(args.data / "kodak", work, args.rounds)
+    finally:
+        server.stop()
     return 0
 
 
