@@ -328,10 +328,10 @@ def compare(
         with their ETag / Last-Modified and a result stored for the same two contents and
         policy is reused (``reused=True``) — see ``docs/fetching.md``.
     max_side
-        Measure the pair as it stands at the smaller image's size capped at this many pixels
-        on the longer side (each image resized once with INTER_AREA; ``compared_size`` says
-        the size used); relations (crops, mirrors, rotations) are still looked for at full
-        size. ``None``: the smaller image's size.
+        Measure a pair of one size as it stands at most this many pixels on the longer side
+        (both shrunk alike with INTER_AREA; ``compared_size`` says the size used). A pair of
+        two sizes is measured at the smaller one's, and relations (crops, mirrors,
+        rotations) are looked for at full size, as without it. ``None``: full size.
         ``dupes`` confirms at :data:`CONFIRM_SIDE` (``docs/benchmarks.md``: the accuracy
         tables are identical).
 
