@@ -433,3 +433,30 @@ def _overwrite_lock(lock: ObjectPath) -> None:
     assert seen is not None
     body = {"token": "y", "host": "elsewhere", "pid": 1, "boot": "b", "lease_s": 60}
     assert put_if(lock, json.dumps(body).encode(), seen.etag) is not None
+
+
+def test_wait_takes_the_lock_once_its_holder_releases_it(
+    bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    """``wait=``/``--wait``: a live lock of another machine is waited for, not refused."""
+    fs, name = bucket
+    url = f"s3://{name}/pics"
+    _foreign_lock(fs, name, lease_s=60)
+    lock = ObjectPath(f"{url}/{LOCK}")
+
+    def release_later() -> None:
+        time.sleep(1.0)
+        seen = get_versioned(lock)
+        assert seen is not None
+        body = {"token": "x", "host": "elsewhere", "pid": 1, "lease_s": 60, "released": True}
+        assert put_if(lock, json.dumps(body).encode(), seen.etag)
+
+    with pytest.raises(SyncLocked):
+        sync(url, tmp_path / "b.db", [], wait=0.5)  # waited half a second, then refused
+    releaser = threading.Thread(target=release_later)
+    releaser.start()
+    started = time.monotonic()
+    assert sync(url, tmp_path / "b.db", [], wait=20) == {}
+    releaser.join()
+    assert 1.0 <= time.monotonic() - started < 15
+    assert lock_body(fs, name)["pid"] == os.getpid()

@@ -42,6 +42,7 @@ __all__ = ["DEFAULT_LEASE_S", "LEASE_ENV", "BucketLock", "lease_seconds"]
 DEFAULT_LEASE_S = 60.0
 LEASE_ENV = "SAMEPIX_SYNC_LEASE"
 _TRIES = 5  # lost races in a row before giving up (each one means another taker won)
+_POLL_S = 2.0  # how often a waiting sync looks at the lock again (a GET each time)
 
 
 def lease_seconds() -> float:
@@ -114,9 +115,10 @@ class _Holder:
 class BucketLock:
     """The sync lock of a folder on S3 (see the module's text). A context manager."""
 
-    def __init__(self, root: ObjectPath, lock: ObjectPath) -> None:
+    def __init__(self, root: ObjectPath, lock: ObjectPath, *, wait: float = 0) -> None:
         self.root = root
         self.lock = lock
+        self.wait = wait  # seconds to wait for a live holder to finish (0: refuse at once)
         self.lease_s = lease_seconds()
         self.token = uuid.uuid4().hex
         self.took_over: str | None = None  # the holder of a lock taken over, said in --debug
@@ -154,6 +156,17 @@ class BucketLock:
         self.release()
 
     def acquire(self) -> None:
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                return self._try_acquire()
+            except SyncLocked:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                time.sleep(min(_POLL_S, left))  # --wait: released, or stale, meanwhile
+
+    def _try_acquire(self) -> None:
         for _ in range(_TRIES):
             etag = put_if(self.lock, self._body(), None)
             if etag is not None:

@@ -80,11 +80,11 @@ class BucketTarget:
                 "sync creates it)"
             )
 
-    def hold(self) -> contextlib.AbstractContextManager[object]:
+    def hold(self, wait: float = 0) -> contextlib.AbstractContextManager[object]:
         """The bucket's sync lock, for the whole run (not taken by a dry run)."""
         from .bucket_lock import BucketLock
 
-        self._lock = BucketLock(self.root, self.root / LOCK_KEY)
+        self._lock = BucketLock(self.root, self.root / LOCK_KEY, wait=wait)
         return self._lock
 
     def clean_parts(self, folders: Iterable[str]) -> None:

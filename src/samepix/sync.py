@@ -501,9 +501,10 @@ class _FolderLock:
     SIGKILL, so a stale lock file never blocks a later sync.
     """
 
-    def __init__(self, path: Path, root: Path) -> None:
+    def __init__(self, path: Path, root: Path, *, wait: float = 0) -> None:
         self.path = path
         self.root = root
+        self.wait = wait
         self._fd: int | None = None
 
     def __enter__(self) -> _FolderLock:
@@ -517,15 +518,21 @@ class _FolderLock:
             raise SyncError(
                 f"{self.path}: cannot create the sync lock file ({exc.strerror or exc}){hint}"
             ) from exc
-        try:
-            _lock_fd(fd)
-        except OSError as exc:
-            holder = _read_pid(fd)
-            os.close(fd)
-            raise SyncLocked(
-                f"another samepix sync is running on {self.root} (pid {holder or 'unknown'}); "
-                f"wait for it to finish, or stop it (lock: {self.path})"
-            ) from exc
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                _lock_fd(fd)
+                break
+            except OSError as exc:
+                if time.monotonic() < deadline:  # --wait: the holder may finish meanwhile
+                    time.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
+                    continue
+                holder = _read_pid(fd)
+                os.close(fd)
+                raise SyncLocked(
+                    f"another samepix sync is running on {self.root} (pid {holder or 'unknown'}); "
+                    f"wait for it to finish, or stop it (lock: {self.path})"
+                ) from exc
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -590,8 +597,9 @@ class SyncTarget(Protocol):
     def prepare(self, *, dry_run: bool, replace_better: bool) -> None:
         """Create a missing folder, or refuse (one line) what cannot be done there."""
 
-    def hold(self) -> contextlib.AbstractContextManager[object]:
-        """The lock that keeps a second sync out while this one writes."""
+    def hold(self, wait: float = 0) -> contextlib.AbstractContextManager[object]:
+        """The lock that keeps a second sync out while this one writes; ``wait``: seconds to
+        wait for a sync holding it to finish (0: refuse at once)."""
 
     def clean_parts(self, folders: Iterable[str]) -> None:
         """Remove what an interrupted write left in ``folders`` (relative; "" the top)."""
@@ -617,8 +625,8 @@ class _FolderTarget:
     def prepare(self, *, dry_run: bool, replace_better: bool) -> None:
         _make_destination(self.root, dry_run)
 
-    def hold(self) -> contextlib.AbstractContextManager[object]:
-        return _FolderLock(self.root / STATE_DIR / LOCK_NAME, self.root)
+    def hold(self, wait: float = 0) -> contextlib.AbstractContextManager[object]:
+        return _FolderLock(self.root / STATE_DIR / LOCK_NAME, self.root, wait=wait)
 
     def clean_parts(self, folders: Iterable[str]) -> None:
         for folder in folders:
@@ -647,11 +655,14 @@ def _folder_of(rel: str) -> str:
 
 
 def _target_for(lib: SyncFolder) -> SyncTarget:
-    if isinstance(lib.root, Path):
-        return _FolderTarget(lib.root)
-    from .bucket_sync import BucketTarget  # an ObjectPath (samepix.storage)
+    root: object = lib.root  # a Path, or an ObjectPath typed as one (samepix.index.as_folder)
+    if isinstance(root, Path):
+        return _FolderTarget(root)
+    from .bucket_sync import BucketTarget
+    from .storage import ObjectPath
 
-    return BucketTarget(lib.root, lib.db_path)
+    assert isinstance(root, ObjectPath)
+    return BucketTarget(root, lib.db_path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1569,6 +1580,7 @@ def run_sync(
     allow_private: bool = True,
     cache: bool = True,
     keep_items: bool = True,
+    wait: float = 0,
 ) -> SyncSummary:
     """Sync ``urls`` into ``lib``'s folder; see :meth:`samepix.library.Library.sync`."""
     from .fetch import DEFAULT_RETRY, Fetcher
@@ -1612,7 +1624,7 @@ def run_sync(
     try:
         # A dry run works on copies of the index and state in a temporary folder (and takes no
         # lock): it writes nothing into DIR, and runs on a read-only folder.
-        with scratch or target.hold():
+        with scratch or target.hold(wait):
             if scratch is not None:
                 lib = scratch.library
             else:
