@@ -439,8 +439,8 @@ def _compare_prepared(
     # A colour image whose colour is only encoder noise (a grey picture saved as WebP or as an
     # RGB JPEG) is grey: compared as grey with a grey image, and as "a greyscale copy" with a
     # colourful one.
-    grey_a = pixels_a.ndim == 2 or _looks_grey(pixels_a, da.alpha)
-    grey_b = pixels_b.ndim == 2 or _looks_grey(pixels_b, db.alpha)
+    grey_a = pixels_a.ndim == 2 or _looks_grey(pa)
+    grey_b = pixels_b.ndim == 2 or _looks_grey(pb)
     grey_vs_colour = grey_a != grey_b
     if grey_a or grey_b:  # compare structure on luma; the policy decides what greyscale means
         pixels_a, pixels_b = luma(pixels_a), luma(pixels_b)
@@ -726,7 +726,17 @@ def _same_pixels(
 _GREY_CHROMA = 2.0  # largest C*ab of any pixel of a 64-px thumbnail of a "grey" image
 
 
-def _looks_grey(pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
+def _looks_grey(image: PreparedImage) -> bool:
+    """:func:`_looks_grey_pixels` of a colour image, kept with it: an image compared with many
+    (a best copy in ``dupes``, a query in ``find``) is examined once."""
+    if "_looks_grey" not in image.__dict__:
+        decoded = image.decoded
+        image.__dict__["_looks_grey"] = _looks_grey_pixels(decoded.pixels, decoded.alpha)
+    grey: bool = image.__dict__["_looks_grey"]
+    return grey
+
+
+def _looks_grey_pixels(pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
     """Whether a colour image is grey but for encoder noise (largest thumbnail chroma C* < 2).
 
     WebP (always YUV 4:2:0) and some JPEG encoders leave a grey picture's channels a level or
