@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -302,8 +303,11 @@ def test_coordinator_killed_mid_sync_into_a_bucket_then_rerun(
             a.wait()
         assert lock_body(fs, name)["released"] is False  # left held by the killed process
         gate.set()
-        again = run_cli(*args, "--json", text=True)
+        again = run_cli(*args, "--json", "--debug", text=True)
     assert again.returncode == 0, again.stderr
+    assert f"took the sync lock over from host {socket.gethostname()}, pid {a.pid} (gone)" in (
+        again.stderr
+    )
     got = {i["url"].rsplit("/", 1)[-1]: i["decision"] for i in json.loads(again.stdout)["items"]}
     assert {got[f"p{n}.jpg"] for n in range(4)} <= {"skipped-unchanged", "skipped-bytes"}
     assert (got["held.jpg"], got["last.jpg"]) == ("downloaded", "downloaded")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -38,6 +39,8 @@ from .errors import SyncError, SyncLocked
 from .storage import ObjectPath, get_versioned, put_if
 
 __all__ = ["DEFAULT_LEASE_S", "LEASE_ENV", "BucketLock", "lease_seconds"]
+
+_log = logging.getLogger("samepix.bucket_lock")  # shown by --debug
 
 DEFAULT_LEASE_S = 60.0
 LEASE_ENV = "SAMEPIX_SYNC_LEASE"
@@ -121,7 +124,6 @@ class BucketLock:
         self.wait = wait  # seconds to wait for a live holder to finish (0: refuse at once)
         self.lease_s = lease_seconds()
         self.token = uuid.uuid4().hex
-        self.took_over: str | None = None  # the holder of a lock taken over, said in --debug
         self._etag: str | None = None
         self._renewals = 0
         self._renewed = 0.0  # monotonic time of the last write of the lock
@@ -182,8 +184,10 @@ class BucketLock:
                 raise self._locked(holder, age, lease)
             etag = put_if(self.lock, self._body(), found.etag)
             if etag is not None:
-                if holder is not None and not holder.released:
-                    self.took_over = holder.describe()
+                if holder is None or not holder.released:
+                    who = holder.describe() if holder is not None else "not a samepix lock"
+                    why = "gone" if free else f"not renewed for {age:.0f} s"
+                    _log.debug("%s: took the sync lock over from %s (%s)", self.root, who, why)
                 return self._held(etag)
             # Another machine took it over first (or its holder renewed it): look again.
         raise SyncLocked(
