@@ -1156,11 +1156,11 @@ class _Syncer:
         dry_run: bool,
         replace_better: bool,
         refetch: Callable[[str], Download],
+        target: SyncTarget,
         described: dict[str, Descriptor] | None = None,
-        target: SyncTarget | None = None,
     ) -> None:
         self.lib = lib
-        self.target = target or _target_for(lib)
+        self.target = target  # where files are written: a local folder, or a bucket
         self.described = {} if described is None else described  # url -> made by a worker
         self.root = lib.root
         self.index = lib.index
