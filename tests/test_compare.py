@@ -620,3 +620,34 @@ def test_max_side_leaves_a_pair_smaller_than_it_as_it_is() -> None:
     x = _photos()[0][1][:200, :300]
     a, b = encode(x, "PNG"), encode(x, "JPEG", quality=70)
     assert compare(a, b, max_side=512).to_dict() == compare(a, b).to_dict()
+
+
+def test_max_side_measures_at_full_size_a_pair_the_cap_cannot_settle() -> None:
+    """A small caption: shrunk to 256 px it passes every test for ``same`` (its local change
+    drops below the policy's), so the capped measurement must not settle it; measured again at
+    full size, it is ``similar`` (an edit), as without max_side."""
+    from dataclasses import replace
+
+    from PIL import ImageDraw
+
+    from samepix.compare import _compare, settled_at_cap
+    from samepix.limits import DEFAULT_LIMITS
+    from samepix.policy import DEFAULT_POLICY
+    from samepix.verdict import decide_all
+
+    x = _photos()[0][1]
+    im = Image.fromarray(x)
+    ImageDraw.Draw(im).text((x.shape[1] * 2 // 3, x.shape[0] * 3 // 4), "samepix 2026",
+                            fill=(255, 255, 255), font_size=14)  # fmt: skip
+    a, b = encode(x, "PNG"), encode(np.asarray(im), "PNG")
+    _, found = _compare(
+        a, b, policy=DEFAULT_POLICY, limits=DEFAULT_LIMITS, keep_map=False, exhaustive=True,
+        max_side=256,
+    )  # fmt: skip
+    assert found is not None
+    at_cap = replace(found.primary.evidence, relations=())
+    assert decide_all(at_cap, DEFAULT_POLICY).verdict == Verdict.SAME  # the cap alone misses it
+    assert not settled_at_cap(at_cap, DEFAULT_POLICY)
+    capped, full = compare(a, b, max_side=256), compare(a, b)
+    assert capped.verdict == full.verdict == Verdict.SIMILAR
+    assert capped.metrics.compared_size == full.metrics.compared_size == (x.shape[1], x.shape[0])
