@@ -2,6 +2,7 @@
 
     python benchmarks/bench_dask.py                  # needs samepix[dask,s3] and moto[server]
     python benchmarks/bench_dask.py --copies 4 --rounds 3
+    python benchmarks/bench_dask.py --sync-only       # only section 5 (a minute or two)
 
 Data: the 24 Kodak photographs of ``shared/data`` saved as JPEG (quality 90, 75, 60 and 95:
 ``--copies`` of them per photograph, distinct bytes), in a temporary folder and in a bucket of
@@ -16,6 +17,11 @@ moto's S3 server on 127.0.0.1. Every build starts from an empty index (all files
 4. Per-shard costs for the model in docs/scale.md: describing one file (in this process), a
    Dask task's round trip (an empty task), the coordinator's SQLite writes (rows per second),
    the walk of a local folder (entries per second) and an S3 listing (objects per second).
+5. S3 sync: ``samepix sync`` of the 24 Kodak photographs (JPEG q90, not upscaled, served by a
+   local HTTP server with Last-Modified) into an empty local folder vs into an empty prefix of
+   moto's bucket (each object a conditional PUT, then a HEAD for the stat the index keeps; the
+   lock taken and released), each a fresh process with a fresh index; then the same sync again
+   (every URL ``304``). Plus the cost of one ``put_new`` + stat and of the lock, in this process.
 
 Rounds are interleaved (every configuration once per round) and the median is kept; the load
 average is printed with the numbers, as this machine is shared.
@@ -147,12 +153,99 @@ def walk_rate() -> float:
     return 10_000 / elapsed
 
 
+def serve(folder: Path) -> tuple[object, str]:
+    """A local HTTP server for ``folder`` (Last-Modified and 304s: what a web server does)."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def cli_sync(urls: Path, location: str, db: Path) -> float:
+    command = [sys.executable, "-m", "samepix", "sync", str(urls), location, "--db", str(db)]
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=ENV)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command)}: {proc.stderr.strip()}")
+    return elapsed
+
+
+def s3_sync(kodak: Path, work: Path, rounds: int) -> None:
+    """Section 5: sync into a local folder vs into a bucket on moto (the server must run)."""
+    from samepix.bucket_lock import BucketLock
+    from samepix.storage import ObjectPath, put_new
+
+    served = work / "served"
+    files = make_folder(kodak, served, 1, 1)
+    megabytes = sum(len(d) for _, d in files) / 1e6
+    server, base = serve(served)
+    urls = work / "urls.txt"
+    urls.write_text("".join(f"{base}/{name}\n" for name, _ in files))
+    times: dict[str, list[float]] = {}
+    loads = [os.getloadavg()[0]]
+    try:
+        cli_sync(urls, str(work / "warm"), work / "warm.db")  # imports, page cache
+        for r in range(rounds):
+            runs = [
+                ("local folder", str(work / f"sync-{r}")),
+                ("s3:// via moto", f"s3://bench/sync-{r}"),
+            ]
+            for label, location in runs:
+                db = work / f"sync-{r}-{label[:5]}.db"
+                times.setdefault(f"{label}: first sync (all downloaded)", []).append(
+                    cli_sync(urls, location, db)
+                )
+                times.setdefault(f"{label}: again (all 304)", []).append(
+                    cli_sync(urls, location, db)
+                )
+            loads.append(os.getloadavg()[0])
+        n = 40
+        start = time.perf_counter()
+        for i in range(n):
+            target = ObjectPath(f"s3://bench/puts/{i}.jpg")
+            assert put_new(target, files[i % len(files)][1])
+            target.stat()
+        put_ms = (time.perf_counter() - start) / n * 1000
+        start = time.perf_counter()
+        for _ in range(10):
+            with BucketLock(ObjectPath("s3://bench/lock"), ObjectPath("s3://bench/lock/l")):
+                pass
+        lock_ms = (time.perf_counter() - start) / 10 * 1000
+    finally:
+        server.shutdown()  # type: ignore[attr-defined]
+    print()
+    print(
+        f"sync: {len(files)} JPEGs ({megabytes:.1f} MB, Kodak q90) from a local HTTP server, "
+        f"{rounds} rounds interleaved, each a fresh `samepix sync` with a fresh index"
+    )
+    rows = []
+    for label, values in times.items():
+        m = median(values)
+        kind = label.split(": ", 1)[1]
+        local = median(times[f"local folder: {kind}"])
+        rows.append([label, f"{m:.2f}", f"{len(files) / m:.1f}", f"{m / local:.2f}×"])
+    print(table(["sync", "median s", "URLs/s", "time vs local folder"], rows))
+    print(f"one object written (conditional PUT + HEAD for its stat), moto: {put_ms:.1f} ms")
+    print(f"the bucket lock taken and released (PUT, renewal thread, PUT), moto: {lock_ms:.1f} ms")
+    print(f"load average during the sync runs: {', '.join(f'{x:.1f}' for x in loads)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=shared_data())
     parser.add_argument("--copies", type=int, default=4, help="JPEG qualities per photograph")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", type=int, default=3, help="upscale the photographs N×")
+    parser.add_argument("--sync-only", action="store_true", help="only the S3 sync section (5)")
     args = parser.parse_args()
     if args.data is None or not (args.data / "kodak").is_dir():
         print("skipped: shared/data/kodak not found (use --data)")
@@ -165,11 +258,11 @@ def main() -> int:
         print(f"skipped: {exc.name} is not installed (pip install -e '.[test,dask,s3]')")
         return 0
 
-    work = Path(tempfile.mkdtemp(prefix="samepix-bench-dask-"))
-    folder = work / "kodak"
-    files = make_folder(args.data / "kodak", folder, args.copies, args.scale)
-    megabytes = sum(len(d) for _, d in files) / 1e6
+    import logging
 
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+    work = Path(tempfile.mkdtemp(prefix="samepix-bench-dask-"))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -183,14 +276,20 @@ def main() -> int:
     )
     fs = s3fs.S3FileSystem()
     fs.mkdir("bench")
+    ENV.update({k: os.environ[k] for k in os.environ if k.startswith("AWS_")})
+    if args.sync_only:
+        print(machine())
+        try:
+            s3_sync(args.data / "kodak", work, args.rounds)
+        finally:
+            server.stop()
+        return 0
+    folder = work / "kodak"
+    files = make_folder(args.data / "kodak", folder, args.copies, args.scale)
+    megabytes = sum(len(d) for _, d in files) / 1e6
     for name, data in files:
         fs.pipe(f"bench/kodak/{name}", data)
     url = "s3://bench/kodak"
-    import logging
-
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-
     print(machine())
     print(
         f"data: {len(files)} JPEGs ({megabytes:.1f} MB, Kodak ×{args.scale}), "
@@ -198,7 +297,6 @@ def main() -> int:
     )
     times: dict[str, list[float]] = {}
     local_db, s3_db = work / "local.db", work / "s3.db"
-    ENV.update({k: os.environ[k] for k in os.environ if k.startswith("AWS_")})
 
     def timed(label: str, run: Callable[[], float]) -> None:
         times.setdefault(label, []).append(run())
@@ -224,7 +322,6 @@ def main() -> int:
     finally:
         one.close()
         two.close()
-        server.stop()
 
     local = median(times["local 2 processes"])
     rows = []
@@ -240,6 +337,10 @@ def main() -> int:
     print(f"load average during the runs: {', '.join(f'{x:.1f}' for x in loads)}")
     print()
     print(table(["per-shard cost (model inputs)", "measured"], shard_rows))
+    try:
+        s3_sync(args.data / "kodak", work, args.rounds)
+    finally:
+        server.stop()
     return 0
 
 

@@ -298,7 +298,12 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "failed (or on trouble). See docs/library.md.",
     )
     p.add_argument("urls", metavar="URLS", help="file of URLs, one a line, or - for stdin")
-    p.add_argument("dir", metavar="DIR", help="the folder to sync into")
+    p.add_argument(
+        "dir",
+        metavar="DIR",
+        help="the folder to sync into: a local folder, or s3://bucket/prefix (objects written "
+        "whole, one sync at a time through a lock object in the bucket; see docs/scale.md)",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="decide and report, write nothing into DIR"
     )
@@ -315,6 +320,13 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--per-host", type=int, default=6, metavar="N", help="downloads at once per host (6)"
     )
     p.add_argument("--log", metavar="PATH", help="append one JSON line per decision to PATH")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0,
+        metavar="S",
+        help="wait up to S seconds for another sync into DIR to finish (default: refuse at once)",
+    )
     _add_html_option(p)
     p.add_argument("--keep-in", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument(
@@ -328,8 +340,8 @@ def _add_folder_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-cache",
         action="store_true",
-        help="neither send nor remember ETag/Last-Modified (DIR/.samepix/fetch-state.sqlite3): "
-        "download every URL",
+        help="neither send nor remember ETag/Last-Modified (DIR/.samepix/fetch-state.sqlite3; "
+        "for a bucket, beside its local index): download every URL",
     )
     p.set_defaults(handler=_cmd_sync)
 
@@ -939,6 +951,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             "sync has no --keep-in: it never moves or removes a local file, so every local copy "
             "is kept already (--keep-in is for dupes' actions)"
         )
+    if not 0 <= args.wait <= 86_400:
+        raise UsageError(f"--wait must be 0 to 86400 seconds, got {args.wait:g}")
     for option, value in (("--concurrency", args.concurrency), ("--per-host", args.per_host)):
         if value < 1:
             raise UsageError(f"{option} must be at least 1, got {value}")
@@ -958,6 +972,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             cache=not args.no_cache,
             # The text report lists only failures: a list of millions keeps no item per URL.
             keep_items=bool(args.json or args.csv or args.html or args.verbose),
+            wait=args.wait,
         )
     except SyncInterrupted as exc:
         interrupted, summary = exc, exc.summary

@@ -444,6 +444,7 @@ class Library:
         allow_private: bool = True,
         cache: bool = True,
         keep_items: bool = True,
+        wait: float = 0,
     ) -> SyncSummary:
         """Download into the folder only the pictures it does not have yet.
 
@@ -479,6 +480,9 @@ class Library:
         keep_items : bool
             Keep an item for every URL in the summary. False keeps only the failed ones and the
             totals: a list of millions then costs no memory per URL (``log`` has every item).
+        wait : float
+            Seconds to wait for another sync holding the folder's (or bucket's) lock to finish;
+            0 (the default) refuses at once with :class:`SyncLocked`.
 
         Returns
         -------
@@ -506,6 +510,7 @@ class Library:
             allow_private=allow_private,
             cache=cache,
             keep_items=keep_items,
+            wait=wait,
         )
 
     # -- duplicates ------------------------------------------------------------------------

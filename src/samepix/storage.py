@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .errors import LimitExceeded, SamepixError, SourceError, UsageError
@@ -39,7 +39,11 @@ __all__ = [
     "OBJECT_SCHEMES",
     "ObjectPath",
     "ObjectStat",
+    "VersionedObject",
+    "conditional_writes",
+    "get_versioned",
     "is_object_url",
+    "put_if",
     "put_new",
     "remote_db_path",
     "walk_objects",
@@ -168,6 +172,13 @@ class ObjectPath(os.PathLike[str]):
     def resolve(self) -> ObjectPath:
         return self
 
+    def relative_to(self, other: object) -> PurePosixPath:
+        """The key below ``other`` (a folder URL), as a relative POSIX path."""
+        base = str(other).rstrip("/") + "/"
+        if not self.url.startswith(base):
+            raise ValueError(f"{self.url} is not under {other}")
+        return PurePosixPath(self.url[len(base) :])
+
     # -- storage -----------------------------------------------------------------------------
 
     @property
@@ -191,6 +202,22 @@ class ObjectPath(os.PathLike[str]):
             return False
         except SamepixError:
             raise
+        except Exception as exc:
+            raise _storage_error(self.url, exc) from exc
+
+    def exists(self) -> bool:
+        """True when an object (or folder) is at this path now (asked again, not cached)."""
+        try:
+            self.fs.invalidate_cache(self.key)
+            return bool(self.fs.exists(self.key))
+        except Exception as exc:
+            raise _storage_error(self.url, exc) from exc
+
+    def stat(self) -> ObjectStat:
+        """The object's (size, mtime, ETag digest), as a listing would give them."""
+        try:
+            self.fs.invalidate_cache(self.key)
+            return _stat(self.fs.info(self.key))
         except Exception as exc:
             raise _storage_error(self.url, exc) from exc
 
@@ -245,6 +272,89 @@ def walk_objects(
         raise _storage_error(str(root), exc) from exc
 
 
+def conditional_writes(target: ObjectPath) -> bool:
+    """Whether the store takes conditional writes here (``If-None-Match`` / ``If-Match`` on a
+    PUT): S3 and S3-compatible stores through s3fs."""
+    return type(target.fs).__name__ == "S3FileSystem"
+
+
+def _bucket_and_key(target: ObjectPath) -> tuple[str, str]:
+    bucket, _, key = target.key.partition("/")
+    return bucket, key
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    """A conditional write refused: 412 Precondition Failed (s3fs raises FileExistsError for
+    If-None-Match, an OSError for If-Match), or 409 ConditionalRequestConflict (AWS, when two
+    conditional writes to one key race)."""
+    if isinstance(exc, FileExistsError):
+        return True
+    response = getattr(exc.__cause__, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = response.get("Error", {}).get("Code")
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412)
+
+
+def put_if(target: ObjectPath, data: bytes, etag: str | None) -> str | None:
+    """One conditional PUT on S3: only where no object is (``etag`` None: ``If-None-Match: *``),
+    or only over the object whose ETag is ``etag`` (``If-Match``). The new object's ETag, or
+    None when the condition did not hold (another writer got there first)."""
+    bucket, key = _bucket_and_key(target)
+    condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
+    try:
+        answer = target.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
+    except Exception as exc:
+        if _precondition_failed(exc):
+            return None
+        raise _storage_error(str(target), exc) from exc
+    finally:
+        target.fs.invalidate_cache(target.key)
+    return str(answer.get("ETag") or "")
+
+
+@dataclass(frozen=True)
+class VersionedObject:
+    """An object read whole, with its ETag, its last-modified time and the store's clock at
+    the read (both from the server, so no two machines' clocks are compared)."""
+
+    data: bytes
+    etag: str
+    last_modified: float  # seconds since the epoch, server time
+    server_now: float
+
+
+def get_versioned(target: ObjectPath) -> VersionedObject | None:
+    """The object at ``target`` with its ETag and the server's times; None when there is none."""
+    import email.utils
+
+    sync: Any = importlib.import_module("fsspec.asyn").sync  # untyped; installed with fsspec
+    fs = target.fs
+    bucket, key = _bucket_and_key(target)
+
+    async def get() -> tuple[bytes, dict[str, Any]]:
+        answer = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+        try:
+            return bytes(await answer["Body"].read()), answer
+        finally:
+            answer["Body"].close()
+
+    try:
+        data, answer = sync(fs.loop, get)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:
+        raise _storage_error(str(target), exc) from exc
+    modified = answer.get("LastModified")
+    date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    now = email.utils.parsedate_to_datetime(date).timestamp() if date else None
+    stamp = modified.timestamp() if hasattr(modified, "timestamp") else None
+    if stamp is None or now is None:  # without the server's times, staleness cannot be judged
+        stamp = now = 0.0
+    return VersionedObject(data, str(answer.get("ETag") or ""), stamp, now)
+
+
 def put_new(target: ObjectPath, data: bytes) -> bool:
     """Write ``data`` as a new object at ``target``, whole; False if an object is there already.
 
@@ -253,16 +363,10 @@ def put_new(target: ObjectPath, data: bytes) -> bool:
     honoured by S3 since 2024 and by moto) where the filesystem takes it, else an existence
     check first (a race between two writers is then possible: see docs/scale.md).
     """
+    if conditional_writes(target):
+        return put_if(target, data, None) is not None
     fs, key = target.fs, target.key
     try:
-        if type(fs).__name__ == "S3FileSystem":
-            try:
-                fs.call_s3("put_object", Bucket=key.split("/", 1)[0], Key=key.split("/", 1)[1],
-                           Body=data, IfNoneMatch="*")  # fmt: skip
-            except FileExistsError:  # s3fs's name for 412 Precondition Failed
-                return False
-            fs.invalidate_cache(key)
-            return True
         if fs.exists(key):
             return False
         fs.pipe_file(key, data)

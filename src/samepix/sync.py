@@ -501,9 +501,10 @@ class _FolderLock:
     SIGKILL, so a stale lock file never blocks a later sync.
     """
 
-    def __init__(self, path: Path, root: Path) -> None:
+    def __init__(self, path: Path, root: Path, *, wait: float = 0) -> None:
         self.path = path
         self.root = root
+        self.wait = wait
         self._fd: int | None = None
 
     def __enter__(self) -> _FolderLock:
@@ -517,15 +518,21 @@ class _FolderLock:
             raise SyncError(
                 f"{self.path}: cannot create the sync lock file ({exc.strerror or exc}){hint}"
             ) from exc
-        try:
-            _lock_fd(fd)
-        except OSError as exc:
-            holder = _read_pid(fd)
-            os.close(fd)
-            raise SyncLocked(
-                f"another samepix sync is running on {self.root} (pid {holder or 'unknown'}); "
-                f"wait for it to finish, or stop it (lock: {self.path})"
-            ) from exc
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                _lock_fd(fd)
+                break
+            except OSError as exc:
+                if time.monotonic() < deadline:  # --wait: the holder may finish meanwhile
+                    time.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
+                    continue
+                holder = _read_pid(fd)
+                os.close(fd)
+                raise SyncLocked(
+                    f"another samepix sync is running on {self.root} (pid {holder or 'unknown'}); "
+                    f"wait for it to finish, or stop it (lock: {self.path})"
+                ) from exc
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -575,6 +582,87 @@ def _clean_parts(folder: Path) -> int:
                 (folder / name).unlink()
                 removed += 1
     return removed
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the sync writes: a local folder here, a folder on S3 in samepix.bucket_sync
+
+
+class SyncTarget(Protocol):
+    """The few operations by which a sync touches its folder (not its index)."""
+
+    #: Where the validators of the URLs are kept (``FetchState``).
+    fetch_state_path: Path
+
+    def prepare(self, *, dry_run: bool, replace_better: bool) -> None:
+        """Create a missing folder, or refuse (one line) what cannot be done there."""
+
+    def hold(self, wait: float = 0) -> contextlib.AbstractContextManager[object]:
+        """The lock that keeps a second sync out while this one writes; ``wait``: seconds to
+        wait for a sync holding it to finish (0: refuse at once)."""
+
+    def clean_parts(self, folders: Iterable[str]) -> None:
+        """Remove what an interrupted write left in ``folders`` (relative; "" the top)."""
+
+    def taken(self, rel: str) -> bool:
+        """Whether a file or object is at ``rel`` now."""
+
+    def write_new(self, rel: str, data: bytes, mode_of: Path | None = None) -> bool:
+        """Write ``data`` at ``rel`` whole, never over anything; False if ``rel`` is taken."""
+
+    def stat(self, rel: str) -> Any:
+        """``st_size``, ``st_mtime_ns``, ``st_ino`` of ``rel`` as the index keeps them."""
+
+
+class _FolderTarget:
+    """A local folder: ``DIR/.samepix/`` holds the lock and the fetch state; files are written
+    to a temporary file, fsynced and linked into place (samepix.atomic)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.fetch_state_path = root / STATE_DIR / FETCH_STATE_NAME
+
+    def prepare(self, *, dry_run: bool, replace_better: bool) -> None:
+        _make_destination(self.root, dry_run)
+
+    def hold(self, wait: float = 0) -> contextlib.AbstractContextManager[object]:
+        return _FolderLock(self.root / STATE_DIR / LOCK_NAME, self.root, wait=wait)
+
+    def clean_parts(self, folders: Iterable[str]) -> None:
+        for folder in folders:
+            _clean_parts(self.root / folder)
+
+    def taken(self, rel: str) -> bool:
+        return os.path.lexists(self.root / rel)
+
+    def write_new(self, rel: str, data: bytes, mode_of: Path | None = None) -> bool:
+        from .atomic import atomic_writer
+
+        try:
+            with atomic_writer(self.root / rel, overwrite=False, mode_of=mode_of) as handle:
+                handle.write(data)
+        except FileExistsError:
+            return False
+        return True
+
+    def stat(self, rel: str) -> Any:
+        return os.stat(self.root / rel)
+
+
+def _folder_of(rel: str) -> str:
+    parent = PurePosixPath(rel).parent.as_posix()
+    return "" if parent == "." else parent
+
+
+def _target_for(lib: SyncFolder) -> SyncTarget:
+    root: object = lib.root  # a Path, or an ObjectPath typed as one (samepix.index.as_folder)
+    if isinstance(root, Path):
+        return _FolderTarget(root)
+    from .bucket_sync import BucketTarget
+    from .storage import ObjectPath
+
+    assert isinstance(root, ObjectPath)
+    return BucketTarget(root, lib.db_path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -742,7 +830,7 @@ class _Store:
         with self._write() as conn:
             self.put(conn, url, path, local, remote, decision, verdict, complete=complete)
 
-    def settle(self, root: Path) -> None:
+    def settle(self, target: SyncTarget) -> None:
         """Finish the records of files an interrupted run put in place; drop the others.
 
         Runs after the index update, so the index says what each path holds now.
@@ -761,8 +849,7 @@ class _Store:
                     conn.execute("UPDATE sync_urls SET complete = 1 WHERE url = ?", (url,))
                 else:
                     conn.execute("DELETE FROM sync_urls WHERE url = ?", (url,))
-        for folder in {(root / path).parent for _, path, _ in rows}:
-            _clean_parts(folder)
+        target.clean_parts({_folder_of(path) for _, path, _ in rows})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1069,9 +1156,11 @@ class _Syncer:
         dry_run: bool,
         replace_better: bool,
         refetch: Callable[[str], Download],
+        target: SyncTarget,
         described: dict[str, Descriptor] | None = None,
     ) -> None:
         self.lib = lib
+        self.target = target  # where files are written: a local folder, or a bucket
         self.described = {} if described is None else described  # url -> made by a worker
         self.root = lib.root
         self.index = lib.index
@@ -1244,13 +1333,11 @@ class _Syncer:
         """Put the body in place under the first free name; returns its relative path.
 
         ``mode_of``: the file this one replaces under another name, whose mode it keeps."""
-        from .atomic import atomic_writer
-
         sha = download.sha256
         for name in _candidates(stem, ext):
             rel = f"{folder}/{name}" if folder else name
             target = self.root / rel
-            if rel in self.planned_names or os.path.lexists(target):
+            if rel in self.planned_names or self.target.taken(rel):
                 continue
             if self.dry_run:
                 self.planned_names.add(rel)
@@ -1258,10 +1345,8 @@ class _Syncer:
                 return rel
             self.store.record(url, rel, sha, sha, "downloaded", None, complete=False)
             try:
-                with atomic_writer(target, overwrite=False, mode_of=mode_of) as handle:
-                    handle.write(download.data)
-            except FileExistsError:
-                continue  # appeared meanwhile (not a samepix sync: they hold the lock)
+                if not self.target.write_new(rel, download.data, mode_of):
+                    continue  # appeared meanwhile (not a samepix sync: they hold the lock)
             except (OSError, SourceError) as exc:
                 raise self._fatal(target, exc) from exc
             return rel
@@ -1277,7 +1362,7 @@ class _Syncer:
         *,
         remove: tuple[str, ...] = (),
     ) -> None:
-        st = os.stat(self.root / rel)
+        st = self.target.stat(rel)
         entry = IndexEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, desc)
 
         def also(conn: sqlite3.Connection) -> None:
@@ -1495,6 +1580,7 @@ def run_sync(
     allow_private: bool = True,
     cache: bool = True,
     keep_items: bool = True,
+    wait: float = 0,
 ) -> SyncSummary:
     """Sync ``urls`` into ``lib``'s folder; see :meth:`samepix.library.Library.sync`."""
     from .fetch import DEFAULT_RETRY, Fetcher
@@ -1506,12 +1592,8 @@ def run_sync(
         raise UsageError(f"per_host must be at least 1, got {per_host}")
     started = time.perf_counter()
     root = lib.root
-    if not isinstance(root, Path):  # an ObjectPath (samepix.storage)
-        raise UsageError(
-            f"{root}: sync into object storage is not supported yet; sync into a local folder "
-            "and copy it up, or index the bucket and use find --in (see docs/scale.md)"
-        )
-    _make_destination(root, dry_run)
+    target = _target_for(lib)  # a local folder, or a folder on S3 (samepix.bucket_sync)
+    target.prepare(dry_run=dry_run, replace_better=replace_better)
     if isinstance(urls, str):
         urls = split_lines(urls)
     # The list is read and synced a window of lines at a time (samepix.url_stream): a list of
@@ -1523,7 +1605,6 @@ def run_sync(
     chunks = url_windows(urls)
     windows = (parse_window(chunk, seen) for chunk in chunks)
     first = next(windows, UrlList(()))
-    state_dir = root / STATE_DIR
     items: list[SyncItem] = []  # all, or the failed ones only (keep_items=False)
     totals: dict[str, int] = {}
     transferred = 0
@@ -1539,21 +1620,22 @@ def run_sync(
 
     total = 0  # URLs (malformed ones too) of the windows read so far
     journal = _Log(log)
-    scratch = _DryRunCopies(lib, state_dir / FETCH_STATE_NAME) if dry_run else None
+    scratch = _DryRunCopies(lib, target.fetch_state_path) if dry_run else None
     try:
         # A dry run works on copies of the index and state in a temporary folder (and takes no
         # lock): it writes nothing into DIR, and runs on a read-only folder.
-        with scratch or _FolderLock(state_dir / LOCK_NAME, root):
+        with scratch or target.hold(wait):
             if scratch is not None:
                 lib = scratch.library
             else:
-                _clean_parts(root)
+                target.clean_parts([""])
+            # Held now: what other machines saved into a bucket is known after this update.
             lib.update()
             store = _Store(lib.index, read_only=dry_run)
             if not dry_run:
-                store.settle(root)
+                store.settle(target)
 
-            state_path = state_dir / FETCH_STATE_NAME
+            state_path = target.fetch_state_path
             state: FetchState | None
             if not cache:  # --no-cache: no validators sent or remembered; everything downloaded
                 state = None
@@ -1590,6 +1672,7 @@ def run_sync(
                 replace_better=replace_better,
                 refetch=refetch,
                 described=described,
+                target=target,
             )
             done = 0
             progress = lib.progress
