@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import sqlite3
 import stat as stat_module
@@ -1347,6 +1348,36 @@ def _same_stat(row: tuple[int, int, int], st: os.stat_result) -> bool:
     return row == (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+_LOOKUP_BATCH = 500  # paths a query (SQLite's bound-parameter limit is 999 on old builds)
+
+
+def _batches(paths: Iterable[str], size: int) -> Iterator[list[str]]:
+    it = iter(paths)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+def _stat_rows(index: Index, paths: list[str]) -> dict[str, tuple[int, int, int]]:
+    """The stored (size, mtime, inode) of those of ``paths`` the index has."""
+    marks = ",".join("?" * len(paths))
+    return {
+        from_db(p): (s, m, i)
+        for p, s, m, i in index._query(
+            f"SELECT path, size, mtime_ns, inode FROM files WHERE path IN ({marks})", paths
+        )
+    }
+
+
+def _paths(index: Index) -> Iterator[str]:
+    """Every path of the index, read through a cursor (never all at once)."""
+    try:
+        cursor = index.conn.execute("SELECT path FROM files")
+        while rows := cursor.fetchmany(1000):
+            yield from (from_db(p) for (p,) in rows)
+    except sqlite3.DatabaseError as exc:
+        raise index.corrupt(exc) from exc
+
+
 # ---------------------------------------------------------------------------------------------
 # Updating
 
@@ -1400,10 +1431,10 @@ def update_index(
     if progress:
         progress(Progress("scanning", len(walk.files), len(walk.files)))
 
-    known = {
-        from_db(p): (s, m, i)
-        for p, s, m, i in index._query("SELECT path, size, mtime_ns, inode FROM files")
-    }
+    # The index's rows are looked up a batch of walked files at a time and its paths read
+    # through a cursor: no map of every row is built (330 B a row at 1M). What is kept grows
+    # only with what changed: the files to read, those of them that had a row, the vanished.
+    known_count = len(index)
     known_bad = {
         from_db(p): ((s, m, i), from_db(r))
         for p, s, m, i, r in index._query(
@@ -1427,20 +1458,30 @@ def update_index(
     unchanged = 0
     still_bad: list[Unreadable] = []
     to_read: list[str] = []
+    had_row: set[str] = set()  # files of to_read that the index has a (stale) row for
     refresh: list[str] = []
-    for rel, st in walk.files.items():
-        row = known.get(rel)
-        if row is not None and _same_stat(row, st):
-            unchanged += 1
-            if rel in without_crops:
-                refresh.append(rel)
-            continue
-        bad = known_bad.get(rel)
-        if row is None and bad is not None and _same_stat(bad[0], st):
-            still_bad.append(Unreadable(rel, bad[1]))  # unchanged and still unreadable: not re-read
-            continue
-        to_read.append(rel)
-    vanished = {p for p in known if p not in walk.files}
+    for batch in _batches(walk.files, _LOOKUP_BATCH):
+        rows = _stat_rows(index, batch) if known_count else {}
+        for rel in batch:
+            st = walk.files[rel]
+            row = rows.get(rel)
+            if row is not None and _same_stat(row, st):
+                unchanged += 1
+                if rel in without_crops:
+                    refresh.append(rel)
+                continue
+            bad = known_bad.get(rel)
+            if row is None and bad is not None and _same_stat(bad[0], st):
+                still_bad.append(Unreadable(rel, bad[1]))  # unchanged and still unreadable
+                continue
+            to_read.append(rel)
+            if row is not None:
+                had_row.add(rel)
+    vanished = (
+        {p for p in _paths(index) if p not in walk.files}
+        if known_count > unchanged + len(had_row)
+        else set()
+    )
 
     added = updated = moved = decoded = 0
     moves: list[tuple[str, str]] = []
@@ -1448,20 +1489,24 @@ def update_index(
     need_decode: list[str] = []
 
     # Phase 1: SHA-256 of every new or changed file, so that content already described (a
-    # rename, a move, a copy, a touched file) is recognised without decoding anything.
-    if to_read and known:
-        by_sha: dict[str, list[str]] = {}
-        sha_of: dict[str, str] = {}
-        for stored, sha in index._query("SELECT path, sha256 FROM files"):
-            path = from_db(stored)
-            sha_of[path] = bytes(sha).hex()
-            by_sha.setdefault(sha_of[path], []).append(path)
+    # rename, a move, a copy, a touched file) is recognised without decoding anything. The
+    # files holding a digest are asked of the index (its sha256 index), in row order; rows
+    # this phase writes are seen at once (the same connection), those whose bytes changed
+    # (``stale``) are left out until phase 2 describes them again.
+    if to_read and known_count:
+        stale: set[str] = set()
         done = 0
         with ThreadPoolExecutor(max_workers=4) as pool, index.transaction() as conn:
             listed = walk.files if _is_object(root) else {}
 
             def sha(rel: str) -> tuple[str, str | None, Any]:
                 return _sha256_file(root, rel, limits, listed.get(rel))
+
+            def holders_of(digest: str) -> list[str]:
+                found = conn.execute(
+                    "SELECT path FROM files WHERE sha256 = ? ORDER BY id", (bytes.fromhex(digest),)
+                )
+                return [p for p in map(from_db, (r[0] for r in found)) if p not in stale]
 
             for rel, digest, st in pool.map(sha, to_read):
                 done += 1
@@ -1471,11 +1516,12 @@ def update_index(
                     new_bad.append(Unreadable(rel, st))
                     index.put_unreadable(conn, rel, walk.files[rel], st)
                     continue
-                old = sha_of.get(rel)
-                if old is not None and old != digest:
-                    # Its stored description no longer matches its bytes: never reuse it.
-                    by_sha[old].remove(rel)
-                holders = by_sha.get(digest, [])
+                if rel in had_row:
+                    old = conn.execute("SELECT sha256 FROM files WHERE path = ?", (rel,)).fetchone()
+                    if old is not None and bytes(old[0]).hex() != digest:
+                        # Its stored description no longer matches its bytes: never reuse it.
+                        stale.add(rel)
+                holders = holders_of(digest)
                 if not holders:
                     need_decode.append(rel)
                     continue
@@ -1490,18 +1536,16 @@ def update_index(
                     continue
                 fresh = IndexEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, entry.descriptor)
                 index.put(conn, fresh)
+                stale.discard(rel)
                 if source == rel:
                     unchanged += 1  # touched: same bytes, new mtime or inode
                     continue
-                holders.append(rel)
-                sha_of[rel] = digest
                 if source in vanished:
                     index.delete(conn, source)
                     vanished.discard(source)
-                    holders.remove(source)
                     moves.append((source, rel))
                     moved += 1
-                elif rel in known:
+                elif rel in had_row:
                     updated += 1  # now holds bytes another file already had
                 else:
                     added += 1  # a copy of bytes already indexed
@@ -1561,7 +1605,7 @@ def update_index(
                         decoded += 1
                         if item.path in refreshing:
                             pass  # unchanged: only its crop hashes were missing
-                        elif item.path in known:
+                        elif item.path in had_row:
                             updated += 1
                         else:
                             added += 1
