@@ -62,6 +62,8 @@ from PIL import Image, ImageEnhance, ImageFilter
 from _common import ROOT, machine, shared_data, table, usable_cpus
 
 CACHE = ROOT / "benchmarks" / "out" / "accuracy-cache.jsonl"
+# --max-side N: measure each pair as ``dupes`` confirms it (compare(max_side=N)); its own cache.
+MAX_SIDE: int | None = None
 # Bump when the pairs or the measurements change: cached records of another version are ignored.
 VERSION = "8"  # 8: hashes from a 128 px grey image (decode.HASH_MIN_SIDE)
 FRACTIONS = (0.0625, 0.09375, 0.125, 0.1875, 0.25)  # worst-region window sides measured
@@ -730,7 +732,13 @@ def measure(a: Any, b: Any) -> dict[str, Any]:
     start = time.perf_counter()
     pa, pb = load(a, lazy=True), load(b, lazy=True)
     result, found = _compare(
-        pa, pb, policy=DEFAULT_POLICY, limits=DEFAULT_LIMITS, keep_map=True, exhaustive=True
+        pa,
+        pb,
+        policy=DEFAULT_POLICY,
+        limits=DEFAULT_LIMITS,
+        keep_map=True,
+        exhaustive=True,
+        max_side=MAX_SIDE,
     )
     seconds = time.perf_counter() - start
     record: dict[str, Any] = {"rung": result.rung, "seconds": seconds}
@@ -1548,12 +1556,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--montage", type=Path, help="write a PNG of the hardest pairs")
     parser.add_argument("--markdown", type=Path, help="also write the report to this file")
     parser.add_argument("--no-classic", action="store_true", help="skip the classic-answer table")
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        metavar="N",
+        help="measure as dupes confirms: each pair at most N px on the longer side (own cache)",
+    )
     args = parser.parse_args(argv)
 
     from samepix.policy import DEFAULT_POLICY
 
-    global FULL
+    global FULL, MAX_SIDE, CACHE
     FULL = args.all
+    if args.max_side is not None:
+        MAX_SIDE = args.max_side
+        CACHE = CACHE.with_name(f"accuracy-cache-side{args.max_side}.jsonl")
     changes: dict[str, Any] = {}
     for item in args.policy:
         name, _, text = item.partition("=")

@@ -422,7 +422,7 @@ def run_czkawka(folder: Path, python: str) -> Run:
 
 def profile_dupes(folder: Path, top: int) -> None:
     """cProfile of ``Library.duplicates`` on an indexed folder (the index brought up to date
-    first, untimed)."""
+    first, untimed), with one worker: every comparison in this process, where cProfile sees it."""
     import cProfile
     import pstats
 
@@ -431,7 +431,7 @@ def profile_dupes(folder: Path, top: int) -> None:
 
     with Library(folder) as lib:
         lib.update()
-    with Library(folder) as lib:
+    with Library(folder, workers=1) as lib:
         prof = cProfile.Profile()
         start = time.perf_counter()
         prof.enable()

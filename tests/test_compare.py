@@ -576,3 +576,40 @@ def test_resize_with_alpha_plane_by_plane_gives_the_whole_array_result(
     out, out_alpha = resize_with_alpha(arr, alpha, size)
     assert np.array_equal(out, expected)
     assert np.array_equal(out_alpha, expected_alpha)
+
+
+# ---------------------------------------------------------------------------------------------
+# max_side: the size dupes confirms at
+
+
+@pytest.mark.parametrize(
+    ("half", "expected_fact"),
+    [(False, None), (True, "resized 768×512 → 384×256 (a)")],
+    ids=["same-size-jpeg", "half-size-png"],
+)
+def test_max_side_measures_at_the_capped_size_and_keeps_the_files_sizes_in_the_reasons(
+    half: bool, expected_fact: str | None
+) -> None:
+    name, x = _photos()[0]
+    x = np.ascontiguousarray(x[:512, :768])
+    copy = (
+        encode(Image.fromarray(x).resize((384, 256), Image.Resampling.LANCZOS), "PNG")
+        if half
+        else encode(x, "JPEG", quality=80)
+    )
+    full = compare(encode(x, "PNG"), copy)
+    capped = compare(encode(x, "PNG"), copy, max_side=320)
+    assert capped.verdict == full.verdict == Verdict.SAME, name
+    assert capped.metrics.compared_size == (320, 213)
+    assert full.metrics.compared_size == ((384, 256) if half else (768, 512))
+    # What the reasons say of the two files is the same; only the measured numbers move.
+    facts = [r for r in full.reasons if "SSIM" not in r and "PSNR" not in r]
+    assert [r for r in capped.reasons if "SSIM" not in r and "PSNR" not in r] == facts
+    assert (expected_fact in facts) if expected_fact else not any("resized" in r for r in facts)
+    assert capped.metrics.ssim is not None and abs(capped.metrics.ssim - full.metrics.ssim) < 0.05
+
+
+def test_max_side_leaves_a_pair_smaller_than_it_as_it_is() -> None:
+    x = _photos()[0][1][:200, :300]
+    a, b = encode(x, "PNG"), encode(x, "JPEG", quality=70)
+    assert compare(a, b, max_side=512).to_dict() == compare(a, b).to_dict()

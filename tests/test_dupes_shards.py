@@ -8,7 +8,9 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from samepix import Library
 from samepix.executor import Executor, LocalExecutor
@@ -77,3 +79,92 @@ def test_dupes_on_dask_groups_as_a_plain_run(
         assert _groups(other, executor) == plain
     finally:
         executor.close()
+
+
+def test_a_best_copys_pairs_travel_in_one_shard(dupes_folder: Path) -> None:
+    """Shards are cut between two best copies' runs of pairs once long enough, never inside a
+    run shorter than the cap: the run's best copy is decoded once for all its pairs."""
+    from samepix.dupes_shards import _MAX_PAIRS, SHARD_PAIRS, PairShard, ShardFile
+    from samepix.limits import DEFAULT_LIMITS
+    from samepix.policy import DEFAULT_POLICY
+
+    seen: list[PairShard] = []
+
+    class Recording(LocalExecutor):
+        def map_ordered(self, fn: Any, shards: Any) -> Any:
+            def kept(stream: Any) -> Any:
+                for shard in stream:
+                    seen.append(shard)
+                    yield PairShard((), (), shard.policy, shard.limits, shard.max_side)
+
+            return super().map_ordered(fn, kept(shards))
+
+    from samepix.dupes_shards import confirm_pairs
+    from samepix.hashes import hash_image
+
+    stub_hashes = hash_image(Image.fromarray(np.zeros((8, 8), np.uint8)))
+    runs = {0: 5, 1: SHARD_PAIRS + 3, 2: 2, 3: _MAX_PAIRS + 5}  # best copy -> its pairs
+    pairs = [(i, 100 * (i + 1) + k) for i, n in runs.items() for k in range(n)]
+    list(
+        confirm_pairs(
+            Recording(1),
+            pairs,
+            lambda k: ShardFile(dupes_folder / f"{k}.png", "", stub_hashes),
+            DEFAULT_POLICY,
+            DEFAULT_LIMITS,
+            joined=lambda i, j: j == 101,  # already joined: never sent
+        )
+    )
+    cut = [[p for p in shard.pairs] for shard in seen]
+    assert [p for shard in cut for p in shard] == [p for p in pairs if p != (0, 101)]
+    assert [len(shard) for shard in cut] == [4 + SHARD_PAIRS + 3, 2 + _MAX_PAIRS - 2, 7]
+    assert all({k for p in shard.pairs for k in p} == {k for k, _ in shard.files} for shard in seen)
+
+
+def test_a_file_decoded_for_a_shard_uses_the_index_hashes_only_for_the_indexed_bytes(
+    tmp_path: Path,
+) -> None:
+    import hashlib
+
+    from samepix.dupes_shards import ShardFile, _RecentImages
+    from samepix.hashes import hash_image
+    from samepix.limits import DEFAULT_LIMITS
+
+    from .helpers import encode
+
+    path = tmp_path / "a.png"
+    path.write_bytes(encode(np.tile(np.arange(64, dtype=np.uint8), (48, 1)), "PNG"))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    # Not this picture's hashes: they tell where the image's hashes came from.
+    stored = hash_image(Image.fromarray(np.zeros((8, 8), np.uint8)))
+    recent = _RecentImages()
+    assert recent.get(ShardFile(path, digest, stored), DEFAULT_LIMITS).hashes is stored
+    # Bytes other than the indexed ones (the index is stale): hashed from the pixels.
+    recent.clear()
+    other = recent.get(ShardFile(path, "0" * 64, stored), DEFAULT_LIMITS)
+    assert other.hashes != stored
+    # The same file and digest again: the image kept, not decoded again.
+    again = recent.get(ShardFile(path, "0" * 64, stored), DEFAULT_LIMITS)
+    assert again is other
+
+
+def test_metrics_in_a_worker_process_start_no_helper_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from samepix import metrics
+
+    started: list[str] = []
+    real = metrics.threading.Thread
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        started.append(kw.get("name", ""))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(metrics, "_cpu_count", lambda: 4)
+    monkeypatch.setattr(metrics.threading, "Thread", counting)
+    a = np.random.default_rng(1).integers(0, 255, (600, 800, 3), dtype=np.uint8)
+    with metrics.threads(1):
+        metrics.ssim_channels(a, a)
+    assert started == []
+    metrics.ssim_channels(a, a)
+    assert "samepix-ssim" in started

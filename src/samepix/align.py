@@ -92,17 +92,35 @@ def align(
     b_alpha: np.ndarray | None,
     *,
     max_aspect_change: float,
+    max_side: int | None = None,
 ) -> Alignment:
-    """Resize the larger of ``a``/``b`` (and its alpha) to the smaller's size when possible."""
+    """Resize the larger of ``a``/``b`` (and its alpha) to the smaller's size when possible.
+
+    With ``max_side``, that common size is further capped at ``max_side`` pixels on the longer
+    side (each image resized once, straight to it); ``resized``, ``from_size`` and ``to_size``
+    still describe the two images as given.
+    """
     size_a = (a.shape[1], a.shape[0])
     size_b = (b.shape[1], b.shape[0])
-    if size_a == size_b:
-        return Alignment(a, b, a_alpha, b_alpha, aligned=True)
-    change = aspect_change(size_a, size_b)
+    change = 0.0 if size_a == size_b else aspect_change(size_a, size_b)
     if change > max_aspect_change:
         return Alignment(a, b, a_alpha, b_alpha, aligned=False, aspect_change=change)
-    if size_a[0] * size_a[1] >= size_b[0] * size_b[1]:
-        a2, alpha2 = resize_with_alpha(a, a_alpha, size_b)
-        return Alignment(a2, b, alpha2, b_alpha, True, "a", size_a, size_b, change)
-    b2, alpha2 = resize_with_alpha(b, b_alpha, size_a)
-    return Alignment(a, b2, a_alpha, alpha2, True, "b", size_b, size_a, change)
+    larger_is_a = size_a[0] * size_a[1] >= size_b[0] * size_b[1]
+    target = _fit(size_b if larger_is_a else size_a, max_side)
+    a2, a_alpha2 = resize_with_alpha(a, a_alpha, target)
+    b2, b_alpha2 = resize_with_alpha(b, b_alpha, target)
+    if size_a == size_b:
+        return Alignment(a2, b2, a_alpha2, b_alpha2, aligned=True)
+    if larger_is_a:
+        return Alignment(a2, b2, a_alpha2, b_alpha2, True, "a", size_a, size_b, change)
+    return Alignment(a2, b2, a_alpha2, b_alpha2, True, "b", size_b, size_a, change)
+
+
+def _fit(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    """``size`` = (width, height) scaled to at most ``max_side`` on its longer side."""
+    width, height = size
+    longer = max(width, height)
+    if max_side is None or longer <= max_side:
+        return size
+    scale = max_side / longer
+    return max(1, round(width * scale)), max(1, round(height * scale))

@@ -308,6 +308,7 @@ def compare(
     limits: Limits = DEFAULT_LIMITS,
     keep_map: bool = False,
     fetcher: Fetcher | None = None,
+    max_side: int | None = None,
 ) -> Comparison:
     """Decide whether ``a`` and ``b`` show the same picture, and explain why.
 
@@ -326,6 +327,13 @@ def compare(
         (``Fetcher(state=...)``) and at least one ``http(s)`` side, URLs are revalidated
         with their ETag / Last-Modified and a result stored for the same two contents and
         policy is reused (``reused=True``) — see ``docs/fetching.md``.
+    max_side
+        Measure the pair as it stands at the smaller image's size capped at this many pixels
+        on the longer side (each image resized once with INTER_AREA; ``compared_size`` says
+        the size used); relations (crops, mirrors, rotations) are still looked for at full
+        size. ``None``: the smaller image's size.
+        ``dupes`` confirms at :data:`CONFIRM_SIDE` (``docs/benchmarks.md``: the accuracy
+        tables are identical).
 
     Returns
     -------
@@ -336,7 +344,9 @@ def compare(
         return _compare_remembered(a, b, policy, limits, keep_map, fetcher)
     pa = load(a, limits=limits, lazy=True, fetcher=fetcher)
     pb = load(b, limits=limits, lazy=True, fetcher=fetcher)
-    return _compare_prepared(pa, pb, policy=policy, limits=limits, keep_map=keep_map)[0]
+    return _compare_prepared(
+        pa, pb, policy=policy, limits=limits, keep_map=keep_map, max_side=max_side
+    )[0]
 
 
 def _compare(
@@ -347,6 +357,7 @@ def _compare(
     limits: Limits,
     keep_map: bool,
     exhaustive: bool,
+    max_side: int | None = None,
 ) -> tuple[Comparison, _Found | None]:
     """:func:`compare`, and the evidence behind it (None when the ladder stopped at rung 1-2).
 
@@ -356,7 +367,13 @@ def _compare(
     pa = load(a, limits=limits, lazy=True)
     pb = load(b, limits=limits, lazy=True)
     return _compare_prepared(
-        pa, pb, policy=policy, limits=limits, keep_map=keep_map, exhaustive=exhaustive
+        pa,
+        pb,
+        policy=policy,
+        limits=limits,
+        keep_map=keep_map,
+        exhaustive=exhaustive,
+        max_side=max_side,
     )
 
 
@@ -368,6 +385,7 @@ def _compare_prepared(
     limits: Limits,
     keep_map: bool,
     exhaustive: bool = False,
+    max_side: int | None = None,
 ) -> tuple[Comparison, _Found | None]:
     """The ladder, on two prepared images; also the evidence (None when it stopped at rung 1-2)."""
     transferred = sum(p.blob.transferred for p in (pa, pb) if p.blob is not None)
@@ -433,6 +451,7 @@ def _compare_prepared(
         hash_distances,
         keep_map=keep_map,
         exhaustive=exhaustive,
+        max_side=max_side,
     )
     decision = decide_all(found.evidence, policy)
     chosen = found.primary
@@ -506,6 +525,7 @@ def _examine(
     *,
     keep_map: bool,
     exhaustive: bool,
+    max_side: int | None = None,
 ) -> _Found:
     """Measure the pair as it stands and, when it fails, the relations that could explain it.
 
@@ -514,7 +534,7 @@ def _examine(
     only looked for when the policy allows it and the pair as it stands is not ``same``.
     """
     want_maps = keep_map or exhaustive
-    primary = _measure_pair(pair, policy, hash_distances, keep_map=want_maps)
+    primary = _measure_pair(pair, policy, hash_distances, keep_map=want_maps, max_side=max_side)
     measured: dict[int, _Measured] = {}
     relations: list[Relation] = []
     if exhaustive or (policy.find_relations and needs_relations(primary.evidence, policy)):
@@ -527,11 +547,28 @@ def _examine(
     return _Found(evidence, primary, measured)
 
 
+# The longest side ``dupes`` confirms a candidate pair at (``compare(max_side=...)``). On the
+# accuracy benchmark's real photographs the verdict tables at this size are identical to full
+# size (docs/benchmarks.md), and SSIM, the structure map and the colour tests cost a quarter at
+# 1 MP.
+CONFIRM_SIDE = 512
+
+
 def _measure_pair(
-    pair: Pair, policy: Policy, hash_distances: Mapping[str, int], *, keep_map: bool
+    pair: Pair,
+    policy: Policy,
+    hash_distances: Mapping[str, int],
+    *,
+    keep_map: bool,
+    max_side: int | None = None,
 ) -> _Measured:
     al = align(
-        pair.a, pair.b, pair.a_alpha, pair.b_alpha, max_aspect_change=policy.max_aspect_change
+        pair.a,
+        pair.b,
+        pair.a_alpha,
+        pair.b_alpha,
+        max_aspect_change=policy.max_aspect_change,
+        max_side=max_side,
     )
     facts: tuple[str, ...] = ()
     if al.resized is not None and al.from_size and al.to_size:

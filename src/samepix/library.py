@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -530,7 +529,9 @@ class Library:
             Largest groups first, then by the best copy's path.
         """
         from .align import aspect_change
-        from .compare import compare
+        from .compare import CONFIRM_SIDE
+        from .dupes_shards import ShardFile, confirm_pairs
+        from .executor import LocalExecutor
         from .search import close_pairs
 
         self._ensure_current(update)
@@ -593,47 +594,48 @@ class Library:
             key=lambda p: (rank[p[0]], rank[p[1]]),
         )
         comparisons: dict[tuple[int, int], Comparison] = {}
-        images = _DecodedImages(self.root, entries, self.limits)
+        # Every comparison runs as shards on an executor (samepix.dupes_shards): the local
+        # one's worker processes unless another is given; the joining stays here, in order.
+        executor = self.executor or LocalExecutor(self.workers)
 
-        def compared(i: int, j: int) -> Comparison | None:
-            # Keyed in order: a group's report compares (best, copy), so "a" is the best copy.
-            if (i, j) not in comparisons:
-                try:
-                    comparisons[(i, j)] = compare(
-                        images.get(i), images.get(j), policy=policy, limits=self.limits
-                    )
-                except SamepixError:
-                    return None
-            return comparisons[(i, j)]
+        def file_of(k: int) -> ShardFile:
+            entry = entries[k]
+            return ShardFile(self.root / entry.path, entry.sha256, entry.descriptor.hashes)
 
-        # With an executor the pairs are compared there, a window of shards ahead of this loop
-        # (samepix.dupes_shards); the joining below stays here, in the same order.
-        confirmed: Iterator[tuple[int, int, Comparison | None]] | None = None
-        if self.executor is not None and pairs:
-            from .dupes_shards import confirm_pairs
-
-            confirmed = confirm_pairs(
-                self.executor,
+        def confirm(
+            pairs: list[tuple[int, int]], stage: str, *, skip_joined: bool = True, before: int = 0
+        ) -> Iterator[tuple[int, int, Comparison | None]]:
+            """Compare the pairs (those not joined yet, with ``skip_joined``), keyed in order: a
+            group's report compares (best, copy), so "a" is the best copy. Progress counts
+            ``before`` more done (made earlier) out of as many more."""
+            total = before + len(pairs)
+            self._report(stage, before, total)
+            made = confirm_pairs(
+                executor,
                 pairs,
-                lambda k: self.root / entries[k].path,
+                file_of,
                 policy,
                 self.limits,
-                joined=lambda i, j: find_root(i) == find_root(j),
+                joined=lambda i, j: skip_joined and find_root(i) == find_root(j),
+                max_side=CONFIRM_SIDE,
             )
-        for done, (i, j) in enumerate(pairs, 1):
-            if progress is not None and (done % 64 == 0 or done == len(pairs)):
-                progress(Progress("comparing candidate pairs", done, len(pairs)))
-            if find_root(i) == find_root(j):
-                continue  # already joined, directly or through others
-            if confirmed is not None:  # sent, as it was not joined then: its result is ahead
-                for ci, cj, made in confirmed:
-                    if (ci, cj) == (i, j):
-                        if made is not None:
-                            comparisons[(i, j)] = made
-                        break
-            result = compared(i, j)
-            if result is not None and result.is_match:
-                union(i, j)
+            for done, (i, j, result) in enumerate(made, before + 1):
+                if done % 64 == 0:
+                    self._report(stage, done, total)
+                if result is not None:
+                    comparisons[(i, j)] = result
+                yield i, j, result
+            self._report(stage, total, total)
+
+        def join_matches(pairs: list[tuple[int, int]], stage: str) -> set[int]:
+            joined: set[int] = set()
+            for i, j, result in confirm(pairs, stage):
+                if result is not None and result.is_match and find_root(i) != find_root(j):
+                    union(i, j)
+                    joined.update((i, j))
+            return joined
+
+        join_matches(pairs, "comparing candidate pairs")
 
         turned_or_cropped: set[int] = set()  # joined through a mirror, rotation or crop
         # Mirror images and rotations have other hashes: when the policy counts them as the same
@@ -643,22 +645,15 @@ class Library:
         if kinds:
             from .variants import turned_pairs
 
-            turned = turned_pairs([e.descriptor.thumb for e in entries], kinds)
-            self._report("comparing turned", 0, len(turned))
-            for done, (i, j, _, turns) in enumerate(turned, 1):
-                self._report("comparing turned", done, len(turned))
-                if find_root(i) == find_root(j):
-                    continue
+            turned: list[tuple[int, int]] = []
+            for i, j, _, turns in turned_pairs([e.descriptor.thumb for e in entries], kinds):
                 if apart and pair_key(entries[i].sha256, entries[j].sha256) in apart:
                     continue
                 a, b = entries[i].descriptor, entries[j].descriptor
                 size_a = (a.height, a.width) if turns else (a.width, a.height)
-                if aspect_change(size_a, (b.width, b.height)) > policy.max_aspect_change:
-                    continue
-                result = compared(i, j)
-                if result is not None and result.is_match:
-                    union(i, j)
-                    turned_or_cropped.update((i, j))
+                if aspect_change(size_a, (b.width, b.height)) <= policy.max_aspect_change:
+                    turned.append((i, j))
+            turned_or_cropped |= join_matches(turned, "comparing turned")
 
         # Crops: a file whose whole picture is close to one of the crops the index keeps of
         # another file (samepix.crophash) is compared with it; the comparison locates the crop.
@@ -667,12 +662,10 @@ class Library:
 
             crop_table = index.crop_table()
             position = _aligned_positions(table.ids, crop_table.ids)
-            pairs_found = crop_pairs(crop_table, policy.candidate_hash_distance)
-            self._report("comparing crops", 0, len(pairs_found))
-            for done, (inner, outer, _) in enumerate(pairs_found, 1):
-                self._report("comparing crops", done, len(pairs_found))
+            cropped: list[tuple[int, int]] = []
+            for inner, outer, _ in crop_pairs(crop_table, policy.candidate_hash_distance):
                 i, j = int(position[inner]), int(position[outer])
-                if i < 0 or j < 0 or find_root(i) == find_root(j):
+                if i < 0 or j < 0 or i == j:
                     continue
                 if entries.cache.get(i) is None or entries.cache.get(j) is None:
                     continue  # deleted since the table was read
@@ -680,10 +673,8 @@ class Library:
                     continue
                 if quality_key(entries[j]) < quality_key(entries[i]):
                     i, j = j, i  # the better copy first, as the group's report compares them
-                result = compared(i, j)
-                if result is not None and result.is_match:
-                    union(i, j)
-                    turned_or_cropped.update((i, j))
+                cropped.append((i, j))
+            turned_or_cropped |= join_matches(cropped, "comparing crops")
 
         members: dict[int, list[int]] = {}
         for i in range(n):
@@ -698,11 +689,17 @@ class Library:
             )
             if len(group) >= 2
         ]
-        total = sum(len(g) - 1 for g in grouped)
-        done = 0
-        groups: list[DuplicateGroup] = []
         for group in grouped:
             group.sort(key=lambda k: quality_key(entries[k]))  # the rank order
+        # Each copy is shown with its comparison with the group's best copy: most were made
+        # while joining (best copies come first); the others are made now, as shards too.
+        shown = [(group[0], k) for group in grouped for k in group[1:]]
+        missing = [pair for pair in shown if pair not in comparisons]
+        stage = "comparing copies with the best"
+        for _ in confirm(missing, stage, skip_joined=False, before=len(shown) - len(missing)):
+            pass
+        groups: list[DuplicateGroup] = []
+        for group in grouped:
             best = group[0]
             copies = [self._copy(entries[best], None)]
             # A group joined through a mirror, rotation or crop can hold a file that is the same
@@ -712,10 +709,7 @@ class Library:
             # which is what the report says and what the actions rely on.
             mixed = not turned_or_cropped.isdisjoint(group)
             for k in group[1:]:
-                result = compared(best, k)
-                done += 1
-                if progress is not None and (done % 64 == 0 or done == total):
-                    progress(Progress("comparing copies with the best", done, total))
+                result = comparisons.get((best, k))
                 if mixed and result is not None and not result.is_match:
                     continue
                 copies.append(self._copy(entries[k], result))
@@ -751,52 +745,6 @@ _CROP_CANDIDATES = 8
 # other crop candidates compete with them by distance.
 _STORED_CROP_LOOKUPS = 64
 
-
-class _DecodedImages:
-    """The folder's images for :meth:`Library.duplicates`: each decoded once while it is in use.
-
-    Least recently used images are dropped beyond ``_DECODED_BYTES`` of pixels (at least
-    two are always kept: a pair). An image decoded again gets the hashes it had (they come from
-    its full decode, so they are the same values), not a second hashing.
-    """
-
-    def __init__(self, root: Path, entries: _Entries, limits: Limits) -> None:
-        self.root = root
-        self.entries = entries
-        self.limits = limits
-        self._kept: OrderedDict[int, PreparedImage] = OrderedDict()
-        self._bytes: dict[int, int] = {}
-        self._hashes: dict[int, HashSet] = {}
-        self._total = 0
-
-    def get(self, i: int) -> PreparedImage:
-        from .compare import load
-
-        image = self._kept.get(i)
-        if image is not None:
-            self._kept.move_to_end(i)
-            return image
-        image = load(self.root / self.entries[i].path, limits=self.limits, lazy=True)
-        if i in self._hashes:
-            image.__dict__["hashes"] = self._hashes[i]
-        decoded = image.decoded  # decode errors surface here, to the caller
-        size = decoded.pixels.nbytes + (0 if decoded.alpha is None else decoded.alpha.nbytes)
-        self._kept[i] = image
-        self._bytes[i] = size
-        self._total += size
-        while self._total > _DECODED_BYTES and len(self._kept) > 2:
-            old, dropped = self._kept.popitem(last=False)
-            self._total -= self._bytes.pop(old)
-            if "hashes" in dropped.__dict__:  # computed by a comparison: keep (a few bytes)
-                self._hashes[old] = dropped.__dict__["hashes"]
-        return image
-
-
-# Decoded pixels kept while grouping duplicates (see _DecodedImages): ~60 photos of 0.7 MP,
-# 3 of 12 MP. Pairs come best copy first, so most reuse is of the image just used: on the
-# 2,000-file benchmark folder 512 MiB took as long (964 s vs 969 s, loaded VM) and peaked at
-# 878 MiB instead of 359.
-_DECODED_BYTES = 128 << 20
 
 _VERDICT_RANK = {"identical": 0, "same": 1, "similar": 2, "different": 3}
 

@@ -26,10 +26,12 @@ Everything here works on arrays; decoding, alignment and verdicts live elsewhere
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -287,6 +289,21 @@ def _tiles(
     return list(itertools.product(_split(rows, row_size), _split(cols, _tile_cols(channels))))
 
 
+_caller = threading.local()  # per calling thread: the cap set by threads()
+
+
+@contextlib.contextmanager
+def threads(cap: int | None) -> Iterator[None]:
+    """At most ``cap`` threads for the metrics this thread computes (None: one per CPU, at most
+    8): a worker process that shares the cores with others uses one."""
+    before = getattr(_caller, "cap", None)
+    _caller.cap = cap
+    try:
+        yield
+    finally:
+        _caller.cap = before
+
+
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -306,7 +323,7 @@ def _ssim_sums(
     height, width = a.shape[:2]
     channels = 1 if a.ndim == 2 else a.shape[2]
     pad = 2 * SSIM_BORDER
-    threads = min(_cpu_count(), _MAX_THREADS)
+    threads = min(_cpu_count(), _MAX_THREADS, getattr(_caller, "cap", None) or _MAX_THREADS)
     tiles = _tiles(height - pad, width - pad, channels, threads)
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
