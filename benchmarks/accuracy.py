@@ -931,6 +931,51 @@ def run(quick: bool, jobs: int) -> tuple[list[dict[str, Any]], str]:
     return [records[k] for k in sorted(wanted) if k in records], note
 
 
+def with_cap(
+    records: list[dict[str, Any]], max_side: int, quick: bool, jobs: int, policy: Any
+) -> tuple[list[dict[str, Any]], str]:
+    """The records as ``compare(max_side=...)`` decides (``dupes``): each pair of one size
+    larger than the cap is measured at the cap (its own cache) and that measurement stands when
+    ``settled_at_cap``; every other pair keeps its full-size record. Also a line saying how many
+    were settled at the cap and how many verdicts differ from full size's."""
+    global MAX_SIDE, CACHE
+    from samepix.compare import settled_at_cap
+
+    full_cache = CACHE
+    MAX_SIDE, CACHE = max_side, CACHE.with_name(f"accuracy-cache-side{max_side}.jsonl")
+    try:
+        at_cap = {key(r): r for r in run(quick, jobs)[0]}
+    finally:
+        MAX_SIDE, CACHE = None, full_cache
+    out: list[dict[str, Any]] = []
+    settled = differ = shrunk = 0
+    for rec in records:
+        small = at_cap.get(key(rec))
+        wa, ha, wb, hb = rec.get("sizes") or (0, 0, 0, 0)
+        if (
+            small is not None
+            and small["rung"] == "metrics"
+            and (wa, ha) == (wb, hb)
+            and (max(wa, ha) > max_side)
+        ):
+            shrunk += 1
+            ev = rebuild(
+                small["evidence"], small.get("regions", {}), small.get("local", {}),
+                policy.region_fraction,
+            )  # fmt: skip
+            if settled_at_cap(dataclasses.replace(ev, relations=()), policy):
+                settled += 1
+                differ += verdict_of(small, policy) != verdict_of(rec, policy)
+                rec = small
+        out.append(rec)
+    line = (
+        f"Measured as `dupes` confirms (`--max-side {max_side}`): {shrunk} pairs of one size "
+        f"over {max_side} px measured at the cap, {settled} settled there (the rest measured "
+        f"at full size); {differ} of them with another verdict than at full size.\n"
+    )
+    return out, line
+
+
 GREY_PHOTOS = {"skimage:camera"}
 FULL = False  # --all: every transform on every photograph (about twice as long)
 
@@ -1566,11 +1611,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from samepix.policy import DEFAULT_POLICY
 
-    global FULL, MAX_SIDE, CACHE
+    global FULL
     FULL = args.all
-    if args.max_side is not None:
-        MAX_SIDE = args.max_side
-        CACHE = CACHE.with_name(f"accuracy-cache-side{args.max_side}.jsonl")
     changes: dict[str, Any] = {}
     for item in args.policy:
         name, _, text = item.partition("=")
@@ -1584,9 +1626,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     start = time.perf_counter()
     records, note = run(args.quick, args.jobs)
+    capped = ""
+    if args.max_side is not None:
+        records, capped = with_cap(records, args.max_side, args.quick, args.jobs, policy)
     parts = [
         f"# Accuracy ({time.strftime('%Y-%m-%d')})\n",
         f"Policy: {policy.as_dict()}\n",
+        capped,
         report(records, policy, note),
     ]
     if args.calibrate:

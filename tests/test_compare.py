@@ -583,13 +583,16 @@ def test_resize_with_alpha_plane_by_plane_gives_the_whole_array_result(
 
 
 @pytest.mark.parametrize(
-    ("half", "expected_fact"),
-    [(False, None), (True, "resized 768×512 → 384×256 (a)")],
-    ids=["same-size-jpeg", "half-size-png"],
+    ("half", "fact", "capped_size"),
+    [(False, None, (320, 213)), (True, "resized 768×512 → 384×256 (a)", (384, 256))],
+    ids=["one-size-shrunk-alike", "two-sizes-at-the-smaller"],
 )
-def test_max_side_measures_at_the_capped_size_and_keeps_the_files_sizes_in_the_reasons(
-    half: bool, expected_fact: str | None
+def test_max_side_shrinks_a_pair_of_one_size_and_keeps_the_facts_of_the_files(
+    half: bool, fact: str | None, capped_size: tuple[int, int]
 ) -> None:
+    """A pair of one size is measured shrunk to max_side; a resized copy is measured at its own
+    size, as without max_side (shrinking it again would resample it twice: a 561 px copy of a
+    1,024 px picture, both taken to 512, read as a local edit)."""
     name, x = _photos()[0]
     x = np.ascontiguousarray(x[:512, :768])
     copy = (
@@ -600,16 +603,51 @@ def test_max_side_measures_at_the_capped_size_and_keeps_the_files_sizes_in_the_r
     full = compare(encode(x, "PNG"), copy)
     capped = compare(encode(x, "PNG"), copy, max_side=320)
     assert capped.verdict == full.verdict == Verdict.SAME, name
-    assert capped.metrics.compared_size == (320, 213)
+    assert capped.metrics.compared_size == capped_size
     assert full.metrics.compared_size == ((384, 256) if half else (768, 512))
     # What the reasons say of the two files is the same; only the measured numbers move.
     facts = [r for r in full.reasons if "SSIM" not in r and "PSNR" not in r]
     assert [r for r in capped.reasons if "SSIM" not in r and "PSNR" not in r] == facts
-    assert (expected_fact in facts) if expected_fact else not any("resized" in r for r in facts)
-    assert capped.metrics.ssim is not None and abs(capped.metrics.ssim - full.metrics.ssim) < 0.05
+    assert (fact in facts) if fact else not any("resized" in r for r in facts)
+    if half:
+        assert capped.to_dict() == full.to_dict()
+    else:
+        assert capped.metrics.ssim is not None and full.metrics.ssim is not None
+        assert abs(capped.metrics.ssim - full.metrics.ssim) < 0.05
 
 
 def test_max_side_leaves_a_pair_smaller_than_it_as_it_is() -> None:
     x = _photos()[0][1][:200, :300]
     a, b = encode(x, "PNG"), encode(x, "JPEG", quality=70)
     assert compare(a, b, max_side=512).to_dict() == compare(a, b).to_dict()
+
+
+def test_max_side_measures_at_full_size_a_pair_the_cap_cannot_settle() -> None:
+    """A small caption: shrunk to 256 px it passes every test for ``same`` (its local change
+    drops below the policy's), so the capped measurement must not settle it; measured again at
+    full size, it is ``similar`` (an edit), as without max_side."""
+    from dataclasses import replace
+
+    from PIL import ImageDraw
+
+    from samepix.compare import _compare, settled_at_cap
+    from samepix.limits import DEFAULT_LIMITS
+    from samepix.policy import DEFAULT_POLICY
+    from samepix.verdict import decide_all
+
+    x = _photos()[0][1]
+    im = Image.fromarray(x)
+    ImageDraw.Draw(im).text((x.shape[1] * 2 // 3, x.shape[0] * 3 // 4), "samepix 2026",
+                            fill=(255, 255, 255), font_size=14)  # fmt: skip
+    a, b = encode(x, "PNG"), encode(np.asarray(im), "PNG")
+    _, found = _compare(
+        a, b, policy=DEFAULT_POLICY, limits=DEFAULT_LIMITS, keep_map=False, exhaustive=True,
+        max_side=256,
+    )  # fmt: skip
+    assert found is not None
+    at_cap = replace(found.primary.evidence, relations=())
+    assert decide_all(at_cap, DEFAULT_POLICY).verdict == Verdict.SAME  # the cap alone misses it
+    assert not settled_at_cap(at_cap, DEFAULT_POLICY)
+    capped, full = compare(a, b, max_side=256), compare(a, b)
+    assert capped.verdict == full.verdict == Verdict.SIMILAR
+    assert capped.metrics.compared_size == full.metrics.compared_size == (x.shape[1], x.shape[0])

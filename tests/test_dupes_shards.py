@@ -20,8 +20,10 @@ from .test_library import dupes_folder  # a fixture, used by name
 __all__ = ["dupes_folder"]
 
 
-def _groups(folder: Path, executor: Executor | None) -> list[list[tuple[str, Any, Any]]]:
-    with Library(folder, workers=1, executor=executor) as library:
+def _groups(
+    folder: Path, executor: Executor | None, workers: int = 1
+) -> list[list[tuple[str, Any, Any]]]:
+    with Library(folder, workers=workers, executor=executor) as library:
         groups = library.duplicates()
     return [
         [
@@ -36,9 +38,13 @@ def _groups(folder: Path, executor: Executor | None) -> list[list[tuple[str, Any
     ]
 
 
+@pytest.mark.parametrize(
+    "given", ["workers=2", "LocalExecutor(2)"], ids=["default-executor", "given-executor"]
+)
 def test_dupes_on_local_worker_processes_groups_as_a_plain_run(
     dupes_folder: Path,
     monkeypatch: pytest.MonkeyPatch,
+    given: str,
 ) -> None:
     module = importlib.import_module("samepix.compare")
     here: list[str] = []  # the first file of each comparison made in this process
@@ -53,9 +59,12 @@ def test_dupes_on_local_worker_processes_groups_as_a_plain_run(
     assert [len(g) for g in plain] == [5, 2]
     alone = len(here)
     here.clear()
-    assert _groups(dupes_folder, LocalExecutor(2)) == plain
-    # The candidate pairs were compared by the workers; this process compared at most a
-    # report's (best copy, copy) pairs that no candidate comparison had made.
+    if given == "workers=2":  # no executor given: the local one's worker processes
+        assert _groups(dupes_folder, None, workers=2) == plain
+    else:
+        assert _groups(dupes_folder, LocalExecutor(2)) == plain
+    # The candidate pairs were compared by the workers; this process compared at most the
+    # report's few (best copy, copy) pairs that joining had not made (one shard: no pool).
     assert len(here) < alone
     assert len(here) <= sum(len(g) - 1 for g in plain)
     assert set(here) <= {"one.png", "two.jpg"}, here  # the best copies

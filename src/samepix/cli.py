@@ -416,7 +416,10 @@ def _add_index_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("index")
     g.add_argument("--db", metavar="PATH", help="index database (default DIR/.samepix/index.db)")
     g.add_argument(
-        "--workers", type=int, metavar="N", help="decoding processes (default: one per CPU)"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes that decode and compare (default: one per CPU)",
     )
     g.add_argument(
         "--dask",

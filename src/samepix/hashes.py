@@ -47,11 +47,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 from PIL import Image
+
+if TYPE_CHECKING:  # annotations only: numpy.typing costs an import at start-up
+    import numpy.typing as npt
 
 __all__ = [
     "HASH_KINDS",
