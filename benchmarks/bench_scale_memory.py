@@ -298,7 +298,7 @@ def main() -> int:
                     f"{url_bytes / args.n:,.0f}",
                 ],
                 [
-                    "index update: known rows map",
+                    "index update: a map of every row's stat (as before)",
                     f"{args.n:,}",
                     f"{row_bytes / 2**20:,.0f}",
                     f"{row_bytes / args.n:,.0f}",
