@@ -1222,9 +1222,11 @@ class _Walked:
         db = sqlite3.connect("", isolation_level=None, factory=NameConnection)
         db.execute("PRAGMA journal_mode = OFF")
         db.execute("PRAGMA synchronous = OFF")
-        db.execute("CREATE TABLE walked (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER)")
-        db.execute("CREATE INDEX walked_key ON walked (dev, ino)")
+        db.execute(
+            "CREATE TABLE walked (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER) WITHOUT ROWID"
+        )
         self.db = db
+        self._keyed = False  # the (device, inode) index, made when a second name is first asked
         self.count = 0
         self._pending: list[tuple[str, int, int]] = []
 
@@ -1244,6 +1246,9 @@ class _Walked:
     def has_file(self, st: os.stat_result) -> bool:
         """Whether the file ``st`` describes was given already (under any name)."""
         self._flush()
+        if not self._keyed:  # most folders have no hard link and no link: no index to keep
+            self.db.execute("CREATE INDEX walked_key ON walked (dev, ino)")
+            self._keyed = True
         found = self.db.execute(
             "SELECT 1 FROM walked WHERE dev = ? AND ino = ? LIMIT 1", (st.st_dev, st.st_ino)
         )
