@@ -3,6 +3,9 @@
     python benchmarks/bench_scale_memory.py              # 1,000,000 URLs and index rows
     python benchmarks/bench_scale_memory.py --n 200000
     python benchmarks/bench_scale_memory.py --sync 10000,40000   # also whole sync runs
+    python benchmarks/bench_scale_memory.py --sync 10000,40000 --only-sync --report=--json
+    python benchmarks/bench_scale_memory.py ... --src /tmp/old/src   # another checkout's code
+    python benchmarks/bench_scale_memory.py --update 100000,300000 --only-sync  # index updates
 
 Each measurement runs in a fresh Python process and reports the growth of its peak RSS
 (``VmHWM``) over the same process with only the imports done:
@@ -19,7 +22,12 @@ With ``--sync N1,N2,...``, also whole ``samepix sync`` runs (the CLI, text repor
 URLs on a local server that answers every one with the same small PNG (the first is
 downloaded, the others are ``skipped-bytes``: every URL still costs a request, a decision and
 a record): the peak RSS of the ``samepix`` process, per N. Flat across N means the run holds
-nothing per URL.
+nothing per URL. ``--report=--json`` (or ``--csv``, ``--verbose``, ``--html``) adds that report
+to each run (written to /dev/null, or a file in the work folder for ``--html``).
+
+With ``--update N1,N2,...``: whole ``update_index`` runs over a real folder of N tiny files
+whose index rows match them (nothing to hash or decode): the peak RSS growth of the walk and
+the comparison with the index.
 
 3. The index's own tables during an update: the ``known`` map of (path → size, mtime, inode)
    that :func:`samepix.index.update_index` loads from an index of N rows (synthetic rows in a
@@ -85,8 +93,27 @@ print((hwm() - base) * 1024)
 """
 
 
+SRC = ROOT / "src"  # the samepix measured (--src)
+
+
+_UPDATE = """
+import sys
+from samepix.index import Index, update_index
+def hwm():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1])
+index = Index(sys.argv[1])
+base = hwm()
+summary = update_index(index, workers=1)
+assert summary.unchanged == summary.total == int(sys.argv[2]), summary
+assert summary.decoded == 0
+print((hwm() - base) * 1024)
+"""
+
+
 def run(script: str, *args: str) -> int:
-    env_path = str(ROOT / "src")
+    env_path = str(SRC)
     proc = subprocess.run(
         [sys.executable, "-c", script, *args],
         capture_output=True,
@@ -104,7 +131,7 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
 """
 
 
-def sync_peaks(counts: list[int], work: Path) -> list[list[str]]:
+def sync_peaks(counts: list[int], work: Path, report: str = "") -> list[list[str]]:
     import functools
     import http.server
     import io
@@ -143,8 +170,13 @@ def sync_peaks(counts: list[int], work: Path) -> list[list[str]]:
             folder = work / f"sync-{n}"
             folder.mkdir()
             command = [sys.executable, "-m", "samepix", "sync", str(urls), str(folder)]
+            if report == "--html":
+                command += ["--html", str(work / f"sync-{n}.html")]
+            elif report:
+                command.append(report)
             peak = run(_SYNC, *command)
-            rows.append([f"samepix sync, {n:,} URLs (text report)", f"{peak / 2**20:,.0f}"])
+            what = f"{report} report" if report else "text report"
+            rows.append([f"samepix sync, {n:,} URLs ({what})", f"{peak / 2**20:,.0f}"])
     finally:
         server.shutdown()
     return rows
@@ -166,19 +198,76 @@ def fake_index(root: Path, n: int) -> None:
         conn.execute("COMMIT")
 
 
+def real_folder(root: Path, n: int) -> None:
+    """N tiny files (1,000 a folder) and an index whose rows match them: an update that finds
+    nothing changed still walks every file and compares it with its row."""
+    import os
+
+    from samepix.index import Index
+
+    rows = []
+    for i in range(n):
+        rel = f"photos/{i // 1000:04}/IMG_{i:08}.jpg"
+        path = root / rel
+        if i % 1000 == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        st = os.stat(path)
+        rows.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+    with Index(root) as index:
+        conn = index.conn
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO files (path, size, mtime_ns, inode, sha256, format, width, height, "
+            "mode, lossless, jpeg_quality, ahash, dhash, phash, whash, thumb) "
+            "VALUES (?, ?, ?, ?, randomblob(32), 'JPEG', 640, 480, 'RGB', 0, 90, "
+            "0, 0, 0, 0, zeroblob(256))",
+            rows,
+        )
+        conn.execute("COMMIT")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--sync", default="", help="URL counts of whole sync runs: 10000,40000")
     parser.add_argument("--only-sync", action="store_true", help="skip the 1M measurements")
+    parser.add_argument(
+        "--report", default="", choices=["", "--json", "--csv", "--verbose", "--html"],
+        help="the report of the --sync runs (default: the text report)",
+    )  # fmt: skip
+    parser.add_argument("--src", type=Path, help="measure the samepix in this src/ folder")
+    parser.add_argument(
+        "--update", default="",
+        help="file counts of index updates of a real folder (nothing changed): 100000,300000",
+    )  # fmt: skip
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT / "src"))
+    global SRC
+    SRC = (args.src or SRC).resolve()
+    sys.path.insert(0, str(SRC))
     work = Path(tempfile.mkdtemp(prefix="samepix-scale-"))
     if args.sync:
-        rows = sync_peaks([int(n) for n in args.sync.split(",")], work)
+        rows = sync_peaks([int(n) for n in args.sync.split(",")], work, args.report)
         print(machine())
         print()
         print(table(["run", "peak RSS MiB"], rows))
+        if args.only_sync and not args.update:
+            return 0
+    if args.update:
+        rows = []
+        for n in (int(n) for n in args.update.split(",")):
+            folder = work / f"update-{n}"
+            folder.mkdir()
+            real_folder(folder, n)
+            grown = run(_UPDATE, str(folder), str(n))
+            rows.append(
+                [f"index update, {n:,} files, nothing changed", f"{n:,}",
+                 f"{grown / 2**20:,.0f}", f"{grown / n:,.0f}"]
+            )  # fmt: skip
+        print(machine())
+        print()
+        head = ["held by the coordinator", "N", "peak RSS growth MiB", "bytes per file"]
+        print(table(head, rows))
         if args.only_sync:
             return 0
     urls = work / "urls.txt"
@@ -209,7 +298,7 @@ def main() -> int:
                     f"{url_bytes / args.n:,.0f}",
                 ],
                 [
-                    "index update: known rows map",
+                    "index update: a map of every row's stat (as before)",
                     f"{args.n:,}",
                     f"{row_bytes / 2**20:,.0f}",
                     f"{row_bytes / args.n:,.0f}",

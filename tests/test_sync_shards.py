@@ -102,6 +102,43 @@ def test_sync_on_local_worker_processes_decides_as_a_plain_sync(
     assert described_here == [], described_here
 
 
+@pytest.mark.parametrize("kind", ["local-processes", pytest.param("dask", marks=pytest.mark.dask)])
+def test_a_sharded_resync_rechecks_on_the_fast_path(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The second sync on an executor is all 304s, asked by the workers' Rechecker (kept-alive
+    stdlib connections, samepix.recheck), as a plain sync asks them: a URL changed meanwhile
+    is asked twice — the re-check (a 200, left to the fetcher), then the fetcher."""
+    from samepix.executor import DaskExecutor
+
+    executor: Executor
+    if kind == "dask":
+        executor = DaskExecutor(request.getfixturevalue("cluster").scheduler_address)
+    else:
+        executor = LocalExecutor(2)
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    etag = '"v1"'
+    site = {f"/{i}.jpg": Resource(jpeg(40 + i), "image/jpeg", etag=etag) for i in range(12)}
+    try:
+        with http_server(dict(site)) as server:
+            urls = [server.url(path) for path in site]
+            assert _sync(folder, urls, executor).downloaded == 12
+            server.routes["/5.jpg"] = Resource(jpeg(99), "image/jpeg", etag='"v2"')
+            before = len(server.requests)
+            again = _sync(folder, urls, executor)
+            asked = server.requests[before:]
+    finally:
+        executor.close()
+    assert again.skipped_unchanged == 11 and again.bytes_downloaded == len(jpeg(99))
+    item = next(i for i in again.items if i.url.endswith("/5.jpg"))
+    assert item.path is not None and item.path.read_bytes() == jpeg(99), item
+    changed = [h.get("if-none-match") for path, h in asked if path == "/5.jpg"]
+    assert changed == [etag, etag], changed  # without the Rechecker on workers: [etag]
+    assert len(asked) == 12 + 1
+    assert all(h.get("if-none-match") == etag for _, h in asked)
+
+
 # ---------------------------------------------------------------------------------------------
 # Dask
 

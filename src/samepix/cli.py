@@ -941,7 +941,7 @@ def _cmd_undo(args: argparse.Namespace) -> int:
 
 def _cmd_sync(args: argparse.Namespace) -> int:
     from .fetch import DEFAULT_RETRY, Retry
-    from .report import format_sync
+    from .report import sync_lines
     from .sync import SyncInterrupted, read_url_file
 
     if args.retries is not None and args.retries < 0:
@@ -984,17 +984,23 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         from .html_report import sync_report, write_report
 
         write_report(sync_report(summary, args.html), args.html)
+    # Every report is written as it is read from the summary's spool (samepix.sync_items):
+    # no report of a list of millions is built in memory.
     if args.json:
-        out = summary.to_dict()
+        from .json_stream import write_json
+
+        out = summary.to_dict(lazy=True)
         if interrupted is not None:
             out["interrupted"], out["left"] = True, interrupted.left
-        print(json_text(out))
+        write_json(out, sys.stdout)
+        sys.stdout.write("\n")
     elif args.csv:
         from .csvout import write_sync
 
         write_sync(summary, sys.stdout)
     else:
-        print(format_sync(summary, verbose=args.verbose))
+        for text in sync_lines(summary, verbose=args.verbose):
+            print(text)
     if interrupted is not None:
         s = summary
         terminated = isinstance(interrupted.__cause__, _Terminated)  # SIGTERM, not Ctrl-C

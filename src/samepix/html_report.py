@@ -28,10 +28,11 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 import json
 import os
 import shlex
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from .compare import Comparison, PreparedImage
     from .decode import ImageInfo
     from .results import DuplicateCopy, DuplicateGroup, FindResult, Match
-    from .sync import SyncSummary
+    from .sync import SyncItem, SyncSummary
 
 __all__ = [
     "PAGE_SIZE",
@@ -57,6 +58,7 @@ __all__ = [
     "dupes_report",
     "find_report",
     "render",
+    "render_chunks",
     "sync_report",
     "write_report",
 ]
@@ -120,7 +122,9 @@ class Report:
     title: str
     kind: str
     totals: list[tuple[str, str]]
-    items: list[Item]
+    # A list, or an iterable that makes the items as the page is written (a sync's: one per
+    # URL, read from disk): iterated once per rendering.
+    items: Iterable[Item]
     filters: list[str] = field(default_factory=list)
 
 
@@ -231,9 +235,11 @@ def _map_heatmap(comparison: Comparison, size: tuple[int, int]) -> str | None:
 class _Thumbs:
     """Thumbnails of files, made on a thread pool (decoding and resizing release the GIL)."""
 
-    def __init__(self, paths: Iterable[Path], workers: int | None = None) -> None:
+    def __init__(
+        self, paths: Iterable[Path], workers: int | None = None, side: int | None = None
+    ) -> None:
         unique = list(dict.fromkeys(paths))
-        self.side = thumb_side(len(unique))
+        self.side = thumb_side(len(unique)) if side is None else side
         n = workers or min(8, os.cpu_count() or 1)
         with ThreadPoolExecutor(max_workers=n) as pool:
             made = list(pool.map(self._make, unique))
@@ -273,7 +279,10 @@ def _href(target: str | os.PathLike[str], base: Path) -> str | None:
     relative, starts with ``./`` and is percent-encoded, so no name can read as a scheme."""
     text = os.fspath(target)
     if not isinstance(target, os.PathLike) and not os.path.exists(text):
-        scheme = urlsplit(text).scheme.lower()
+        try:
+            scheme = urlsplit(text).scheme.lower()
+        except ValueError:  # a malformed URL (a sync list's line "http://[x"): no link
+            return None
         if scheme in ("http", "https"):
             return text
         if scheme and len(scheme) > 1:  # a URL of another kind, never a link
@@ -467,36 +476,12 @@ def find_report(
 
 def sync_report(summary: SyncSummary, out: str | os.PathLike[str]) -> Report:
     """The report of ``samepix sync``: per URL, what was decided and why, with the local copy
-    that stands for it (the file saved, or the one that made it a skip)."""
-    base = Path(out).absolute().parent
-    local = [i.path for i in summary.items if i.path is not None and i.path.is_file()]
-    thumbs = _Thumbs(local)
-    items: list[Item] = []
-    for item in summary.items:
-        pictures = [Picture(item.url, _href(item.url, base), None, "remote", note="the URL")]
-        if item.path is not None:
-            role = "saved as" if item.decision in ("downloaded", "replaced") else "local copy"
-            pictures.append(
-                Picture(
-                    os.fspath(item.path),
-                    _href(item.path, base),
-                    thumbs.uri(item.path),
-                    human_bytes(item.path.stat().st_size) if item.path.is_file() else "not on disk",
-                    note=role if item.path.is_file() else f"{role} (not on disk: a dry run?)",
-                )
-            )
-        notes = [item.reason]
-        if item.transferred:
-            notes.append(f"received {human_bytes(item.transferred)}")
-        items.append(
-            Item(
-                f"{item.decision}: {item.url}",
-                item.verdict or item.decision,
-                pictures,
-                notes=notes,
-                tag=item.decision,
-            )
-        )
+    that stands for it (the file saved, or the one that made it a skip).
+
+    The items are made as the page is written, a batch of URLs at a time (their thumbnails on
+    a thread pool): a sync of millions of URLs, whose items are read from disk
+    (:class:`samepix.sync_items.Spooled`), is never held in memory whole.
+    """
     s = summary
     totals = [
         ("folder", os.fspath(s.root)),
@@ -511,8 +496,84 @@ def sync_report(summary: SyncSummary, out: str | os.PathLike[str]) -> Report:
     ]
     if s.dry_run:
         totals.insert(0, ("dry run", "nothing was written"))
-    decisions = sorted({i.decision for i in s.items})
+    from .sync_items import Spooled
+
+    if isinstance(s.items, Spooled):  # counted as they were spooled
+        decisions = s.items.decisions()
+    else:
+        decisions = sorted({i.decision for i in s.items})
+    items = _SyncItems(s, Path(out).absolute().parent)
     return Report(f"samepix sync into {s.root}", "sync", totals, items, decisions)
+
+
+class _SyncItems:
+    """A sync report's items, made anew each time they are iterated, :data:`_BATCH` URLs at
+    a time; the thumbnails of the last :data:`_RECENT` files are kept (URLs that stand for
+    one file share its thumbnail)."""
+
+    _BATCH = 64
+    _RECENT = 1024
+
+    def __init__(self, summary: SyncSummary, base: Path) -> None:
+        self.summary = summary
+        self.base = base
+
+    def __iter__(self) -> Iterator[Item]:
+        from collections import OrderedDict
+
+        from .sync_items import Spooled
+
+        items = self.summary.items
+        paths: Iterable[Path | str]
+        if isinstance(items, Spooled):  # each path once, sorted on disk
+            paths = items.distinct_paths()
+        else:
+            paths = dict.fromkeys(i.path for i in items if i.path is not None)
+        side = thumb_side(sum(1 for p in paths if Path(p).is_file()))
+        recent: OrderedDict[Path, str | None] = OrderedDict()
+        for batch in _batched(items, self._BATCH):
+            wanted = {
+                i.path: None
+                for i in batch
+                if i.path is not None and i.path not in recent and i.path.is_file()
+            }
+            made = _Thumbs(wanted, side=side)
+            for path in wanted:
+                recent[path] = made.uri(path)
+                if len(recent) > self._RECENT:
+                    recent.popitem(last=False)
+            for item in batch:
+                yield self._item(item, recent.get(item.path) if item.path is not None else None)
+
+    def _item(self, item: SyncItem, thumb: str | None) -> Item:
+        pictures = [Picture(item.url, _href(item.url, self.base), None, "remote", note="the URL")]
+        if item.path is not None:
+            role = "saved as" if item.decision in ("downloaded", "replaced") else "local copy"
+            pictures.append(
+                Picture(
+                    os.fspath(item.path),
+                    _href(item.path, self.base),
+                    thumb,
+                    human_bytes(item.path.stat().st_size) if item.path.is_file() else "not on disk",
+                    note=role if item.path.is_file() else f"{role} (not on disk: a dry run?)",
+                )
+            )
+        notes = [item.reason]
+        if item.transferred:
+            notes.append(f"received {human_bytes(item.transferred)}")
+        return Item(
+            f"{item.decision}: {item.url}",
+            item.verdict or item.decision,
+            pictures,
+            notes=notes,
+            tag=item.decision,
+        )
+
+
+def _batched(items: Iterable[SyncItem], size: int) -> Iterator[list[SyncItem]]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
 
 
 def compare_report(
@@ -557,19 +618,30 @@ def _json_for_script(data: Any) -> str:
 
 def render(report: Report) -> str:
     """The whole page as one string."""
+    return "".join(render_chunks(report))
+
+
+def render_chunks(report: Report) -> Iterator[str]:
+    """The page a piece at a time (:func:`render`'s text): an item's JSON as the item is made,
+    and the table of thumbnails, kept in a temporary file, at the end."""
     from .html_template import PAGE
 
-    table: dict[str, int] = {}  # each distinct picture once (byte copies share a thumbnail)
-
-    def ref(uri: str | None) -> int | None:
-        return None if uri is None else table.setdefault(uri, len(table))
-
-    data: dict[str, Any] = {
-        "kind": report.kind,
-        "pageSize": PAGE_SIZE,
-        "filters": report.filters,
-        "items": [
-            {
+    head, tail = PAGE.split("%DATA%")
+    totals = "".join(
+        f"<div><dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd></div>" for k, v in report.totals
+    )
+    yield head.replace("%TITLE%", html.escape(report.title)).replace("%TOTALS%", totals)
+    # The data: {"kind", "pageSize", "filters", "items", "thumbs"}, as one json.dumps of the
+    # whole dict would write it.
+    yield (
+        '{"kind":' + _json_for_script(report.kind)
+        + ',"pageSize":' + _json_for_script(PAGE_SIZE)
+        + ',"filters":' + _json_for_script(report.filters)
+        + ',"items":['
+    )  # fmt: skip
+    with _ThumbTable() as table:
+        for n, it in enumerate(report.items):
+            data = {
                 "title": it.title,
                 "verdict": it.verdict,
                 "tag": it.tag,
@@ -578,7 +650,7 @@ def render(report: Report) -> str:
                     {
                         "label": p.label,
                         "href": p.href,
-                        "thumb": ref(p.thumb),
+                        "thumb": table.ref(p.thumb),
                         "facts": p.facts,
                         "best": p.best,
                         "note": p.note,
@@ -591,24 +663,52 @@ def render(report: Report) -> str:
                         "verdict": v.verdict,
                         "reasons": v.reasons,
                         "metrics": v.metrics,
-                        "heatmap": ref(v.heatmap),
+                        "heatmap": table.ref(v.heatmap),
                         "notSame": v.not_same,
                     }
                     for v in it.pairs
                 ],
             }
-            for it in report.items
-        ],
-    }
-    data["thumbs"] = list(table)
-    totals = "".join(
-        f"<div><dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd></div>" for k, v in report.totals
-    )
-    return (
-        PAGE.replace("%TITLE%", html.escape(report.title))
-        .replace("%TOTALS%", totals)
-        .replace("%DATA%", _json_for_script(data))
-    )
+            yield ("," if n else "") + _json_for_script(data)
+        yield '],"thumbs":['
+        yield from table.chunks()
+    yield "]}"
+    yield tail
+
+
+class _ThumbTable:
+    """Each distinct picture (a ``data:`` URI) once, numbered in order of first use: byte copies
+    share a thumbnail. Only a digest per picture is kept in memory; the URIs wait in a
+    temporary file until the page's end."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.numbers: dict[bytes, int] = {}
+        self.file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed in __exit__)
+
+    def __enter__(self) -> _ThumbTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    def ref(self, uri: str | None) -> int | None:
+        if uri is None:
+            return None
+        import hashlib
+
+        key = hashlib.blake2b(uri.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        number = self.numbers.get(key)
+        if number is None:
+            number = self.numbers[key] = len(self.numbers)
+            self.file.write(("," if number else "") + _json_for_script(uri))
+        return number
+
+    def chunks(self) -> Iterator[str]:
+        self.file.seek(0)
+        while chunk := self.file.read(1 << 20):
+            yield chunk
 
 
 def write_report(report: Report, path: str | os.PathLike[str]) -> None:
@@ -616,4 +716,5 @@ def write_report(report: Report, path: str | os.PathLike[str]) -> None:
     from .atomic import atomic_writer
 
     with atomic_writer(path) as handle:
-        handle.write(render(report).encode("utf-8"))
+        for chunk in render_chunks(report):
+            handle.write(chunk.encode("utf-8"))

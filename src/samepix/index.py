@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import sqlite3
 import stat as stat_module
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import sqlite_errors
 from .errors import (
@@ -1209,11 +1210,77 @@ def require_folder(path: Path) -> None:
 # Walking the folder
 
 
-@dataclass
+class _Walked:
+    """The files a walk has given so far, with their (device, inode), in a private temporary
+    SQLite file (``sqlite3.connect("")``: deleted when closed; only its small page cache in
+    memory): what tells a second name of a file already listed, and a row of the index whose
+    file is gone, without a map of every file (a 10M-file folder is never held whole)."""
+
+    _BATCH = 1000
+
+    def __init__(self) -> None:
+        db = sqlite3.connect("", isolation_level=None, factory=NameConnection)
+        db.execute("PRAGMA journal_mode = OFF")
+        db.execute("PRAGMA synchronous = OFF")
+        db.execute(
+            "CREATE TABLE walked (path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER) WITHOUT ROWID"
+        )
+        self.db = db
+        self._keyed = False  # the (device, inode) index, made when a second name is first asked
+        self.count = 0
+        self._pending: list[tuple[str, int, int]] = []
+
+    def add(self, rel: str, st: os.stat_result) -> None:
+        self._pending.append((rel, getattr(st, "st_dev", 0), st.st_ino))
+        self.count += 1
+        if len(self._pending) >= self._BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT INTO walked VALUES (?, ?, ?)", self._pending)
+            self.db.execute("COMMIT")
+            self._pending.clear()
+
+    def has_file(self, st: os.stat_result) -> bool:
+        """Whether the file ``st`` describes was given already (under any name)."""
+        self._flush()
+        if not self._keyed:  # most folders have no hard link and no link: no index to keep
+            self.db.execute("CREATE INDEX walked_key ON walked (dev, ino)")
+            self._keyed = True
+        found = self.db.execute(
+            "SELECT 1 FROM walked WHERE dev = ? AND ino = ? LIMIT 1", (st.st_dev, st.st_ino)
+        )
+        return found.fetchone() is not None
+
+    def present(self, paths: list[str]) -> set[str]:
+        """Those of ``paths`` the walk gave."""
+        self._flush()
+        marks = ",".join("?" * len(paths))
+        rows = self.db.execute(f"SELECT path FROM walked WHERE path IN ({marks})", paths)
+        return {from_db(p) for (p,) in rows}
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+
+
 class _Walk:
-    files: dict[str, os.stat_result] = field(default_factory=dict)
-    problems: dict[str, str] = field(default_factory=dict)  # rel path -> reason
-    links_out: int = 0  # symbolic links leading out of the folder, not followed
+    """The image files of a folder, given one at a time by :meth:`files` (the order a sorted
+    list of them had: real paths by name, then paths through a symbolic link by name), each
+    file once. ``problems`` and ``links_out`` are complete once :meth:`files` is."""
+
+    def __init__(self) -> None:
+        self.problems: dict[str, str] = {}  # rel path -> reason
+        self.links_out = 0  # symbolic links leading out of the folder, not followed
+        self.walked = _Walked()
+
+    def files(self) -> Iterator[tuple[str, os.stat_result]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.walked.close()
 
 
 # What a file that is neither a folder nor a regular file is, for the summary.
@@ -1233,7 +1300,7 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _walk(root: Path, skip: set[Path], *, follow_links: bool = False) -> _Walk:
+class _FolderWalk(_Walk):
     """Every image file under ``root``; symbolic links followed only where they stay inside it.
 
     A symbolic link whose target lies outside the folder (a link to ``/``, to ``/proc``, to
@@ -1247,53 +1314,114 @@ def _walk(root: Path, skip: set[Path], *, follow_links: bool = False) -> _Walk:
     Nothing but folders and regular files is opened: a FIFO (opening one blocks), a socket or a
     device is listed in ``problems`` with what it is. Names are the file system's, as Python
     gives them (bytes that are not UTF-8 held as lone surrogates).
+
+    Streaming: the real folders are walked depth first with each folder's entries in the order
+    of their paths (a folder's name counts with its "/"), so files come out in path order as
+    they are found; only the folders on the way down, and what was reached through a link
+    (walked last, as before), are held. A file is looked up among those already given (by
+    device and inode) only where it may be a second name: more than one hard link, or reached
+    through a link.
     """
-    out = _Walk()
-    real_root = os.path.realpath(root)
-    seen_dirs: set[tuple[int, int]] = set()
-    found: list[tuple[bool, str, os.stat_result]] = []  # (through a link, rel path, stat)
-    real: list[tuple[Path, str]] = [(root, "")]
-    linked: list[tuple[Path, str]] = []
-    while real or linked:
-        via_link = not real
-        folder, rel = real.pop() if real else linked.pop()
+
+    def __init__(self, root: Path, skip: set[Path], *, follow_links: bool = False) -> None:
+        super().__init__()
+        self.root = root
+        self.skip = skip
+        self.follow_links = follow_links
+        self.real_root = os.path.realpath(root)
+        self.seen_dirs: set[tuple[int, int]] = set()
+        self.through_links: list[tuple[str, os.stat_result]] = []
+        # Linked folders met in the real walk: (its folder's path parts, name, path, rel).
+        self.links_met: list[tuple[tuple[str, ...], str, Path, str]] = []
+
+    def files(self) -> Iterator[tuple[str, os.stat_result]]:
+        # Real folders, depth first; each one's entries in path order.
+        stack: list[Iterator[tuple[str, Any, str]]] = []
+        top = self._list(self.root, "", via_link=False)
+        if top is not None:
+            stack.append(iter(top))
+        while stack:
+            entry = next(stack[-1], None)
+            if entry is None:
+                stack.pop()
+                continue
+            kind, what, rel = entry
+            if kind == "dir":
+                children = self._list(what, rel, via_link=False)
+                if children is not None:
+                    stack.append(iter(children))
+                continue
+            fst = cast(os.stat_result, what)
+            if fst.st_nlink > 1 and self.walked.has_file(fst):
+                continue  # a hard link to a file given already
+            self.walked.add(rel, fst)
+            yield rel, fst
+        # Then every folder reached through a link, in the order the walk met them (as the
+        # whole walk did before it streamed), and each file reached through a link, by path.
+        linked: list[tuple[Path, str]] = []
+        by_folder: dict[tuple[str, ...], list[tuple[Path, str]]] = {}
+        for parts, _name, path, rel in sorted(self.links_met, key=lambda m: (m[0], m[1])):
+            by_folder.setdefault(parts, []).append((path, rel))
+        for links in by_folder.values():
+            linked.extend(reversed(links))
+        while linked:
+            folder, rel = linked.pop()
+            children = self._list(folder, rel, via_link=True)
+            sublinks = [(what, child) for kind, what, child in children or () if kind == "dir"]
+            linked.extend(reversed(sublinks))
+        for rel, fst in sorted(self.through_links, key=lambda f: f[0]):
+            if not self.walked.has_file(fst):
+                self.walked.add(rel, fst)
+                yield rel, fst
+        self.through_links = []
+
+    def _list(self, folder: Path, rel: str, *, via_link: bool) -> list[tuple[str, Any, str]] | None:
+        """The sub-folders and image files of ``folder``, in path order: ``("dir", Path, rel)``
+        and ``("file", stat, rel)``. Files reached through a link, and folders through a link
+        met in a real folder, are put aside for the end; None if the folder is not walked."""
         try:
             st = folder.stat()
         except OSError as exc:
-            out.problems[rel or "."] = f"cannot open folder ({exc.strerror or exc})"
-            continue
+            self.problems[rel or "."] = f"cannot open folder ({exc.strerror or exc})"
+            return None
         key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:
-            continue
-        seen_dirs.add(key)
+        if key in self.seen_dirs:
+            return None
+        self.seen_dirs.add(key)
         try:
             with os.scandir(folder) as it:
                 items = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            out.problems[rel or "."] = f"cannot list folder ({exc.strerror or exc})"
-            continue
-        subdirs: list[tuple[Path, str]] = []
-        sublinks: list[tuple[Path, str]] = []
+            self.problems[rel or "."] = f"cannot list folder ({exc.strerror or exc})"
+            return None
+        out: list[tuple[str, str, Any]] = []  # (sort key, kind, what) of this folder's entries
+        parts = tuple(rel.split("/")) if rel else ()
         for item in items:
             child_rel = f"{rel}/{item.name}" if rel else item.name
             try:
                 is_link = item.is_symlink()
             except OSError:
                 is_link = False
-            if is_link and not follow_links and not _inside(os.path.realpath(item.path), real_root):
-                out.links_out += 1
+            if (
+                is_link
+                and not self.follow_links
+                and not _inside(os.path.realpath(item.path), self.real_root)
+            ):
+                self.links_out += 1
                 continue
             try:
                 is_dir = item.is_dir(follow_symlinks=True)
             except OSError:
                 is_dir = False
             if is_dir:
-                if item.name == STATE_DIR or Path(item.path) in skip:
+                if item.name == STATE_DIR or Path(item.path) in self.skip:
                     continue
-                if via_link or is_link:
-                    sublinks.append((Path(item.path), child_rel))
+                if via_link:
+                    out.append((child_rel + "/", "dir", Path(item.path)))
+                elif is_link:
+                    self.links_met.append((parts, item.name, Path(item.path), child_rel))
                 else:
-                    subdirs.append((Path(item.path), child_rel))
+                    out.append((child_rel + "/", "dir", Path(item.path)))
                 continue
             if not is_link:
                 # d_type says what it is without a system call; only the odd ones are stat'ed.
@@ -1305,7 +1433,7 @@ def _walk(root: Path, skip: set[Path], *, follow_links: bool = False) -> _Walk:
                 except OSError:
                     regular, kind = False, None
                 if kind is not None:
-                    out.problems[child_rel] = f"skipped: {kind}, not a regular file"
+                    self.problems[child_rel] = f"skipped: {kind}, not a regular file"
                 if not regular:
                     continue
             if os.path.splitext(item.name)[1].lower() not in IMAGE_EXTENSIONS:
@@ -1313,38 +1441,74 @@ def _walk(root: Path, skip: set[Path], *, follow_links: bool = False) -> _Walk:
             try:
                 fst = os.stat(item.path)  # follows a symlink to its file; opens nothing
             except OSError as exc:
-                out.problems[child_rel] = (
+                self.problems[child_rel] = (
                     "broken symbolic link" if is_link else f"cannot stat ({exc.strerror or exc})"
                 )
                 continue
             kind = _special_kind(fst.st_mode)
             if kind is not None:  # a link to a FIFO or a device
-                out.problems[child_rel] = f"skipped: {kind}, not a regular file"
+                self.problems[child_rel] = f"skipped: {kind}, not a regular file"
             elif stat_module.S_ISREG(fst.st_mode):
-                found.append((via_link or is_link, child_rel, fst))
-        real.extend(reversed(subdirs))  # depth first, in name order
-        linked.extend(reversed(sublinks))
-    seen_files: set[tuple[int, int]] = set()
-    for _, rel, fst in sorted(found, key=lambda f: (f[0], f[1])):
-        fkey = (fst.st_dev, fst.st_ino)
-        if fkey not in seen_files:
-            seen_files.add(fkey)
-            out.files[rel] = fst
-    return out
+                if via_link or is_link:
+                    self.through_links.append((child_rel, fst))
+                else:
+                    out.append((child_rel, "file", fst))
+        if not via_link:  # linked folders are entered in name order, as they always were
+            out.sort(key=lambda e: e[0])
+        return [(kind, what, key.rstrip("/") if kind == "dir" else key) for key, kind, what in out]
 
 
-def _walk_objects(root: Path) -> _Walk:
+class _ObjectWalk(_Walk):
     """Every image object under a folder on object storage (key order; no links there)."""
-    from .storage import ObjectPath, walk_objects
 
-    out = _Walk()
-    for rel, st in walk_objects(cast(ObjectPath, root), IMAGE_EXTENSIONS, STATE_DIR):
-        out.files[rel] = cast(os.stat_result, st)  # the fields the index reads
-    return out
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+
+    def files(self) -> Iterator[tuple[str, os.stat_result]]:
+        from .storage import ObjectPath, walk_objects
+
+        for rel, st in walk_objects(cast(ObjectPath, self.root), IMAGE_EXTENSIONS, STATE_DIR):
+            fst = cast(os.stat_result, st)  # the fields the index reads
+            self.walked.add(rel, fst)
+            yield rel, fst
 
 
 def _same_stat(row: tuple[int, int, int], st: os.stat_result) -> bool:
     return row == (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+_LOOKUP_BATCH = 500  # paths a query (SQLite's bound-parameter limit is 999 on old builds)
+
+
+_T = TypeVar("_T")
+
+
+def _batches(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    it = iter(items)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
+
+
+def _stat_rows(index: Index, paths: list[str]) -> dict[str, tuple[int, int, int]]:
+    """The stored (size, mtime, inode) of those of ``paths`` the index has."""
+    marks = ",".join("?" * len(paths))
+    return {
+        from_db(p): (s, m, i)
+        for p, s, m, i in index._query(
+            f"SELECT path, size, mtime_ns, inode FROM files WHERE path IN ({marks})", paths
+        )
+    }
+
+
+def _paths(index: Index) -> Iterator[str]:
+    """Every path of the index, read through a cursor (never all at once)."""
+    try:
+        cursor = index.conn.execute("SELECT path FROM files")
+        while rows := cursor.fetchmany(1000):
+            yield from (from_db(p) for (p,) in rows)
+    except sqlite3.DatabaseError as exc:
+        raise index.corrupt(exc) from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1396,14 +1560,18 @@ def update_index(
     started = time.perf_counter()
     root = index.root
     skip = {index.path.parent} if index.path.parent.name == STATE_DIR else set()
-    walk = _walk_objects(root) if _is_object(root) else _walk(root, skip, follow_links=follow_links)
-    if progress:
-        progress(Progress("scanning", len(walk.files), len(walk.files)))
+    walk: _Walk = (
+        _ObjectWalk(root)
+        if _is_object(root)
+        else _FolderWalk(root, skip, follow_links=follow_links)
+    )
 
-    known = {
-        from_db(p): (s, m, i)
-        for p, s, m, i in index._query("SELECT path, size, mtime_ns, inode FROM files")
-    }
+    # The folder is walked as it is compared with the index: its rows are looked up a batch
+    # of walked files at a time, the files given so far are in a temporary SQLite file
+    # (_Walked), and the index's paths are read through a cursor. No map of every file or row
+    # is built (330 B a row and about 800 B a file at 1M before); what is kept grows with what
+    # changed: the files to read (and their stat), those of them that had a row, the vanished.
+    known_count = len(index)
     known_bad = {
         from_db(p): ((s, m, i), from_db(r))
         for p, s, m, i, r in index._query(
@@ -1427,20 +1595,37 @@ def update_index(
     unchanged = 0
     still_bad: list[Unreadable] = []
     to_read: list[str] = []
+    had_row: set[str] = set()  # files of to_read that the index has a (stale) row for
     refresh: list[str] = []
-    for rel, st in walk.files.items():
-        row = known.get(rel)
-        if row is not None and _same_stat(row, st):
-            unchanged += 1
-            if rel in without_crops:
-                refresh.append(rel)
-            continue
-        bad = known_bad.get(rel)
-        if row is None and bad is not None and _same_stat(bad[0], st):
-            still_bad.append(Unreadable(rel, bad[1]))  # unchanged and still unreadable: not re-read
-            continue
-        to_read.append(rel)
-    vanished = {p for p in known if p not in walk.files}
+    stats: dict[str, os.stat_result] = {}  # of the files to read or describe again
+    bad_walked: set[str] = set()  # files known to be unreadable that are still there
+    for batch in _batches(walk.files(), _LOOKUP_BATCH):
+        rows = _stat_rows(index, [rel for rel, _ in batch]) if known_count else {}
+        for rel, st in batch:
+            row = rows.get(rel)
+            bad = known_bad.get(rel)
+            if bad is not None:
+                bad_walked.add(rel)
+            if row is not None and _same_stat(row, st):
+                unchanged += 1
+                if rel in without_crops:
+                    refresh.append(rel)
+                    stats[rel] = st
+                continue
+            if row is None and bad is not None and _same_stat(bad[0], st):
+                still_bad.append(Unreadable(rel, bad[1]))  # unchanged and still unreadable
+                continue
+            to_read.append(rel)
+            stats[rel] = st
+            if row is not None:
+                had_row.add(rel)
+    if progress:
+        progress(Progress("scanning", walk.walked.count, walk.walked.count))
+    vanished: set[str] = set()
+    if known_count > unchanged + len(had_row):  # some row has no file any more
+        for paths in _batches(_paths(index), _LOOKUP_BATCH):
+            vanished.update(set(paths) - walk.walked.present(paths))
+    walk.close()
 
     added = updated = moved = decoded = 0
     moves: list[tuple[str, str]] = []
@@ -1448,20 +1633,24 @@ def update_index(
     need_decode: list[str] = []
 
     # Phase 1: SHA-256 of every new or changed file, so that content already described (a
-    # rename, a move, a copy, a touched file) is recognised without decoding anything.
-    if to_read and known:
-        by_sha: dict[str, list[str]] = {}
-        sha_of: dict[str, str] = {}
-        for stored, sha in index._query("SELECT path, sha256 FROM files"):
-            path = from_db(stored)
-            sha_of[path] = bytes(sha).hex()
-            by_sha.setdefault(sha_of[path], []).append(path)
+    # rename, a move, a copy, a touched file) is recognised without decoding anything. The
+    # files holding a digest are asked of the index (its sha256 index), in row order; rows
+    # this phase writes are seen at once (the same connection), those whose bytes changed
+    # (``stale``) are left out until phase 2 describes them again.
+    if to_read and known_count:
+        stale: set[str] = set()
         done = 0
         with ThreadPoolExecutor(max_workers=4) as pool, index.transaction() as conn:
-            listed = walk.files if _is_object(root) else {}
+            listed = stats if _is_object(root) else {}
 
             def sha(rel: str) -> tuple[str, str | None, Any]:
                 return _sha256_file(root, rel, limits, listed.get(rel))
+
+            def holders_of(digest: str) -> list[str]:
+                found = conn.execute(
+                    "SELECT path FROM files WHERE sha256 = ? ORDER BY id", (bytes.fromhex(digest),)
+                )
+                return [p for p in map(from_db, (r[0] for r in found)) if p not in stale]
 
             for rel, digest, st in pool.map(sha, to_read):
                 done += 1
@@ -1469,13 +1658,14 @@ def update_index(
                     progress(Progress("hashing", done, len(to_read)))
                 if digest is None:
                     new_bad.append(Unreadable(rel, st))
-                    index.put_unreadable(conn, rel, walk.files[rel], st)
+                    index.put_unreadable(conn, rel, stats[rel], st)
                     continue
-                old = sha_of.get(rel)
-                if old is not None and old != digest:
-                    # Its stored description no longer matches its bytes: never reuse it.
-                    by_sha[old].remove(rel)
-                holders = by_sha.get(digest, [])
+                if rel in had_row:
+                    old = conn.execute("SELECT sha256 FROM files WHERE path = ?", (rel,)).fetchone()
+                    if old is not None and bytes(old[0]).hex() != digest:
+                        # Its stored description no longer matches its bytes: never reuse it.
+                        stale.add(rel)
+                holders = holders_of(digest)
                 if not holders:
                     need_decode.append(rel)
                     continue
@@ -1490,18 +1680,16 @@ def update_index(
                     continue
                 fresh = IndexEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, entry.descriptor)
                 index.put(conn, fresh)
+                stale.discard(rel)
                 if source == rel:
                     unchanged += 1  # touched: same bytes, new mtime or inode
                     continue
-                holders.append(rel)
-                sha_of[rel] = digest
                 if source in vanished:
                     index.delete(conn, source)
                     vanished.discard(source)
-                    holders.remove(source)
                     moves.append((source, rel))
                     moved += 1
-                elif rel in known:
+                elif rel in had_row:
                     updated += 1  # now holds bytes another file already had
                 else:
                     added += 1  # a copy of bytes already indexed
@@ -1535,7 +1723,7 @@ def update_index(
                         index.put(conn, item)
                     else:
                         index.put_unreadable(
-                            conn, item.path, walk.files.get(item.path), item.reason
+                            conn, item.path, stats.get(item.path), item.reason
                         )
             pending_rows.clear()
             last_commit = time.monotonic()
@@ -1550,7 +1738,7 @@ def update_index(
                     need_decode,
                     limits,
                     runner,
-                    walk.files if _is_object(root) else None,
+                    stats if _is_object(root) else None,
                 ),
             )
             for results in finished:
@@ -1561,7 +1749,7 @@ def update_index(
                         decoded += 1
                         if item.path in refreshing:
                             pass  # unchanged: only its crop hashes were missing
-                        elif item.path in known:
+                        elif item.path in had_row:
                             updated += 1
                         else:
                             added += 1
@@ -1587,7 +1775,7 @@ def update_index(
 
     # Unreadable rows for files that are gone (or now indexed) go too. (Only when there are
     # some: an update that changes nothing writes nothing, so a read-only index can be used.)
-    gone_bad = [rel for rel in known_bad if rel not in walk.files]
+    gone_bad = [rel for rel in known_bad if rel not in bad_walked]
     if gone_bad:
         with index.transaction() as conn:
             for rel in gone_bad:

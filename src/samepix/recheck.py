@@ -61,6 +61,7 @@ class Rechecker:
 
     def __init__(self, fetcher: Fetcher, *, threads: int) -> None:
         self.fetcher = fetcher
+        self._confirms = fetcher.state is not None  # else the caller remembers each 304
         self._headers = fetcher.request_headers()
         self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
         self._failed_hosts: set[tuple[str, str, int]] = set()
@@ -72,10 +73,16 @@ class Rechecker:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
 
     @classmethod
-    def for_fetcher(cls, fetcher: Fetcher, *, threads: int) -> Rechecker | None:
+    def for_fetcher(
+        cls, fetcher: Fetcher, *, threads: int, stateless: bool = False
+    ) -> Rechecker | None:
         """A Rechecker, or None where only the fetcher may connect: no state file to hold the
-        validators, an address policy to enforce, or a proxy from the environment."""
-        if fetcher.state is None or not fetcher.allow_private:
+        validators, an address policy to enforce, or a proxy from the environment.
+
+        ``stateless``: the fetcher has no state file but knows the validators
+        (:meth:`Fetcher.known`, as a sync shard's fetcher on a worker does), and the caller
+        remembers each 304 (:meth:`Fetcher.remember`, on the coordinator)."""
+        if (fetcher.state is None and not stateless) or not fetcher.allow_private:
             return None
         if any(k in ("http", "https", "all") for k in urllib.request.getproxies()):
             return None
@@ -202,10 +209,13 @@ class Rechecker:
             previous, url, final_url=url, etag=etag, last_modified=last_modified, transferred=0
         )
         state = self.fetcher.state
-        assert state is not None
-        state.confirm(
-            url, etag=download.etag, last_modified=download.last_modified, checked_at=time.time()
-        )
+        if self._confirms and state is not None:
+            state.confirm(
+                url,
+                etag=download.etag,
+                last_modified=download.last_modified,
+                checked_at=time.time(),
+            )
         return download
 
     # -- connections ------------------------------------------------------------------------------

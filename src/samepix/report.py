@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .heatmap import write_heatmap
@@ -25,6 +26,7 @@ __all__ = [
     "format_sync",
     "format_sync_item",
     "human_bytes",
+    "sync_lines",
     "write_heatmap",
 ]
 
@@ -181,17 +183,20 @@ def format_sync_item(item: SyncItem) -> str:
 
 def format_sync(summary: SyncSummary, *, verbose: bool = False) -> str:
     """Every failure (every URL with ``verbose``) with its reason, then the totals."""
+    return "\n".join(sync_lines(summary, verbose=verbose))
+
+
+def sync_lines(summary: SyncSummary, *, verbose: bool = False) -> Iterator[str]:
+    """:func:`format_sync`'s text a few lines at a time, made as they are read (a summary of
+    millions of URLs is never one string)."""
     s = summary
-    lines: list[str] = []
-    for item in s.items:
-        if verbose or item.decision == "failed":
-            lines.append(format_sync_item(item))
+    for item in s.items if verbose else s.failures:
+        yield format_sync_item(item)
     if verbose:
-        lines += [
-            f"repeated: line {r.line} is line {r.first_line}: {escape(r.url)}" for r in s.repeated
-        ]
+        for r in s.repeated:
+            yield f"repeated: line {r.line} is line {r.first_line}: {escape(r.url)}"
     head = "dry run, nothing written: " if s.dry_run else ""
-    lines.append(
+    yield (
         f"{head}synced {s.urls:,} URL{'s' if s.urls != 1 else ''} "
         f"into {escape(s.root)} "
         f"in {s.elapsed_s:.1f} s: downloaded {s.downloaded:,}, replaced {s.replaced:,}, "
@@ -200,4 +205,3 @@ def format_sync(summary: SyncSummary, *, verbose: bool = False) -> str:
         f"{human_bytes(s.bytes_downloaded)} downloaded"
         + (f"; {len(s.repeated)} repeated line(s) skipped" if s.repeated else "")
     )
-    return "\n".join(lines)

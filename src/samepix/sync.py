@@ -49,6 +49,7 @@ from .errors import SamepixError, SourceError, SyncError, SyncLocked, UsageError
 from .executor import close_in_children
 from .index import STATE_DIR, IndexEntry, Progress
 from .names import from_db
+from .sync_items import ItemSpool, Spooled
 from .terminal import json_text
 
 if TYPE_CHECKING:
@@ -205,14 +206,17 @@ class RepeatedUrl:
 class SyncSummary:
     """What one sync did: an item per URL (list order), the repeated lines, the totals.
 
-    A sync run with ``keep_items=False`` keeps only the failed URLs' items (what the text
-    report lists) and the totals (``totals``: (decision, count) pairs, and ``bytes_total``), so
-    a list of millions does not hold an item per URL.
+    ``items`` and ``repeated`` are sequences read from a temporary file on disk
+    (:class:`samepix.sync_items.Spooled`: ``len``, iteration in list order, indexing, ``==``),
+    so a list of millions holds no item per URL in memory; the file is deleted with the
+    summary. A sync run with ``keep_items=False`` keeps only the failed URLs' items (what the
+    text report lists); the totals (``totals``: (decision, count) pairs, and ``bytes_total``)
+    count every URL.
     """
 
     root: Path
-    items: tuple[SyncItem, ...]
-    repeated: tuple[RepeatedUrl, ...] = ()
+    items: Sequence[SyncItem]
+    repeated: Sequence[RepeatedUrl] = ()
     dry_run: bool = False
     elapsed_s: float = 0.0
     totals: tuple[tuple[str, int], ...] | None = None
@@ -256,8 +260,12 @@ class SyncSummary:
         return self.count("failed")
 
     @property
-    def failures(self) -> tuple[SyncItem, ...]:
-        return tuple(item for item in self.items if item.decision == "failed")
+    def failures(self) -> Sequence[SyncItem]:
+        """The failed URLs' items, in list order."""
+        items = self.items
+        if isinstance(items, Spooled):
+            return items.where("failed")
+        return tuple(item for item in items if item.decision == "failed")
 
     @property
     def ok(self) -> bool:
@@ -270,18 +278,26 @@ class SyncSummary:
             return self.bytes_total
         return sum(item.transferred for item in self.items)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, lazy: bool = False) -> dict[str, Any]:
+        """The JSON form (``--json``). ``lazy``: ``repeated`` and ``items`` are
+        :class:`samepix.json_stream.LazyArray` (made as :func:`samepix.json_stream.write_json`
+        writes them) instead of lists."""
+        from .json_stream import LazyArray
+
+        def array(values: Iterable[Any]) -> Any:
+            return LazyArray(values) if lazy else list(values)
+
         return {
             "dir": str(self.root),
             "dry_run": self.dry_run,
             "urls": self.urls,
             **{decision.replace("-", "_"): self.count(decision) for decision in DECISIONS},
             "bytes_downloaded": self.bytes_downloaded,
-            "repeated": [
+            "repeated": array(
                 {"line": r.line, "url": r.url, "first_line": r.first_line} for r in self.repeated
-            ],
+            ),
             "elapsed_s": round(self.elapsed_s, 3),
-            "items": [item.to_dict() for item in self.items],
+            "items": array(item.to_dict() for item in self.items),
         }
 
 
@@ -1605,17 +1621,19 @@ def run_sync(
     chunks = url_windows(urls)
     windows = (parse_window(chunk, seen) for chunk in chunks)
     first = next(windows, UrlList(()))
-    items: list[SyncItem] = []  # all, or the failed ones only (keep_items=False)
+    # The items (all, or the failed ones only: keep_items=False) and the repeated lines go to
+    # a temporary file as they are decided (samepix.sync_items): nothing per URL stays in
+    # memory, whatever the report.
+    spool = ItemSpool()
     totals: dict[str, int] = {}
     transferred = 0
-    repeated: list[RepeatedUrl] = []
 
     def decided(item: SyncItem) -> None:
         nonlocal transferred
         totals[item.decision] = totals.get(item.decision, 0) + 1
         transferred += item.transferred
         if keep_items or item.decision == "failed":
-            items.append(item)
+            spool.add("items", item.line, item, decision=item.decision, path=item.path)
         journal.write(item.to_dict())
 
     total = 0  # URLs (malformed ones too) of the windows read so far
@@ -1680,7 +1698,8 @@ def run_sync(
                 for parsed in itertools.chain([first], windows):
                     # Every URL the summary counts: the malformed ones are decided already.
                     total += len(parsed.urls) + len(parsed.malformed)
-                    repeated.extend(parsed.repeated)
+                    for rep in parsed.repeated:
+                        spool.add("repeated", rep.line, rep)
                     for number, text, why in parsed.malformed:
                         decided(
                             SyncItem(
@@ -1737,9 +1756,7 @@ def run_sync(
                     state.close()
     except KeyboardInterrupt as exc:
         # Every decision so far is on disk (file, index and record together); say so.
-        partial = _summary(
-            root, items, repeated, dry_run, started, None if keep_items else (totals, transferred)
-        )
+        partial = _summary(root, spool, dry_run, started, totals, transferred)
         # The lines not read yet count without being parsed (a repeat or a malformed URL among
         # them counts too): quick, even for millions.
         unread = sum(1 for chunk in chunks for _, raw in chunk if _COMMENT.sub("", raw).strip())
@@ -1747,28 +1764,25 @@ def run_sync(
     finally:
         journal.close()
         seen.close()
-    return _summary(
-        root, items, repeated, dry_run, started, None if keep_items else (totals, transferred)
-    )
+    return _summary(root, spool, dry_run, started, totals, transferred)
 
 
 def _summary(
     root: Path,
-    items: list[SyncItem],
-    repeated: list[RepeatedUrl],
+    spool: ItemSpool,
     dry_run: bool,
     started: float,
-    totals: tuple[dict[str, int], int] | None,
+    totals: dict[str, int],
+    transferred: int,
 ) -> SyncSummary:
-    items.sort(key=lambda i: i.line)
     return SyncSummary(
         root=root,
-        items=tuple(items),
-        repeated=tuple(repeated),
+        items=spool.view("items"),
+        repeated=spool.view("repeated"),
         dry_run=dry_run,
         elapsed_s=time.perf_counter() - started,
-        totals=None if totals is None else tuple(sorted(totals[0].items())),
-        bytes_total=None if totals is None else totals[1],
+        totals=tuple(sorted(totals.items())),
+        bytes_total=transferred,
     )
 
 

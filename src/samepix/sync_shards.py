@@ -109,14 +109,31 @@ async def _fetch_all(fetcher: Fetcher, shard: FetchShard) -> list[Download | Sam
         gate = hosts.setdefault(host, asyncio.Semaphore(shard.per_host))
         async with gate, everyone:
             try:
-                return await fetcher.aget(url, conditional=conditional)
+                fast = None
+                if conditional and rechecks is not None:  # a 304, or None
+                    fast = await rechecks.acheck(url)
+                return fast or await fetcher.aget(url, conditional=conditional)
             except SamepixError as exc:
                 return exc
 
     async with fetcher:
-        return list(
-            await asyncio.gather(*(one(url, conditional) for _, url, conditional, _ in shard.urls))
-        )
+        # Unchanged URLs are re-checked on kept-alive stdlib connections, as a plain sync
+        # does (samepix.recheck); anything but a 304 goes to the fetcher. The coordinator
+        # remembers each answer (ShardedDownloads), so the worker writes no state here either.
+        from .recheck import Rechecker
+
+        rechecks = None
+        if any(conditional for _, _, conditional, _ in shard.urls):
+            rechecks = Rechecker.for_fetcher(fetcher, threads=shard.concurrency, stateless=True)
+        try:
+            return list(
+                await asyncio.gather(
+                    *(one(url, conditional) for _, url, conditional, _ in shard.urls)
+                )
+            )
+        finally:
+            if rechecks is not None:
+                rechecks.close()
 
 
 def _describe(download: Download, limits: Limits) -> Descriptor | None:

@@ -1,0 +1,92 @@
+"""update_index streamed: the folder walked one file at a time, in the order of a sorted list
+of its paths, compared with the index a batch at a time (no map of every file or row); renames,
+swaps and copies recognised by content as before. Real folders, real SQLite files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from samepix.index import Index, _FolderWalk, update_index
+from samepix.limits import Limits
+
+from .helpers import encode
+from .test_index import picture
+
+NO_DECODING = Limits(max_pixels=1)  # any decode fails: what is recognised was not decoded
+
+
+def update(root: Path, **kwargs: object) -> object:
+    with Index(root) as index:
+        return update_index(index, workers=1, **kwargs)  # type: ignore[arg-type]
+
+
+def test_walk_gives_files_in_path_order_each_file_once(tmp_path: Path) -> None:
+    root = tmp_path / "pics"
+    # "a-b/" sorts before "a/" ("-" < "/"), "a.b" after "a/": a walk that entered folders by
+    # name alone would give a/x.jpg first.
+    rels = ["a/x.jpg", "a-b/y.png", "a.b/z.jpg", "a0.jpg", "a/deeper/q.jpg", "Z.jpg", "z.jpg"]
+    for rel in rels:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(rel.encode())
+    os.link(root / "z.jpg", root / "a-b" / "hard.jpg")  # a second name: the first path wins
+    os.symlink(root / "a0.jpg", root / "0-sym.jpg")  # through a link: after every real path
+    os.symlink("a", root / "0-alias")  # a linked folder whose files were given already
+    (root / "linked").mkdir()
+    (root / "linked" / "only.jpg").write_bytes(b"only")
+    os.symlink(root / "linked", root / "a" / "via")  # "linked" is a real folder: its path wins
+    os.symlink("/usr/share", root / "out")  # leads out: counted, not followed
+    walk = _FolderWalk(root, set())
+    try:
+        got = [rel for rel, _ in walk.files()]
+    finally:
+        walk.close()
+    assert got == [
+        "Z.jpg", "a-b/hard.jpg", "a-b/y.png", "a.b/z.jpg", "a/deeper/q.jpg", "a/x.jpg",
+        "a0.jpg", "linked/only.jpg",
+    ]  # fmt: skip
+    assert "z.jpg" not in got  # the hard link "a-b/hard.jpg" sorts first and stands for it
+    assert walk.links_out == 1 and walk.problems == {}
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "pics"
+    (root / "sub").mkdir(parents=True)
+    for n, name in enumerate(["a.png", "b.png", "c.png", "d.png", "sub/e.png"], 1):
+        (root / name).write_bytes(encode(picture(n), "PNG"))
+    return root
+
+
+def test_swapped_files_and_reused_bytes_are_told_apart(folder: Path) -> None:
+    update(folder)
+    a, b, c = (folder / n for n in ("a.png", "b.png", "c.png"))
+    a_bytes, b_bytes, c_bytes = a.read_bytes(), b.read_bytes(), c.read_bytes()
+    a.write_bytes(b_bytes)  # a and b swap bytes: a takes b's description, b is read again
+    b.write_bytes(a_bytes)
+    c.write_bytes(encode(picture(9), "PNG"))  # c changes, and its old bytes move to n.png:
+    (folder / "n.png").write_bytes(c_bytes)  # c's old row must not stand for them
+    s = update(folder)
+    assert (s.updated, s.added, s.moved, s.removed, s.unchanged) == (3, 1, 0, 0, 2)
+    assert s.decoded == 3  # b (its old bytes are a's, rewritten first), c, n
+    with Index(folder) as index:
+        for name in ("a.png", "b.png", "c.png", "n.png"):
+            entry = index.get(name)
+            assert entry is not None
+            assert entry.sha256 == __import__("hashlib").sha256(
+                (folder / name).read_bytes()
+            ).hexdigest(), name
+
+
+def test_two_gone_copies_and_one_new_name_is_one_move_and_one_removal(folder: Path) -> None:
+    shutil.copyfile(folder / "d.png", folder / "d2.png")
+    update(folder)
+    os.rename(folder / "d.png", folder / "sub" / "moved.png")
+    (folder / "d2.png").unlink()
+    s = update(folder, limits=NO_DECODING)
+    assert (s.moved, s.removed, s.decoded, s.total) == (1, 1, 0, 5)
+    assert s.moves == (("d.png", "sub/moved.png"),)  # the first row of those bytes
+    assert s.unreadable == ()
