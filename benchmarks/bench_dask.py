@@ -138,7 +138,7 @@ def sqlite_rate(folder: Path, db: Path) -> float:
 
 
 def walk_rate() -> float:
-    from samepix.index import _walk
+    from samepix.index import _FolderWalk
 
     root = Path(tempfile.mkdtemp(prefix="samepix-walk-"))
     for d in range(100):
@@ -147,9 +147,11 @@ def walk_rate() -> float:
         for i in range(100):
             (sub / f"{i:03}.jpg").write_bytes(b"")
     start = time.perf_counter()
-    found = _walk(root, set())
+    walk = _FolderWalk(root, set())
+    found = sum(1 for _ in walk.files())  # streamed: each file as it is walked
+    walk.close()
     elapsed = time.perf_counter() - start
-    assert len(found.files) == 10_000
+    assert found == 10_000
     return 10_000 / elapsed
 
 
@@ -239,6 +241,51 @@ def s3_sync(kodak: Path, work: Path, rounds: int) -> None:
     print(f"load average during the sync runs: {', '.join(f'{x:.1f}' for x in loads)}")
 
 
+def folder_scaling(folder: Path, rounds: int) -> int:
+    """The index build of an existing folder: local 2 processes vs Dask 2 and 1 workers."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        print("skipped: distributed is not installed (pip install -e '.[dask]')")
+        return 0
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    files = sum(1 for p in folder.iterdir() if p.is_file())
+    db = Path(tempfile.mkdtemp(prefix="samepix-bench-dask-")) / "index.db"
+    times: dict[str, list[float]] = {}
+    one, two = local_cluster(1), local_cluster(2)
+    loads = [os.getloadavg()[0]]
+    try:
+        runs = [
+            ("local 2 processes", ("--workers", "2")),
+            ("--dask tcp:// 2 workers (running cluster)", ("--dask", two.scheduler_address)),
+            ("--dask tcp:// 1 worker (running cluster)", ("--dask", one.scheduler_address)),
+        ]
+        cli_build(str(folder), db, "--workers", "2")  # page cache, imports
+        for _ in range(rounds):
+            for label, options in runs:
+                times.setdefault(label, []).append(cli_build(str(folder), db, *options))
+            loads.append(os.getloadavg()[0])
+    finally:
+        one.close()
+        two.close()
+    print(machine())
+    print(f"index build of {folder} ({files} files), {rounds} rounds, interleaved, each a fresh "
+          "`samepix index --rebuild`")  # fmt: skip
+    local = median(times["local 2 processes"])
+    rows = [
+        [label, f"{median(v):.2f}", f"{files / median(v):.1f}", f"{median(v) / local:.2f}×"]
+        for label, v in times.items()
+    ]
+    print(table(["index build", "median s", "files/s", "time vs local 2 processes"], rows))
+    one_worker = median(times["--dask tcp:// 1 worker (running cluster)"])
+    two_workers = median(times["--dask tcp:// 2 workers (running cluster)"])
+    print(f"Dask 1 → 2 workers speed-up: {one_worker / two_workers:.2f}×")
+    print(f"load average during the runs: {', '.join(f'{x:.1f}' for x in loads)}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=shared_data())
@@ -246,7 +293,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--scale", type=int, default=3, help="upscale the photographs N×")
     parser.add_argument("--sync-only", action="store_true", help="only the S3 sync section (5)")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        help="only the index-build section, on this folder (large enough for the shards' work "
+        "to dominate, e.g. benchmarks/out/dupes-2000 made by bench_dupes.py)",
+    )
     args = parser.parse_args()
+    if args.folder is not None:
+        return folder_scaling(args.folder, args.rounds)
     if args.data is None or not (args.data / "kodak").is_dir():
         print("skipped: shared/data/kodak not found (use --data)")
         return 0

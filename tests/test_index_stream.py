@@ -76,9 +76,10 @@ def test_swapped_files_and_reused_bytes_are_told_apart(folder: Path) -> None:
         for name in ("a.png", "b.png", "c.png", "n.png"):
             entry = index.get(name)
             assert entry is not None
-            assert entry.sha256 == __import__("hashlib").sha256(
-                (folder / name).read_bytes()
-            ).hexdigest(), name
+            assert (
+                entry.sha256
+                == __import__("hashlib").sha256((folder / name).read_bytes()).hexdigest()
+            ), name
 
 
 def test_two_gone_copies_and_one_new_name_is_one_move_and_one_removal(folder: Path) -> None:
@@ -90,3 +91,47 @@ def test_two_gone_copies_and_one_new_name_is_one_move_and_one_removal(folder: Pa
     assert (s.moved, s.removed, s.decoded, s.total) == (1, 1, 0, 5)
     assert s.moves == (("d.png", "sub/moved.png"),)  # the first row of those bytes
     assert s.unreadable == ()
+
+
+def test_a_first_build_describes_files_as_they_are_walked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first build hands the walk to the describing shards as it goes: the files walked but
+    not yet described stay bounded (the read-ahead that tells a small folder, plus a shard),
+    not the whole folder (a 10M-file folder's list of files to read was held whole)."""
+    import numpy as np
+
+    from samepix import index as index_module
+
+    root = tmp_path / "many"
+    root.mkdir()
+    read_ahead = getattr(index_module, "_FEW_FILES", 1024)  # how a small folder is told
+    count = read_ahead + 700
+    rng = np.random.default_rng(3)
+    for k in range(count):
+        (root / f"{k:05d}.png").write_bytes(encode(rng.integers(0, 255, (8, 8), np.uint8), "PNG"))
+    walked = described = 0
+    ahead: list[int] = []  # walked but not described, at each shard
+    real_files, real_describe = _FolderWalk.files, index_module.describe_shard
+
+    def counting_files(self: _FolderWalk) -> object:
+        nonlocal walked
+        for item in real_files(self):
+            walked += 1
+            yield item
+
+    def counting_describe(shard: object) -> object:
+        nonlocal described
+        ahead.append(walked - described)
+        out = real_describe(shard)  # type: ignore[arg-type]
+        described += len(out)
+        return out
+
+    monkeypatch.setattr(_FolderWalk, "files", counting_files)
+    monkeypatch.setattr(index_module, "describe_shard", counting_describe)
+    summary = update(root)
+    assert summary.added == summary.decoded == count  # type: ignore[attr-defined]
+    assert walked == described == count
+    assert max(ahead) <= read_ahead + 1 + 8, max(ahead)
+    with Index(root) as index:
+        assert len(index) == count

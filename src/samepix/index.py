@@ -1599,7 +1599,10 @@ def update_index(
     refresh: list[str] = []
     stats: dict[str, os.stat_result] = {}  # of the files to read or describe again
     bad_walked: set[str] = set()  # files known to be unreadable that are still there
-    for batch in _batches(walk.files(), _LOOKUP_BATCH):
+    # A first build has nothing to compare or hash: the walk goes straight to the describing
+    # shards, as it is walked (below), and only the files in flight are held.
+    first_build = known_count == 0 and not known_bad
+    for batch in _batches(iter(()) if first_build else walk.files(), _LOOKUP_BATCH):
         rows = _stat_rows(index, [rel for rel, _ in batch]) if known_count else {}
         for rel, st in batch:
             row = rows.get(rel)
@@ -1619,13 +1622,14 @@ def update_index(
             stats[rel] = st
             if row is not None:
                 had_row.add(rel)
-    if progress:
+    if progress and not first_build:
         progress(Progress("scanning", walk.walked.count, walk.walked.count))
     vanished: set[str] = set()
     if known_count > unchanged + len(had_row):  # some row has no file any more
         for paths in _batches(_paths(index), _LOOKUP_BATCH):
             vanished.update(set(paths) - walk.walked.present(paths))
-    walk.close()
+    if not first_build:
+        walk.close()
 
     added = updated = moved = decoded = 0
     moves: list[tuple[str, str]] = []
@@ -1698,6 +1702,9 @@ def update_index(
 
     need_decode.extend(refresh)
     refreshing = set(refresh)
+    walked: Iterable[str] = need_decode
+    if first_build:
+        walked = _walked_files(walk, stats, progress)
 
     # Vanished files are pruned before the long part, in their own transaction.
     removed = len(vanished)
@@ -1707,8 +1714,8 @@ def update_index(
                 index.delete(conn, rel)
 
     # Phase 2: decode what is new, in parallel, committing as results arrive.
-    if need_decode:
-        total = len(need_decode)
+    files, total = _counted(walked)
+    if total != 0:
         done = 0
         last_commit = time.monotonic()
         pending_rows: list[IndexEntry | Unreadable] = []
@@ -1723,7 +1730,7 @@ def update_index(
                         index.put(conn, item)
                     else:
                         index.put_unreadable(
-                            conn, item.path, stats.get(item.path), item.reason
+                            conn, item.path, stats.pop(item.path, None), item.reason
                         )
             pending_rows.clear()
             last_commit = time.monotonic()
@@ -1734,11 +1741,7 @@ def update_index(
             finished = runner.map_unordered(
                 describe_shard,
                 _shards(
-                    str(root),
-                    need_decode,
-                    limits,
-                    runner,
-                    stats if _is_object(root) else None,
+                    str(root), files, total, limits, runner, stats if _is_object(root) else None
                 ),
             )
             for results in finished:
@@ -1746,6 +1749,7 @@ def update_index(
                     done += 1
                     pending_rows.append(item)
                     if isinstance(item, IndexEntry):
+                        stats.pop(item.path, None)  # kept only while in flight
                         decoded += 1
                         if item.path in refreshing:
                             pass  # unchanged: only its crop hashes were missing
@@ -1761,7 +1765,7 @@ def update_index(
                 ):
                     flush()
                 if progress:
-                    progress(Progress("decoding", done, total))
+                    progress(Progress("decoding", done, total or walk.walked.count))
         except BaseException:
             # Interrupted, or a worker died: keep every shard that finished (the next run
             # resumes after them), unless it is the database that failed.
@@ -1772,6 +1776,8 @@ def update_index(
             if own:
                 runner.close()
         flush()
+    if first_build:
+        walk.close()
 
     # Unreadable rows for files that are gone (or now indexed) go too. (Only when there are
     # some: an update that changes nothing writes nothing, so a read-only index can be used.)
@@ -1802,16 +1808,51 @@ def update_index(
 
 def _shards(
     root: str,
-    rels: list[str],
+    rels: Iterable[str],
+    count: int | None,
     limits: Limits,
     executor: Executor,
     listed: dict[str, Any] | None = None,
 ) -> Iterator[DescribeShard]:
-    """``rels`` cut into shards: at most ``executor.max_shard`` files each, fewer when there are
-    few files, so that no worker idles while another finishes a shard of large ones (48 files
-    at 8 a shard would be only 6 shards for 2 workers)."""
-    size = max(1, min(executor.max_shard, len(rels) // (16 * executor.slots)))
-    for start in range(0, len(rels), size):
-        paths = tuple(rels[start : start + size])
+    """``rels`` (``count`` of them, or None: many, still being walked) cut into shards, as they
+    come: at most ``executor.max_shard`` files each, fewer when there are few files, so that no
+    worker idles while another finishes a shard of large ones (48 files at 8 a shard would be
+    only 6 shards for 2 workers)."""
+    size = executor.max_shard
+    if count is not None:
+        size = max(1, min(executor.max_shard, count // (16 * executor.slots)))
+    stream = iter(rels)
+    while paths := tuple(itertools.islice(stream, size)):
         stats = tuple(listed[p] for p in paths) if listed is not None else ()
         yield DescribeShard(root, paths, limits, stats)
+
+
+# Files a first build reads ahead of the walk to learn whether the folder is small (then its
+# shards are cut smaller, for every worker to have some): 16 shards a slot of 8 files for 8 slots.
+_FEW_FILES = 16 * 8 * 8
+
+
+def _walked_files(
+    walk: _Walk, stats: dict[str, os.stat_result], progress: ProgressCallback | None
+) -> Iterator[str]:
+    """A first build's files as the walk gives them, their stat kept in ``stats`` (until their
+    description comes back), the scan reported now and then."""
+    for rel, st in walk.files():
+        stats[rel] = st
+        if progress and walk.walked.count % 4096 == 0:
+            progress(Progress("scanning", walk.walked.count, walk.walked.count))
+        yield rel
+    if progress:
+        progress(Progress("scanning", walk.walked.count, walk.walked.count))
+
+
+def _counted(files: Iterable[str]) -> tuple[Iterator[str], int | None]:
+    """The files, and how many there are when there are at most :data:`_FEW_FILES` (None: more;
+    the rest are not read ahead)."""
+    if isinstance(files, list):
+        return iter(files), len(files)
+    stream = iter(files)
+    head = list(itertools.islice(stream, _FEW_FILES + 1))
+    if len(head) <= _FEW_FILES:
+        return iter(head), len(head)
+    return itertools.chain(head, stream), None
