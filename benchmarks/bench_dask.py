@@ -242,7 +242,8 @@ def s3_sync(kodak: Path, work: Path, rounds: int) -> None:
 
 
 def folder_scaling(folder: Path, rounds: int) -> int:
-    """The index build of an existing folder: local 2 processes vs Dask 2 and 1 workers."""
+    """The index build of an existing folder: local 2 processes vs Dask (a cluster the run
+    starts, and a running one of 2 and of 1 workers)."""
     try:
         import distributed  # noqa: F401
     except ImportError:
@@ -259,6 +260,7 @@ def folder_scaling(folder: Path, rounds: int) -> int:
     try:
         runs = [
             ("local 2 processes", ("--workers", "2")),
+            ("--dask local:2 (cluster started by the run)", ("--dask", "local:2")),
             ("--dask tcp:// 2 workers (running cluster)", ("--dask", two.scheduler_address)),
             ("--dask tcp:// 1 worker (running cluster)", ("--dask", one.scheduler_address)),
         ]
