@@ -147,6 +147,17 @@ def measure_in_process(script: str, impl: str, a: str, b: str, reps: int) -> dic
     return result
 
 
+def timed_run(command: list[str], env: dict[str, str] | None = None) -> float:
+    """Seconds ``command`` takes as a fresh process; stops the benchmark with its stderr if it
+    fails."""
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command)}: {proc.stderr.strip()}")
+    return elapsed
+
+
 def local_cluster(n: int) -> Any:
     """A dask.distributed LocalCluster of ``n`` single-threaded worker processes on 127.0.0.1."""
     import distributed

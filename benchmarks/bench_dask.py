@@ -33,14 +33,13 @@ import argparse
 import io
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import local_cluster, machine, shared_data, table
+from _common import local_cluster, machine, shared_data, table, timed_run
 
 QUALITIES = (90, 75, 60, 95)
 
@@ -67,12 +66,7 @@ def make_folder(kodak: Path, target: Path, copies: int, scale: int) -> list[tupl
 def cli_build(location: str, db: Path, *options: str) -> float:
     """Seconds for ``samepix index --rebuild`` in a fresh process (what a user runs)."""
     command = [sys.executable, "-m", "samepix", "index", location, "--rebuild", "--db", str(db)]
-    start = time.perf_counter()
-    proc = subprocess.run([*command, *options], capture_output=True, text=True, env=ENV)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} {' '.join(options)}: {proc.stderr.strip()}")
-    return elapsed
+    return timed_run([*command, *options], ENV)
 
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
@@ -173,12 +167,7 @@ def serve(folder: Path) -> tuple[object, str]:
 
 def cli_sync(urls: Path, location: str, db: Path) -> float:
     command = [sys.executable, "-m", "samepix", "sync", str(urls), location, "--db", str(db)]
-    start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env=ENV)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(command)}: {proc.stderr.strip()}")
-    return elapsed
+    return timed_run(command, ENV)
 
 
 def s3_sync(kodak: Path, work: Path, rounds: int) -> None:

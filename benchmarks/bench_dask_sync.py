@@ -27,10 +27,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import local_cluster, machine, shared_data, table
+from _common import local_cluster, machine, shared_data, table, timed_run
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
 
@@ -63,12 +62,7 @@ def jpegs(sources: list[Path], qualities: tuple[int, ...]) -> list[tuple[str, by
 
 
 def timed(command: list[str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(command, capture_output=True, text=True, env=ENV)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(command)}: {proc.stderr.strip()}")
-    return elapsed
+    return timed_run(command, ENV)
 
 
 def main() -> int:

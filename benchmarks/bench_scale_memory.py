@@ -44,13 +44,17 @@ from pathlib import Path
 
 from _common import ROOT, machine, table
 
-_URLS = """
-import resource, sys
-from samepix.sync import parse_url_list, read_url_file
+# The peak RSS so far, in KiB (each script below is run with this defined first).
+_HWM = """
 def hwm():
     for line in open('/proc/self/status'):
         if line.startswith('VmHWM:'):
             return int(line.split()[1])
+"""
+
+_URLS = """
+import resource, sys
+from samepix.sync import parse_url_list, read_url_file
 base = hwm()
 lines = read_url_file(sys.argv[1])
 parsed = parse_url_list(lines)
@@ -63,10 +67,6 @@ _WINDOWS = """
 import sys
 from samepix.sync import parse_window, read_url_file
 from samepix.url_stream import SeenUrls, url_windows
-def hwm():
-    for line in open('/proc/self/status'):
-        if line.startswith('VmHWM:'):
-            return int(line.split()[1])
 base = hwm()
 seen = SeenUrls()
 count = 0
@@ -79,10 +79,6 @@ print((hwm() - base) * 1024)
 _ROWS = """
 import sqlite3, sys
 from samepix.index import Index
-def hwm():
-    for line in open('/proc/self/status'):
-        if line.startswith('VmHWM:'):
-            return int(line.split()[1])
 index = Index(sys.argv[1])
 base = hwm()
 rows = index._query("SELECT path, size, mtime_ns, inode FROM files")
@@ -99,10 +95,6 @@ SRC = ROOT / "src"  # the samepix measured (--src)
 _UPDATE = """
 import sys
 from samepix.index import Index, update_index
-def hwm():
-    for line in open('/proc/self/status'):
-        if line.startswith('VmHWM:'):
-            return int(line.split()[1])
 index = Index(sys.argv[1])
 base = hwm()
 summary = update_index(index, workers=1)
@@ -115,7 +107,7 @@ print((hwm() - base) * 1024)
 def run(script: str, *args: str) -> int:
     env_path = str(SRC)
     proc = subprocess.run(
-        [sys.executable, "-c", script, *args],
+        [sys.executable, "-c", _HWM + script, *args],
         capture_output=True,
         text=True,
         env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
