@@ -172,7 +172,7 @@ def test_metrics_in_a_worker_process_start_no_helper_threads(
     monkeypatch.setattr(metrics, "_cpu_count", lambda: 4)
     monkeypatch.setattr(metrics.threading, "Thread", counting)
     a = np.random.default_rng(1).integers(0, 255, (600, 800, 3), dtype=np.uint8)
-    with metrics.threads(1):
+    with metrics.thread_cap(1):
         metrics.ssim_channels(a, a)
     assert started == []
     metrics.ssim_channels(a, a)

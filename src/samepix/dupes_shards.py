@@ -80,7 +80,7 @@ def compare_shard(shard: PairShard) -> list[tuple[int, int, Comparison | None]]:
     # A worker process is one of several sharing the cores: its SSIM sums use one thread.
     # (OpenCV's own thread count is left alone: in a worker forked from a process whose OpenCV
     # pool was running, cv2.setNumThreads waits forever for pool threads the fork did not copy.)
-    with metrics.threads(1 if _in_worker_process() else None):
+    with metrics.thread_cap(1 if _in_worker_process() else None):
         for i, j in shard.pairs:
             result: Comparison | None
             try:

@@ -1776,8 +1776,6 @@ def update_index(
             if own:
                 runner.close()
         flush()
-    if first_build:
-        walk.close()
 
     # Unreadable rows for files that are gone (or now indexed) go too. (Only when there are
     # some: an update that changes nothing writes nothing, so a read-only index can be used.)
@@ -1837,13 +1835,16 @@ def _walked_files(
 ) -> Iterator[str]:
     """A first build's files as the walk gives them, their stat kept in ``stats`` (until their
     description comes back), the scan reported now and then."""
-    for rel, st in walk.files():
-        stats[rel] = st
-        if progress and walk.walked.count % 4096 == 0:
+    try:
+        for rel, st in walk.files():
+            stats[rel] = st
+            if progress and walk.walked.count % 4096 == 0:
+                progress(Progress("scanning", walk.walked.count, walk.walked.count))
+            yield rel
+        if progress:
             progress(Progress("scanning", walk.walked.count, walk.walked.count))
-        yield rel
-    if progress:
-        progress(Progress("scanning", walk.walked.count, walk.walked.count))
+    finally:
+        walk.close()  # also when the build stops early (interrupted, a worker lost)
 
 
 def _counted(files: Iterable[str]) -> tuple[Iterator[str], int | None]:

@@ -289,11 +289,11 @@ def _tiles(
     return list(itertools.product(_split(rows, row_size), _split(cols, _tile_cols(channels))))
 
 
-_caller = threading.local()  # per calling thread: the cap set by threads()
+_caller = threading.local()  # per calling thread: the cap set by thread_cap()
 
 
 @contextlib.contextmanager
-def threads(cap: int | None) -> Iterator[None]:
+def thread_cap(cap: int | None) -> Iterator[None]:
     """At most ``cap`` threads for the metrics this thread computes (None: one per CPU, at most
     8): a worker process that shares the cores with others uses one."""
     before = getattr(_caller, "cap", None)
