@@ -608,6 +608,9 @@ def _measure_pair(
     if al.resized is not None and al.from_size and al.to_size:
         (w0, h0), (w1, h1) = al.from_size, al.to_size
         facts = (f"resized {w0}×{h0} → {w1}×{h1} ({al.resized})",)
+    if al.aligned and al.a.shape[:2] != pair.a.shape[:2] and al.resized is None:
+        # Both shrunk to max_side: the numbers below are of that size.
+        facts = (f"measured at {al.a.shape[1]}×{al.a.shape[0]}",)
     metrics, ssim_map, structure = _measure(al, policy, hash_distances, keep_map=keep_map)
     evidence = Evidence(
         aligned=al.aligned,
