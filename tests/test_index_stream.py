@@ -135,3 +135,43 @@ def test_a_first_build_describes_files_as_they_are_walked(
     assert max(ahead) <= read_ahead + 1 + 8, max(ahead)
     with Index(root) as index:
         assert len(index) == count
+
+
+def test_writing_one_more_copy_of_bytes_costs_the_same_however_many_there_are(
+    tmp_path: Path,
+) -> None:
+    """A row for bytes already indexed takes the crop hashes those bytes have. Looked up by
+    joining every row of that SHA-256 with the crop table, a copy of bytes with no crop hashes
+    (an image too small for crops, say) cost a scan of all its earlier copies: thousands of
+    copies of one spacer image made writing the index quadratic (600 rows/s measured). Counted
+    in SQLite's virtual-machine steps, not in time."""
+    import dataclasses
+
+    root = tmp_path / "pics"
+    root.mkdir()
+    (root / "a.png").write_bytes(encode(picture(1), "PNG"))
+    with Index(root) as index:
+        update_index(index, workers=1)
+        entry = index.get("a.png")
+        assert entry is not None
+        template = dataclasses.replace(
+            entry, descriptor=dataclasses.replace(entry.descriptor, sha256="ab" * 32, crops=b"")
+        )
+        steps = 0
+
+        def count() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        cost: dict[int, int] = {}
+        for k in range(1, 2001):
+            if k in (100, 2000):
+                index.conn.set_progress_handler(count, 1)
+                steps = 0
+            with index.transaction() as conn:
+                index.put(conn, dataclasses.replace(template, path=f"copy-{k:05d}.png"))
+            if k in (100, 2000):
+                index.conn.set_progress_handler(None, 1)
+                cost[k] = steps
+    assert cost[2000] < 2 * cost[100], cost

@@ -1136,10 +1136,13 @@ class Index:
                 (row_id, entry.descriptor.crops),
             )
         else:  # a copy or a move of described bytes: the crop hashes of those bytes
+            # Those of the first other row with these bytes (every copy gets the same ones):
+            # one index lookup. Joining every row of the SHA-256 with the crop table scanned
+            # all earlier copies when the bytes have none: quadratic for thousands of copies.
             conn.execute(
                 "INSERT OR REPLACE INTO crop_hashes (id, hashes) SELECT ?, c.hashes "
-                "FROM files f JOIN crop_hashes c ON c.id = f.id "
-                "WHERE f.sha256 = ? AND f.id != ? LIMIT 1",
+                "FROM crop_hashes c WHERE c.id = (SELECT f.id FROM files f "
+                "WHERE f.sha256 = ? AND f.id != ? ORDER BY f.id LIMIT 1)",
                 (row_id, bytes.fromhex(entry.sha256), row_id),
             )
 
