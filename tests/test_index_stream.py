@@ -175,3 +175,47 @@ def test_writing_one_more_copy_of_bytes_costs_the_same_however_many_there_are(
                 index.conn.set_progress_handler(None, 1)
                 cost[k] = steps
     assert cost[2000] < 2 * cost[100], cost
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["none", "moved", "other-removed"],
+    ids=["copies", "copies-and-a-move", "copies-and-a-removal"],
+)
+def test_an_update_adding_copies_of_one_file_costs_linear_steps(
+    tmp_path: Path, change: str
+) -> None:
+    """Each new file whose bytes the index holds is matched to a row (itself, a moved file, else
+    the first copy). Asking for every row holding those bytes made adding k copies of one file
+    read k²/2 rows (also when some other file was removed: a move is looked for then); counted
+    in SQLite's virtual-machine steps, not in time."""
+    data = encode(picture(2), "PNG")
+    steps: dict[int, int] = {}
+    for copies in (300, 1200):
+        root = tmp_path / f"pics-{copies}"
+        root.mkdir()
+        (root / "a.png").write_bytes(data)
+        (root / "other.png").write_bytes(encode(picture(3), "PNG"))
+        update(root)
+        for k in range(copies):
+            (root / f"copy-{k:05d}.png").write_bytes(data)
+        if change == "moved":
+            (root / "a.png").rename(root / "moved.png")
+        elif change == "other-removed":
+            (root / "other.png").unlink()
+        count = 0
+
+        def step() -> int:
+            nonlocal count
+            count += 1
+            return 0
+
+        with Index(root) as index:
+            index.conn.set_progress_handler(step, 100)
+            summary = update_index(index, workers=1)
+            index.conn.set_progress_handler(None, 100)
+            assert summary.added == copies and summary.decoded == 0
+            assert summary.moved == (1 if change == "moved" else 0)
+            assert summary.removed == (1 if change == "other-removed" else 0)
+        steps[copies] = count
+    assert steps[1200] < 6 * steps[300], steps  # 4× the copies: 4× the steps, not 16×

@@ -1653,11 +1653,34 @@ def update_index(
             def sha(rel: str) -> tuple[str, str | None, Any]:
                 return _sha256_file(root, rel, limits, listed.get(rel))
 
-            def holders_of(digest: str) -> list[str]:
-                found = conn.execute(
-                    "SELECT path FROM files WHERE sha256 = ? ORDER BY id", (bytes.fromhex(digest),)
-                )
-                return [p for p in map(from_db, (r[0] for r in found)) if p not in stale]
+            def source_for(rel: str, digest: str) -> str | None:
+                """The row whose description ``rel``'s bytes take: its own, else a file that
+                is gone (a move), else the first other holder (a copy); None when no row holds
+                them. Rows are read only as far as needed (not every copy of the bytes: adding
+                k copies of one file read k²/2 rows)."""
+                blob = bytes.fromhex(digest)
+                if (
+                    rel not in stale
+                    and conn.execute(
+                        "SELECT 1 FROM files WHERE sha256 = ? AND path = ?", (blob, rel)
+                    ).fetchone()
+                ):
+                    return rel
+                for _, path in gone_by_digest.get(blob, ()):
+                    if path in vanished:
+                        return path
+                rows = conn.execute("SELECT path FROM files WHERE sha256 = ? ORDER BY id", (blob,))
+                return next((p for p in map(from_db, (r[0] for r in rows)) if p not in stale), None)
+
+            # The rows of vanished files by their bytes (in row order): what a move is found by.
+            gone_by_digest: dict[bytes, list[tuple[int, str]]] = {}
+            for gone in vanished:
+                found = conn.execute("SELECT id, sha256 FROM files WHERE path = ?", (gone,))
+                row = found.fetchone()
+                if row is not None:
+                    gone_by_digest.setdefault(bytes(row[1]), []).append((row[0], gone))
+            for holders in gone_by_digest.values():
+                holders.sort()
 
             for rel, digest, st in pool.map(sha, to_read):
                 done += 1
@@ -1672,15 +1695,11 @@ def update_index(
                     if old is not None and bytes(old[0]).hex() != digest:
                         # Its stored description no longer matches its bytes: never reuse it.
                         stale.add(rel)
-                holders = holders_of(digest)
-                if not holders:
+                # The file itself (touched), else a file that is gone (a move), else a copy.
+                source = source_for(rel, digest)
+                if source is None:
                     need_decode.append(rel)
                     continue
-                # The file itself (touched), else a file that is gone (a move), else a copy.
-                if rel in holders:
-                    source = rel
-                else:
-                    source = next((p for p in holders if p in vanished), holders[0])
                 entry = index.get(source)
                 if entry is None:  # pragma: no cover - rows change only in this transaction
                     need_decode.append(rel)
