@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from samepix import Library
-from samepix.fetch import Fetcher
+from samepix.fetch import Download, Fetcher
 from samepix.limits import DEFAULT_LIMITS, Limits
 from samepix.recheck import Rechecker, _where
 from samepix.state import FetchState
@@ -59,6 +59,16 @@ class Ports:
             return len(self.seen)
 
 
+def rechecked(fetcher: Fetcher, urls: list[str]) -> list[Download | None]:
+    """Each URL asked of a one-thread Rechecker made for ``fetcher``, closed after."""
+    rechecker = Rechecker.for_fetcher(fetcher, threads=1)
+    assert rechecker is not None
+    try:
+        return [rechecker.check(u) for u in urls]
+    finally:
+        rechecker.close()
+
+
 def downloaded(fetcher: Fetcher, url: str) -> None:
     """A first, full download: the state file now holds the URL's validators."""
     assert not fetcher.get(url).not_modified
@@ -71,12 +81,7 @@ def test_a_304_is_the_download_and_record_the_fetcher_makes(state: FetchState) -
         downloaded(fetcher, url)
         by_fetcher = fetcher.get(url, conditional=True)
         after_fetcher = state.get(url)
-        rechecker = Rechecker.for_fetcher(fetcher, threads=1)
-        assert rechecker is not None
-        try:
-            fast = rechecker.check(url)
-        finally:
-            rechecker.close()
+        [fast] = rechecked(fetcher, [url])
         after_fast = state.get(url)
         headers = server.headers_of("/a.jpg")
     assert fast is not None and fast.not_modified
@@ -104,12 +109,7 @@ def test_a_new_validator_sent_with_the_304_is_remembered(state: FetchState) -> N
     with http_server(routes) as server, Fetcher(state=state) as fetcher:
         url = server.url("/b.jpg")
         downloaded(fetcher, url)
-        rechecker = Rechecker.for_fetcher(fetcher, threads=1)
-        assert rechecker is not None
-        try:
-            fast = rechecker.check(url)
-        finally:
-            rechecker.close()
+        [fast] = rechecked(fetcher, [url])
     assert fast is not None and fast.etag == '"v2"'
     record = state.get(url)
     assert record is not None and record.etag == '"v2"'
@@ -130,12 +130,7 @@ def test_anything_but_a_304_is_left_to_the_fetcher(state: FetchState, answer: Re
         url = server.url("/c.jpg")
         downloaded(fetcher, url)
         before = state.get(url)
-        rechecker = Rechecker.for_fetcher(fetcher, threads=1)
-        assert rechecker is not None
-        try:
-            assert rechecker.check(url) is None
-        finally:
-            rechecker.close()
+        assert rechecked(fetcher, [url]) == [None]
         assert state.get(url) == before  # nothing recorded: the fetcher will do that
 
 
@@ -153,12 +148,7 @@ def test_a_list_that_mostly_changed_goes_straight_to_the_fetcher(state: FetchSta
         urls = [server.url(f"/{i}.jpg") for i in range(20)]
         for url in urls:
             downloaded(fetcher, url)
-        rechecker = Rechecker.for_fetcher(fetcher, threads=1)
-        assert rechecker is not None
-        try:
-            assert [rechecker.check(u) for u in urls] == [None] * 20
-        finally:
-            rechecker.close()
+        assert rechecked(fetcher, urls) == [None] * 20
         asked = [len(server.headers_of(f"/{i}.jpg")) - 1 for i in range(20)]
     assert asked == [1] * 16 + [0] * 4
 
