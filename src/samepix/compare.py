@@ -112,6 +112,12 @@ class PreparedImage:
         return hash_image(grey_pil(self.decoded))
 
     @cached_property
+    def looks_grey(self) -> bool:
+        """Whether the decoded colour image is grey but for encoder noise; kept, so an image
+        compared with many (a best copy in ``dupes``, a query in ``find``) is examined once."""
+        return _looks_grey_pixels(self.decoded.pixels, self.decoded.alpha)
+
+    @cached_property
     def sha256(self) -> str | None:
         if self.blob is None:
             return None
@@ -440,8 +446,8 @@ def _compare_prepared(
     # A colour image whose colour is only encoder noise (a grey picture saved as WebP or as an
     # RGB JPEG) is grey: compared as grey with a grey image, and as "a greyscale copy" with a
     # colourful one.
-    grey_a = pixels_a.ndim == 2 or _looks_grey(pa)
-    grey_b = pixels_b.ndim == 2 or _looks_grey(pb)
+    grey_a = pixels_a.ndim == 2 or pa.looks_grey
+    grey_b = pixels_b.ndim == 2 or pb.looks_grey
     grey_vs_colour = grey_a != grey_b
     if grey_a or grey_b:  # compare structure on luma; the policy decides what greyscale means
         pixels_a, pixels_b = luma(pixels_a), luma(pixels_b)
@@ -761,16 +767,6 @@ def _same_pixels(
 
 
 _GREY_CHROMA = 2.0  # largest C*ab of any pixel of a 64-px thumbnail of a "grey" image
-
-
-def _looks_grey(image: PreparedImage) -> bool:
-    """:func:`_looks_grey_pixels` of a colour image, kept with it: an image compared with many
-    (a best copy in ``dupes``, a query in ``find``) is examined once."""
-    if "_looks_grey" not in image.__dict__:
-        decoded = image.decoded
-        image.__dict__["_looks_grey"] = _looks_grey_pixels(decoded.pixels, decoded.alpha)
-    grey: bool = image.__dict__["_looks_grey"]
-    return grey
 
 
 def _looks_grey_pixels(pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
