@@ -80,19 +80,27 @@ def test_sync_on_local_worker_processes_decides_as_a_plain_sync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import samepix.query
+    import samepix.variants
 
     described_here = []
     real = samepix.query._describe_query
+    grey_here = []
+    real_grey = samepix.variants._query_grey
 
     def counting(query: Any, limits: Any) -> Any:
         described_here.append(query.name)  # in this process only: workers have their own
         return real(query, limits)
+
+    def counting_grey(query: Any, limits: Any) -> Any:
+        grey_here.append(query.name)
+        return real_grey(query, limits)
 
     plain = _folder(tmp_path / "plain")
     with http_server(dict(_site())) as server:
         urls = [server.url(path) for path in _site()]
         _sync(plain, urls, None)
         monkeypatch.setattr(samepix.query, "_describe_query", counting)
+        monkeypatch.setattr(samepix.variants, "_query_grey", counting_grey)
         sharded = _folder(tmp_path / "sharded")
         got = _sync(sharded, urls, LocalExecutor(2))
     assert pictures_in(sharded) == pictures_in(plain)
@@ -100,6 +108,53 @@ def test_sync_on_local_worker_processes_decides_as_a_plain_sync(
     # Every new body was decoded and described by a worker, none by the coordinator (the
     # re-encoded copy is described by a worker too; only its confirmation runs here).
     assert described_here == [], described_here
+    # Nor were the mirror images, rotations and crops a new picture is searched for made here
+    # (they were, from a decode of each new body, before the workers made them).
+    assert grey_here == [], grey_here
+
+
+def test_variants_made_elsewhere_are_the_ones_a_search_would_make(tmp_path: Path) -> None:
+    """What a worker ships (samepix.variants.variants_of) equals what the coordinator would
+    make, and a query given them decodes nothing for them — also for a picture turned by its
+    EXIF orientation, whose size comes from its header until its pixels are decoded."""
+    import io
+
+    from PIL import Image
+
+    from samepix.compare import load
+    from samepix.query import describe_query
+    from samepix.variants import (
+        crop_variants,
+        query_crop_hashes,
+        query_variants,
+        use_variants,
+        variants_of,
+    )
+
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: turned 90° clockwise on display
+    Image.open(io.BytesIO(jpeg(3, size=(320, 200)))).save(buffer, "JPEG", exif=exif)
+    for data in (jpeg(4), buffer.getvalue(), png(5)):
+        made = variants_of(load(data, lazy=True), crop_hashes=True)
+        decoded = load(data)
+        assert decoded.decoded.pixels.size  # pixels first: the sizes come from them here
+        assert [(v.name, v.width, v.height, v.hashes, v.thumb) for v in made.turned or ()] == [
+            (v.name, v.width, v.height, v.hashes, v.thumb) for v in query_variants(decoded)
+        ]
+        assert [(v.width, v.height, v.hashes) for v in made.crops or ()] == [
+            (v.width, v.height, v.hashes) for v in crop_variants(decoded)
+        ]
+        assert made.crop_hashes is not None
+        assert (made.crop_hashes == query_crop_hashes(decoded)).all()
+        given = load(data, lazy=True)
+        describe_query(given)
+        use_variants(given, made)
+        assert query_variants(given) is made.turned
+        assert crop_variants(given) is made.crops
+        assert "decoded" not in given.__dict__
+    turned = variants_of(load(buffer.getvalue(), lazy=True)).turned
+    assert turned is not None and (turned[1].width, turned[1].height) == (200, 320)
 
 
 @pytest.mark.parametrize("kind", ["local-processes", pytest.param("dask", marks=pytest.mark.dask)])

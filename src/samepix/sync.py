@@ -58,9 +58,10 @@ if TYPE_CHECKING:
     from .fetch import Download, Fetcher, Retry
     from .index import Descriptor, Index, IndexSummary, ProgressCallback
     from .limits import Limits
+    from .policy import Policy
     from .results import FindResult
     from .state import FetchState
-    from .sync_shards import ShardedDownloads
+    from .sync_shards import Described, ShardedDownloads
     from .url_stream import SeenUrls
 
 __all__ = [
@@ -102,6 +103,7 @@ class SyncFolder(Protocol):
     root: Path
     db_path: Path
     limits: Limits
+    policy: Policy
     progress: ProgressCallback | None
 
     @property
@@ -1023,14 +1025,15 @@ def _downloads(
     work: list[tuple[int, str, bool]],
     executor: Executor | None,
     state: FetchState | None,
-    described: dict[str, Descriptor],
+    described: dict[str, Described],
     concurrency: int,
     per_host: int,
+    policy: Policy,
 ) -> _Downloads | ShardedDownloads:
     """The downloads of ``work``: on ``executor`` as shards, or on this process's loop."""
     if executor is None:
         return _Downloads(fetcher, work, concurrency=concurrency, per_host=per_host)
-    from .sync_shards import ShardedDownloads
+    from .sync_shards import ShardedDownloads, searched_variants
 
     return ShardedDownloads(
         executor,
@@ -1043,6 +1046,7 @@ def _downloads(
         allow_private=fetcher.allow_private,
         concurrency=concurrency,
         per_host=per_host,
+        variants=searched_variants(policy),
     )
 
 
@@ -1173,7 +1177,7 @@ class _Syncer:
         replace_better: bool,
         refetch: Callable[[str], Download],
         target: SyncTarget,
-        described: dict[str, Descriptor] | None = None,
+        described: dict[str, Described] | None = None,
     ) -> None:
         self.lib = lib
         self.target = target  # where files are written: a local folder, or a bucket
@@ -1253,10 +1257,10 @@ class _Syncer:
         url: str,
         download: Download,
         record: _Record | None,
-        prepared: Descriptor | None = None,
+        prepared: Described | None = None,
     ) -> SyncItem:
         from .compare import load
-        from .query import describe_query, use_descriptor
+        from .query import describe_query
 
         sha = download.sha256
         n = download.transferred
@@ -1285,8 +1289,8 @@ class _Syncer:
             )
 
         query = load(download, limits=self.lib.limits, lazy=True)
-        if prepared is not None and prepared.sha256 == sha:  # described by a worker
-            use_descriptor(query, prepared)
+        if prepared is not None and prepared.descriptor.sha256 == sha:  # made by a worker
+            prepared.apply(query)
         desc = describe_query(query, self.lib.limits)
         # Every match, not the first: the reason names the best local copy (the lossless
         # original rather than a q30 copy of it), and --replace-better compares with that one.
@@ -1676,7 +1680,7 @@ def run_sync(
             # With an executor, the downloads and the decoding of new bodies run as shards
             # there (samepix.sync_shards); the descriptors made there are used here.
             executor = lib.executor
-            described: dict[str, Descriptor] = {}
+            described: dict[str, Described] = {}
 
             def refetch(url: str) -> Download:
                 if not one_off:
@@ -1742,7 +1746,14 @@ def run_sync(
                     if progress:
                         progress(Progress("syncing", done, total))
                     with _downloads(
-                        make_fetcher(), work, executor, state, described, concurrency, per_host
+                        make_fetcher(),
+                        work,
+                        executor,
+                        state,
+                        described,
+                        concurrency,
+                        per_host,
+                        lib.policy,
                     ) as downloads:
                         for number, url, result in downloads:
                             decided(syncer.decide(number, url, result))

@@ -3,8 +3,10 @@
 With an executor (``--dask``, or ``Library(..., executor=...)``) a sync cuts its URL list into
 shards of consecutive lines. A worker — a local process or a Dask worker on another machine —
 downloads a shard's URLs (conditional requests with the validators the coordinator sends
-along), and describes every new body as the index would (decode, hashes, thumbnail): the costly
-part of a decision. It writes nothing. The coordinator takes the shards back in list order and
+along), describes every new body as the index would (decode, hashes, thumbnail), and makes the
+variants the coordinator's search looks up when the picture is not in the folder as it stands
+(its mirror images, rotations and crops, :mod:`samepix.variants`): the costly part of a
+decision. It writes nothing. The coordinator takes the shards back in list order and
 decides each URL as it does without an executor (same bytes in the index, same picture in the
 folder, else save), remembers the validators, and alone writes the folder and its SQLite files.
 
@@ -28,13 +30,23 @@ from .errors import SamepixError, SourceError, WriteFailed
 from .fetch import Fetcher
 
 if TYPE_CHECKING:
+    from .compare import PreparedImage
     from .executor import Executor
     from .fetch import Download, Retry
     from .index import Descriptor
     from .limits import Limits
+    from .policy import Policy
     from .state import FetchState, UrlRecord
+    from .variants import QueryVariants
 
-__all__ = ["FetchShard", "Fetched", "ShardedDownloads", "fetch_shard"]
+__all__ = [
+    "Described",
+    "FetchShard",
+    "Fetched",
+    "ShardedDownloads",
+    "fetch_shard",
+    "searched_variants",
+]
 
 #: URLs per shard: enough that a task's fixed cost (a few ms through a Dask scheduler) is
 #: small beside the downloads, few enough that a shard run again after a worker died costs
@@ -53,17 +65,53 @@ class FetchShard:
     allow_private: bool
     concurrency: int
     per_host: int
+    #: The variants the coordinator's search will look up for a new picture ("turned",
+    #: "crops", "crop_hashes": samepix.variants.variants_of), made here rather than there.
+    variants: frozenset[str] = frozenset()
+
+
+def searched_variants(policy: Policy) -> frozenset[str]:
+    """The variants a sync's search (``Library.find(also_turned_and_cropped=False)``) looks up
+    for a picture that matched nothing as it stands — a new picture, the common case — under
+    ``policy``: mirror images and rotations, crops of it, and with ``crop_is_same`` its crop
+    hashes (:func:`samepix.variants.variants_of`)."""
+    if not policy.find_relations:
+        return frozenset()
+    wanted = {"turned", "crops"}
+    if policy.crop_is_same:
+        wanted.add("crop_hashes")
+    return frozenset(wanted)
+
+
+@dataclass(frozen=True)
+class Described:
+    """What a worker made of a new body: its index descriptor and the variants of it that a
+    search looks up."""
+
+    descriptor: Descriptor
+    variants: QueryVariants | None = None
+
+    def apply(self, query: PreparedImage) -> None:
+        """Give ``query`` (the same bytes, loaded on the coordinator) what was made here:
+        describing and searching it then decode nothing."""
+        from .query import use_descriptor
+
+        use_descriptor(query, self.descriptor)
+        if self.variants is not None:
+            from .variants import use_variants
+
+            use_variants(query, self.variants)
 
 
 @dataclass(frozen=True)
 class Fetched:
     """One URL of a shard: its download (or why it failed) and, for a new body that decodes,
-    its index descriptor."""
+    what was made of it."""
 
     line: int
     url: str
     result: Download | SamepixError
-    described: Descriptor | None = None
+    described: Described | None = None
 
 
 class _ShardFetcher(Fetcher):
@@ -95,7 +143,7 @@ def fetch_shard(shard: FetchShard) -> list[Fetched]:
         if isinstance(result, SamepixError):
             result = _portable(result)
         elif not result.not_modified:
-            described = _describe(result, shard.limits)
+            described = _describe(result, shard.limits, shard.variants)
         out.append(Fetched(line, url, result, described))
     return out
 
@@ -136,16 +184,32 @@ async def _fetch_all(fetcher: Fetcher, shard: FetchShard) -> list[Download | Sam
                 rechecks.close()
 
 
-def _describe(download: Download, limits: Limits) -> Descriptor | None:
-    """The body's index descriptor, as the coordinator would compute it; None when it does not
-    decode (the coordinator then tries, and reports the error as it always does)."""
+def _describe(download: Download, limits: Limits, variants: frozenset[str]) -> Described | None:
+    """The body's index descriptor and ``variants``, as the coordinator would compute them;
+    None when it does not decode (the coordinator then tries, and reports the error as it
+    always does)."""
     from .compare import load
     from .query import describe_query
+    from .variants import variants_of
 
     try:
-        return describe_query(load(download, limits=limits, lazy=True), limits)
+        query = load(download, limits=limits, lazy=True)
+        descriptor = describe_query(query, limits)
     except SamepixError:
         return None
+    if not variants:
+        return Described(descriptor)
+    try:
+        made = variants_of(
+            query,
+            limits,
+            turned="turned" in variants,
+            crops="crops" in variants,
+            crop_hashes="crop_hashes" in variants,
+        )
+    except SamepixError:  # the coordinator makes them, or says why it cannot
+        return Described(descriptor)
+    return Described(descriptor, made)
 
 
 def _portable(exc: SamepixError) -> SamepixError:
@@ -160,8 +224,9 @@ def _portable(exc: SamepixError) -> SamepixError:
 class ShardedDownloads:
     """The downloads of a sync run as shards on ``executor``: iterate to get
     ``(line, url, download or error)`` in the list's order, as :class:`samepix.sync._Downloads`
-    gives them; the descriptors made on workers go into ``described`` (by URL) for the
-    decisions to use.
+    gives them; what workers made of new bodies goes into ``described`` (by URL) for the
+    decisions to use; ``variants``: which variants of a new picture to make there
+    (:attr:`FetchShard.variants`).
 
     Validators are read from ``state`` for the shards as they are cut, and what each download
     told is remembered in it here, on the coordinator. Each host's limit ``per_host`` is split
@@ -175,14 +240,16 @@ class ShardedDownloads:
         *,
         state: FetchState | None,
         remember: Fetcher,
-        described: dict[str, Descriptor],
+        described: dict[str, Described],
         limits: Limits,
         retry: Retry,
         allow_private: bool,
         concurrency: int,
         per_host: int,
+        variants: frozenset[str] = frozenset(),
     ) -> None:
         self.executor = executor
+        self.variants = variants
         self.work = work
         self.state = state
         self.remember = remember
@@ -221,6 +288,7 @@ class ShardedDownloads:
                 self.allow_private,
                 self.concurrency,
                 self.per_host,
+                self.variants,
             )
 
     def _known(self, url: str) -> UrlRecord | None:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_TURNED_DISTANCE",
+    "QueryVariants",
     "Variant",
     "crop_candidates",
     "crop_pairs",
@@ -45,6 +46,8 @@ __all__ = [
     "query_crop_hashes",
     "query_variants",
     "turned_pairs",
+    "use_variants",
+    "variants_of",
 ]
 
 
@@ -71,7 +74,7 @@ def query_variants(query: PreparedImage, limits: Limits = DEFAULT_LIMITS) -> tup
     from .index import THUMB_SIDE
 
     grey = _query_grey(query, limits)
-    width, height = query.decoded.info.width, query.decoded.info.height
+    width, height = _query_size(query, limits)
     t = Image.Transpose
     out = []
     for kind, name, how, turned in (
@@ -110,7 +113,7 @@ def crop_variants(query: PreparedImage, limits: Limits = DEFAULT_LIMITS) -> tupl
 
     grey = _query_grey(query, limits)
     gw, gh = grey.size
-    width, height = query.decoded.info.width, query.decoded.info.height
+    width, height = _query_size(query, limits)
     out = []
     for scale in CROP_SCALES:
         cw, ch = max(1, round(gw * scale)), max(1, round(gh * scale))
@@ -133,12 +136,72 @@ def crop_variants(query: PreparedImage, limits: Limits = DEFAULT_LIMITS) -> tupl
     return variants
 
 
+def _query_size(query: PreparedImage, limits: Limits) -> tuple[int, int]:
+    """The query's oriented size: from its header when its pixels are not decoded yet (the
+    search describes the query first, so this decodes nothing; ``find`` screens candidates by
+    the same size)."""
+    if "decoded" in query.__dict__ or query.blob is None:
+        return query.decoded.info.width, query.decoded.info.height
+    from .query import describe_query
+
+    desc = describe_query(query, limits)
+    return desc.width, desc.height
+
+
 def _query_grey(query: PreparedImage, limits: Limits) -> Any:
+    """The query's small grey image every variant is cut from (kept on the query: the turned
+    and the cropped variants are made from the same one)."""
+    cached = query.__dict__.get("_variant_grey")
+    if cached is not None:
+        return cached
     from .decode import draft_grey, grey_pil
 
     if query.blob is not None:
-        return draft_grey(query.blob, limits=limits)
-    return grey_pil(query.decoded)
+        grey = draft_grey(query.blob, limits=limits)
+    else:
+        grey = grey_pil(query.decoded)
+    query.__dict__["_variant_grey"] = grey
+    return grey
+
+
+@dataclass(frozen=True, eq=False)
+class QueryVariants:
+    """A query's variants as ``find`` looks them up (None: not made), made where its bytes were
+    decoded — a sync shard's worker — and handed to the process that searches
+    (:func:`use_variants`), which then decodes nothing for them. A few KB."""
+
+    turned: tuple[Variant, ...] | None
+    crops: tuple[Variant, ...] | None
+    crop_hashes: np.ndarray | None
+
+
+def variants_of(
+    query: PreparedImage,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    turned: bool = True,
+    crops: bool = True,
+    crop_hashes: bool = False,
+) -> QueryVariants:
+    """The query's turned variants (:func:`query_variants`), crop variants
+    (:func:`crop_variants`) and crop hashes (:func:`query_crop_hashes`), those asked for."""
+    return QueryVariants(
+        query_variants(query, limits) if turned else None,
+        crop_variants(query, limits) if crops else None,
+        query_crop_hashes(query, limits) if crop_hashes else None,
+    )
+
+
+def use_variants(query: PreparedImage, made: QueryVariants) -> None:
+    """Give ``query`` the variants :func:`variants_of` made for the same bytes elsewhere: the
+    functions above answer from them instead of decoding the query again."""
+    for key, value in (
+        ("_dihedral_variants", made.turned),
+        ("_crop_variants", made.crops),
+        ("_crop_hashes", made.crop_hashes),
+    ):
+        if value is not None:
+            query.__dict__[key] = value
 
 
 # ---------------------------------------------------------------------------------------------
