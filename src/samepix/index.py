@@ -891,6 +891,15 @@ class Index:
         )
         return [IndexEntry.from_row(r) for r in rows]
 
+    def first_by_sha256(self, digest: str) -> IndexEntry | None:
+        """The first file indexed with these bytes (the oldest row), or None: one index lookup
+        however many copies the folder holds (:meth:`by_sha256` reads every one of them)."""
+        rows = self._query(
+            f"SELECT {_ENTRY_COLUMNS} FROM files WHERE sha256 = ? ORDER BY id LIMIT 1",
+            (bytes.fromhex(digest),),
+        )
+        return IndexEntry.from_row(rows[0]) if rows else None
+
     def unreadable(self) -> list[Unreadable]:
         return [
             Unreadable(from_db(p), from_db(r))

@@ -1274,9 +1274,9 @@ class _Syncer:
                 transferred=n,
                 line=line,
             )
-        holders = self.index.by_sha256(sha)
-        if holders or sha in self.planned_sha:
-            rel = holders[0].path if holders else self.planned_sha[sha]
+        holder = self.index.first_by_sha256(sha)  # one lookup, however many copies
+        if holder is not None or sha in self.planned_sha:
+            rel = holder.path if holder is not None else self.planned_sha[sha]
             self._record(url, rel, sha, sha, "skipped-bytes", "identical")
             return SyncItem(
                 url,
