@@ -116,6 +116,33 @@ def test_cli_index_on_a_local_dask_cluster(tmp_path: Path) -> None:
     assert (summary["added"], summary["total"]) == (12, 12)
 
 
+def test_a_local_cluster_forks_its_workers_from_a_fork_server(tmp_path: Path) -> None:
+    """`local:N` workers start from a fork server (half the start of spawning each): never
+    forked from this process, which has threads, and from a process that never loaded OpenCV
+    (a fork of a process whose OpenCV pool ran hangs in the child). The workers then index."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork server on this platform")
+    import psutil
+
+    executor = DaskExecutor("local:2")
+    try:
+        here = os.getpid()
+        parents = executor.client.run(os.getppid)
+        assert len(parents) == 2
+        for parent in set(parents.values()):
+            assert parent != here
+            assert "forkserver" in " ".join(psutil.Process(parent).cmdline())
+        assert set(executor.client.run(lambda: "cv2" in sys.modules).values()) == {False}
+        root = _pictures(tmp_path / "pics", 6)
+        with Index(root) as index:
+            summary = update_index(index, executor=executor)
+        assert (summary.added, len(summary.unreadable)) == (6, 1)
+    finally:
+        executor.close()
+
+
 def test_cli_index_on_a_running_scheduler(cluster: Any, tmp_path: Path) -> None:
     folder = _pictures(tmp_path / "pics", 6)
     proc = _cli("index", str(folder), "--dask", cluster.scheduler_address, "--json")

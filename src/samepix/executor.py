@@ -335,7 +335,7 @@ class DaskExecutor:
             count = address[len("local:") :]
             if not count.isdigit() or int(count) < 1:
                 raise UsageError(f"--dask {address}: expected local:N with N ≥ 1 worker processes")
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _forkserver_workers():
                 # "Port 8787 is already in use": its HTTP server moves to a free port, fine.
                 warnings.simplefilter("ignore")
                 self._cluster = distributed.LocalCluster(
@@ -433,6 +433,29 @@ class DaskExecutor:
             with contextlib.suppress(Exception):
                 client.close()
         self._close_cluster()
+
+
+@contextlib.contextmanager
+def _forkserver_workers() -> Iterator[None]:
+    """Start a ``LocalCluster``'s worker processes from a fork server where there is one.
+
+    Dask spawns each worker by default: a fresh interpreter that imports dask, distributed and
+    numpy again, about 1.3 s of a 2-worker cluster's start on a 2-core machine (measured). A
+    fork server is one fresh, single-threaded process that imports them once (Dask preloads
+    them) and forks each worker from itself: the workers start in about half the time, and
+    stop at once. Safe where forking this process would not be: the server has no threads
+    and has run no OpenCV (a fork of a process whose OpenCV pool ran hangs in the child), and
+    this process, which has threads (the client's event loop), is never forked. Only while
+    the cluster starts: a worker restarted later (after a crash) is spawned as usual.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+        yield
+        return
+    dask: Any = importlib.import_module("dask")
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        yield
 
 
 def _reachable(address: str, timeout: float) -> None:
