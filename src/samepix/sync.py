@@ -698,6 +698,12 @@ CREATE TABLE IF NOT EXISTS sync_urls (
     synced_at REAL NOT NULL
 )
 """
+# A replaced file re-points the records of its URLs (by path), and every run finishes the
+# records an interrupted one left (complete = 0): lookups, not scans of every URL ever synced.
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS sync_urls_path ON sync_urls (path)",
+    "CREATE INDEX IF NOT EXISTS sync_urls_incomplete ON sync_urls (url) WHERE complete = 0",
+)
 
 
 @dataclass(frozen=True)
@@ -732,6 +738,8 @@ class _Store:
         else:
             with self._write() as conn:
                 conn.execute(_SCHEMA)
+                for sql in _INDEXES:
+                    conn.execute(sql)
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         try:
