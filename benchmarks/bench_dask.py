@@ -63,10 +63,12 @@ def make_folder(kodak: Path, target: Path, copies: int, scale: int) -> list[tupl
     return files
 
 
-def cli_build(location: str, db: Path, *options: str) -> float:
-    """Seconds for ``samepix index --rebuild`` in a fresh process (what a user runs)."""
+def cli_build(location: str, db: Path, *options: str, src: Path | None = None) -> float:
+    """Seconds for ``samepix index --rebuild`` in a fresh process (what a user runs); ``src``:
+    another samepix source tree to run (an earlier version, side by side)."""
     command = [sys.executable, "-m", "samepix", "index", location, "--rebuild", "--db", str(db)]
-    return timed_run([*command, *options], ENV)
+    env = ENV if src is None else {**ENV, "PYTHONPATH": str(src)}
+    return timed_run([*command, *options], env)
 
 
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
@@ -230,7 +232,7 @@ def s3_sync(kodak: Path, work: Path, rounds: int) -> None:
     print(f"load average during the sync runs: {', '.join(f'{x:.1f}' for x in loads)}")
 
 
-def folder_scaling(folder: Path, rounds: int) -> int:
+def folder_scaling(folder: Path, rounds: int, before: Path | None = None) -> int:
     """The index build of an existing folder: local 2 processes vs Dask (a cluster the run
     starts, and a running one of 2 and of 1 workers)."""
     try:
@@ -253,10 +255,13 @@ def folder_scaling(folder: Path, rounds: int) -> int:
             ("--dask tcp:// 2 workers (running cluster)", ("--dask", two.scheduler_address)),
             ("--dask tcp:// 1 worker (running cluster)", ("--dask", one.scheduler_address)),
         ]
+        if before is not None:
+            runs.append((f"--dask local:2, the samepix of {before}", ("--dask", "local:2")))
         cli_build(str(folder), db, "--workers", "2")  # page cache, imports
         for _ in range(rounds):
             for label, options in runs:
-                times.setdefault(label, []).append(cli_build(str(folder), db, *options))
+                src = before if label.endswith(f"of {before}") else None
+                times.setdefault(label, []).append(cli_build(str(folder), db, *options, src=src))
             loads.append(os.getloadavg()[0])
     finally:
         one.close()
@@ -290,9 +295,15 @@ def main() -> int:
         help="only the index-build section, on this folder (large enough for the shards' work "
         "to dominate, e.g. benchmarks/out/dupes-2000 made by bench_dupes.py)",
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="with --folder: also `--dask local:2` run with the samepix of this source folder "
+        "(e.g. `git archive <commit> src | tar -x -C /tmp/before`, then /tmp/before/src)",
+    )
     args = parser.parse_args()
     if args.folder is not None:
-        return folder_scaling(args.folder, args.rounds)
+        return folder_scaling(args.folder, args.rounds, args.before)
     if args.data is None or not (args.data / "kodak").is_dir():
         print("skipped: shared/data/kodak not found (use --data)")
         return 0
