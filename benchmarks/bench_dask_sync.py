@@ -293,8 +293,8 @@ def main() -> int:
     print(table(header, rows))
     print(
         "(CPU ms a URL, median: the coordinator counts the local executor's workers, its "
-        "children; `local:2` counts its own cluster; schedulers: the running clusters' "
-        "schedulers and nannies, in the benchmark's process)"
+        "children; `local:2` counts its scheduler, not its workers, forked by a fork server; "
+        "schedulers: the running clusters' schedulers and nannies, in the benchmark's process)"
     )
 
     def ratio(a: str, b: str) -> float:
