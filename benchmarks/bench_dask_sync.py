@@ -16,8 +16,9 @@ user runs):
 
 - sync into an empty folder: plain (downloads on this process's loop, decoding here); on a
   local executor of 2 processes (``Library(executor=LocalExecutor(2))``); on a running Dask
-  cluster of 2 and of 1 worker (``--dask tcp://``); with ``--local-cluster`` also
-  ``--dask local:2`` (a cluster started by the run);
+  cluster of 2 and of 1 worker (``--dask tcp://``; each started before its run, untimed, and
+  closed after it, so that no idle cluster takes CPU from another run); with
+  ``--local-cluster`` also ``--dask local:2`` (a cluster started by the run);
 - dupes of an indexed folder (only the pair confirmation runs): plain; local executor of 2
   processes; Dask 2 and 1 workers.
 
@@ -200,12 +201,6 @@ def main() -> int:
     times: dict[str, list[float]] = {}
     cpu: dict[str, list[tuple[float, float, float, float]]] = {}
     loads = [os.getloadavg()[0]]
-    before = child_pids()
-    one = local_cluster(1)
-    one_workers = new_children(before)
-    before = child_pids()
-    two = local_cluster(2)
-    two_workers = new_children(before)
     count = len(list(site.iterdir()))
     with server_process(site) as (base, server_pid):
         urls = work / "urls.txt"
@@ -229,7 +224,7 @@ def main() -> int:
                 )
             )
 
-        def sync(label: str, *options: str, api: bool = False, workers: list[int]) -> None:
+        def sync(label: str, *options: str, api: bool = False, dask: int = 0) -> None:
             target = work / "into"
             shutil.rmtree(target, ignore_errors=True)
             target.mkdir()
@@ -237,38 +232,49 @@ def main() -> int:
                 command = [sys.executable, "-c", _API, "sync", str(urls), str(target)]
             else:
                 command = [*samepix, "sync", str(urls), str(target), *options]
-            run(f"sync: {label}", command, workers)
+            on_cluster(f"sync: {label}", command, dask)
 
-        def dupe(label: str, *options: str, api: bool = False, workers: list[int]) -> None:
+        def dupe(label: str, *options: str, api: bool = False, dask: int = 0) -> None:
             if api:
                 command = [sys.executable, "-c", _API, "dupes", "", str(dupes)]
             else:
                 command = [*samepix, "dupes", str(dupes), "--json", *options]
-            run(f"dupes: {label}", command, workers)
+            on_cluster(f"dupes: {label}", command, dask)
 
-        try:
-            a1, a2 = one.scheduler_address, two.scheduler_address
+        def on_cluster(label: str, command: list[str], workers: int) -> None:
+            """Run ``command``; with ``workers``, on a running cluster of that many workers
+            started for this run alone (its start is not timed): no idle cluster takes CPU
+            from a run, and the schedulers' column is this run's scheduler and nannies."""
+            if not workers:
+                run(label, command, [])
+                return
+            before = child_pids()
+            cluster = local_cluster(workers)
+            try:
+                pids = new_children(before)
+                command = [cluster.scheduler_address if c == "CLUSTER" else c for c in command]
+                run(label, command, pids)
+            finally:
+                cluster.close()
+
+        if args.only != "dupes":
+            sync("warm-up", "--dask", "CLUSTER", dask=2)
+        times.clear()
+        cpu.clear()
+        for _ in range(args.rounds):
             if args.only != "dupes":
-                sync("warm-up", "--dask", a2, workers=two_workers)
-            times.clear()
-            cpu.clear()
-            for _ in range(args.rounds):
-                if args.only != "dupes":
-                    sync("plain (decoding in the coordinator)", workers=[])
-                    sync("local executor, 2 processes", api=True, workers=[])
-                    sync("--dask tcp:// 2 workers", "--dask", a2, workers=two_workers)
-                    sync("--dask tcp:// 1 worker", "--dask", a1, workers=one_workers)
-                    if args.local_cluster:
-                        sync("--dask local:2 (started by the run)", "--dask", "local:2", workers=[])
-                if args.only != "sync":
-                    dupe("plain", workers=[])
-                    dupe("local executor, 2 processes", api=True, workers=[])
-                    dupe("--dask tcp:// 2 workers", "--dask", a2, workers=two_workers)
-                    dupe("--dask tcp:// 1 worker", "--dask", a1, workers=one_workers)
-                loads.append(os.getloadavg()[0])
-        finally:
-            one.close()
-            two.close()
+                sync("plain (decoding in the coordinator)")
+                sync("local executor, 2 processes", api=True)
+                sync("--dask tcp:// 2 workers", "--dask", "CLUSTER", dask=2)
+                sync("--dask tcp:// 1 worker", "--dask", "CLUSTER", dask=1)
+                if args.local_cluster:
+                    sync("--dask local:2 (started by the run)", "--dask", "local:2")
+            if args.only != "sync":
+                dupe("plain")
+                dupe("local executor, 2 processes", api=True)
+                dupe("--dask tcp:// 2 workers", "--dask", "CLUSTER", dask=2)
+                dupe("--dask tcp:// 1 worker", "--dask", "CLUSTER", dask=1)
+            loads.append(os.getloadavg()[0])
 
     print(machine())
     parts = []
@@ -294,7 +300,8 @@ def main() -> int:
     print(
         "(CPU ms a URL, median: the coordinator counts the local executor's workers, its "
         "children; `local:2` counts its scheduler, not its workers, forked by a fork server; "
-        "schedulers: the running clusters' schedulers and nannies, in the benchmark's process)"
+        "schedulers: the running cluster's scheduler and nannies, in the benchmark's process, "
+        "started for that run alone)"
     )
 
     def ratio(a: str, b: str) -> float:
