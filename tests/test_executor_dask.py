@@ -116,31 +116,62 @@ def test_cli_index_on_a_local_dask_cluster(tmp_path: Path) -> None:
     assert (summary["added"], summary["total"]) == (12, 12)
 
 
+_FORK_SERVER_PROBE = """
+import json, os, sys
+import psutil
+from samepix.executor import DaskExecutor
+from samepix.index import Index, update_index
+
+def workers(executor):
+    parents = set(executor.client.run(os.getppid).values())
+    return {
+        "forked": all("forkserver" in " ".join(psutil.Process(p).cmdline()) for p in parents),
+        "by_this_process": parents == {os.getpid()},
+        "cv2": sorted(set(executor.client.run(lambda: "cv2" in sys.modules).values())),
+        "env": sorted(set(executor.client.run(lambda: os.environ.get("SAMEPIX_PROBE")).values())),
+    }
+
+out = {}
+os.environ["SAMEPIX_PROBE"] = "first"
+executor = DaskExecutor("local:2")
+out["first"] = workers(executor)
+with Index(sys.argv[1]) as index:
+    out["indexed"] = update_index(index, executor=executor).added
+executor.close()
+os.environ["SAMEPIX_PROBE"] = "second"  # a fork server would still give the first value
+executor = DaskExecutor("local:2")
+out["second"] = workers(executor)
+executor.close()
+print(json.dumps(out))
+"""
+
+
 def test_a_local_cluster_forks_its_workers_from_a_fork_server(tmp_path: Path) -> None:
-    """`local:N` workers start from a fork server (half the start of spawning each): never
-    forked from this process, which has threads, and from a process that never loaded OpenCV
-    (a fork of a process whose OpenCV pool ran hangs in the child). The workers then index."""
+    """A process's first `local:N` cluster starts its workers from a fork server (half the
+    start of spawning each): never forked from the coordinator, which has threads, but from a
+    process that never loaded OpenCV (a fork of a process whose OpenCV pool ran hangs in the
+    child); they index. A later cluster in the same process is spawned, so its workers see
+    the environment as it is then (a fork server keeps the one it started with)."""
     import multiprocessing
 
     if "forkserver" not in multiprocessing.get_all_start_methods():
         pytest.skip("no fork server on this platform")
-    import psutil
-
-    executor = DaskExecutor("local:2")
-    try:
-        here = os.getpid()
-        parents = executor.client.run(os.getppid)
-        assert len(parents) == 2
-        for parent in set(parents.values()):
-            assert parent != here
-            assert "forkserver" in " ".join(psutil.Process(parent).cmdline())
-        assert set(executor.client.run(lambda: "cv2" in sys.modules).values()) == {False}
-        root = _pictures(tmp_path / "pics", 6)
-        with Index(root) as index:
-            summary = update_index(index, executor=executor)
-        assert (summary.added, len(summary.unreadable)) == (6, 1)
-    finally:
-        executor.close()
+    root = _pictures(tmp_path / "pics", 6)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_SERVER_PROBE, str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["first"] == {"forked": True, "by_this_process": False, "cv2": [False],
+                            "env": ["first"]}  # fmt: skip
+    assert out["indexed"] == 6
+    assert out["second"]["by_this_process"] is True  # spawned, as Dask does by default
+    assert out["second"]["env"] == ["second"]
 
 
 def test_cli_index_on_a_running_scheduler(cluster: Any, tmp_path: Path) -> None:

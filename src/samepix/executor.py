@@ -437,7 +437,8 @@ class DaskExecutor:
 
 @contextlib.contextmanager
 def _forkserver_workers() -> Iterator[None]:
-    """Start a ``LocalCluster``'s worker processes from a fork server where there is one.
+    """Start a ``LocalCluster``'s worker processes from a fork server, when this process has
+    none running yet.
 
     Dask spawns each worker by default: a fresh interpreter that imports dask, distributed and
     numpy again, about 1.3 s of a 2-worker cluster's start on a 2-core machine (measured). A
@@ -445,17 +446,31 @@ def _forkserver_workers() -> Iterator[None]:
     them) and forks each worker from itself: the workers start in about half the time, and
     stop at once. Safe where forking this process would not be: the server has no threads
     and has run no OpenCV (a fork of a process whose OpenCV pool ran hangs in the child), and
-    this process, which has threads (the client's event loop), is never forked. Only while
-    the cluster starts: a worker restarted later (after a crash) is spawned as usual.
+    this process, which has threads (the client's event loop), is never forked.
+
+    A fork server keeps the environment (credentials, endpoints), working folder and
+    ``sys.path`` of the moment it started, for as long as this process lives. So it is used
+    only for the first cluster a process starts (the command line starts one); a later one —
+    a program that makes several executors — is spawned as before and sees the process as it
+    is then. Only while the cluster starts: a worker restarted later is spawned too.
     """
     import multiprocessing
 
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+    if "forkserver" not in multiprocessing.get_all_start_methods() or _fork_server_running():
         yield
         return
     dask: Any = importlib.import_module("dask")
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         yield
+
+
+def _fork_server_running() -> bool:
+    """Whether this process already started multiprocessing's fork server (an older one)."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    # Private, so read defensively: unknown means "running", and workers are spawned.
+    return server is None or getattr(server, "_forkserver_pid", 0) is not None
 
 
 def _reachable(address: str, timeout: float) -> None:
