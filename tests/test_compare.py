@@ -653,3 +653,56 @@ def test_max_side_measures_at_full_size_a_pair_the_cap_cannot_settle() -> None:
     capped, full = compare(a, b, max_side=256), compare(a, b)
     assert capped.verdict == full.verdict == Verdict.SIMILAR
     assert capped.metrics.compared_size == full.metrics.compared_size == (x.shape[1], x.shape[0])
+
+
+def _hue_rotated(p: np.ndarray) -> np.ndarray:
+    hsv = np.asarray(Image.fromarray(p).convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(np.int16) + 85) % 256  # a third of the way round
+    return np.asarray(Image.fromarray(hsv, "HSV").convert("RGB"))
+
+
+@pytest.mark.parametrize(
+    ("case", "make_b"),
+    [
+        ("another photograph", lambda p, other: other),
+        ("hue rotated", lambda p, other: _hue_rotated(p)),
+    ],
+    ids=["another-photograph", "hue-rotated"],
+)
+def test_max_side_settles_a_pair_that_clearly_fails_at_the_cap(
+    case: str, make_b: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> None:
+    """A pair that fails SSIM or the colour test by a wide margin at the cap fails at full size
+    too: it is decided at the cap (``compared_size`` says so), with full size's verdict."""
+    x = PHOTOS[0][1]
+    other = np.asarray(Image.fromarray(PHOTOS[1][1]).resize((x.shape[1], x.shape[0])))
+    a, b = encode(x, "PNG"), encode(make_b(x, other), "PNG")
+    capped, full = compare(a, b, max_side=256), compare(a, b)
+    assert capped.verdict == full.verdict != Verdict.SAME
+    assert capped.metrics.compared_size is not None
+    assert max(capped.metrics.compared_size) == 256
+    assert full.metrics.compared_size == (x.shape[1], x.shape[0])
+
+
+def test_a_failure_by_local_change_alone_is_never_settled_at_the_cap() -> None:
+    """An edit that reads clearly at the cap can hide in full size's JPEG noise (a watermark:
+    local change 0.49 at 512 px, under 0.35 at full size): only full size decides it."""
+    from dataclasses import replace
+
+    from samepix.compare import _compare, settled_at_cap
+    from samepix.limits import DEFAULT_LIMITS
+    from samepix.policy import DEFAULT_POLICY
+
+    x = PHOTOS[0][1]
+    a, b = encode(x, "PNG"), encode(x, "JPEG", quality=90)
+    _, found = _compare(
+        a, b, policy=DEFAULT_POLICY, limits=DEFAULT_LIMITS, keep_map=False, exhaustive=True,
+        max_side=256,
+    )  # fmt: skip
+    assert found is not None
+    passing = replace(found.primary.evidence, relations=())
+    assert settled_at_cap(passing, DEFAULT_POLICY)  # as it is: the same picture by wide margins
+    edited = replace(passing, local_change=0.9)  # fails, but on local change alone
+    assert not settled_at_cap(edited, DEFAULT_POLICY)
+    recoloured = replace(passing, colour_shift=DEFAULT_POLICY.max_colour_shift + 5.0)
+    assert settled_at_cap(recoloured, DEFAULT_POLICY)

@@ -336,7 +336,8 @@ def compare(
     max_side
         Measure a pair of one size first at most this many pixels on the longer side (both
         shrunk alike with INTER_AREA); the pair is settled there only when it is the same
-        picture by wide margins (:func:`settled_at_cap`), else measured at full size.
+        picture, or fails SSIM or the colour test, by wide margins (:func:`settled_at_cap`),
+        else measured at full size.
         ``compared_size`` says the size used. A pair of two sizes is measured at the smaller
         one's, and relations (crops, mirrors, rotations) at full size, as without it.
         ``dupes`` uses :data:`CONFIRM_SIDE` (``docs/benchmarks.md``: the accuracy
@@ -561,9 +562,9 @@ def _examine(
 # The longest side ``dupes`` first measures a pair of one size at (``compare(max_side=...)``):
 # SSIM, the structure map and the colour tests cost a quarter of 1 MP's there. Shrinking
 # smooths away what tells a small edit (a caption's local change read 0.26 at 512 px and 0.70
-# at full size), so the capped measurement only settles a pair that passes by wide margins
-# (settled_at_cap); any other is measured again at full size. docs/benchmarks.md: the accuracy
-# benchmark's verdicts are then identical to full size's, pair for pair.
+# at full size), so the capped measurement only settles a pair that passes or fails by wide
+# margins (settled_at_cap); any other is measured again at full size. docs/benchmarks.md: the
+# accuracy benchmark's verdicts are then identical to full size's, pair for pair.
 CONFIRM_SIDE = 512
 
 # The margins, beyond the policy's own thresholds, by which a pair measured at the capped size
@@ -576,10 +577,26 @@ _CAP_LOCAL_CHANGE_MARGIN = 0.25  # local change ≤ 0.10
 _CAP_PSNR_MARGIN = 10.0  # PSNR ≥ 28 dB
 _CAP_COLOUR_MARGIN = 2.0  # colour ΔE ≤ 4.5
 
+# And the margins by which it must fail. Only SSIM, the worst channel and the colour shift
+# settle a failure: local change does not, as JPEG noise at full size can hide an edit that
+# reads clearly at the cap (a watermark + JPEG q80: 0.49 at 512 px, under 0.35 at full size).
+# Luma SSIM at the cap was within 0.20 of full size's on every accuracy pair (either way), so
+# "different" (SSIM under similar_ssim) carries over only beyond that; "similar" by pHash
+# distance does whatever the size (the hashes are of the files).
+_CAP_FAIL_SSIM_MARGIN = 0.10  # luma SSIM < 0.60 with the default policy
+_CAP_FAIL_CHANNEL_MARGIN = 0.10  # worst channel < 0.50
+_CAP_FAIL_COLOUR_MARGIN = 2.0  # colour ΔE > 8.5
+_CAP_SIMILAR_MARGIN = 0.25  # different only with luma SSIM < 0.40
+
 
 def settled_at_cap(ev: Evidence, policy: Policy) -> bool:
-    """Whether a pair measured at a capped size is the same picture by margins wide enough that
-    its full size cannot say otherwise (see :data:`CONFIRM_SIDE`)."""
+    """Whether a pair measured at a capped size is decided there: the same picture, or not the
+    same, by margins wide enough that its full size cannot say otherwise (see
+    :data:`CONFIRM_SIDE`). Relations are looked for afterwards either way, at full size."""
+    return _same_at_cap(ev, policy) or _not_same_at_cap(ev, policy)
+
+
+def _same_at_cap(ev: Evidence, policy: Policy) -> bool:
     if ev.ssim is None or ev.ssim_min_channel is None or ev.psnr is None or ev.grey_vs_colour:
         return False
     return (
@@ -592,6 +609,21 @@ def settled_at_cap(ev: Evidence, policy: Policy) -> bool:
              or ev.colour_shift <= policy.max_colour_shift - _CAP_COLOUR_MARGIN)
         and decide_all(ev, policy).verdict == Verdict.SAME
     )  # fmt: skip
+
+
+def _not_same_at_cap(ev: Evidence, policy: Policy) -> bool:
+    if ev.ssim is None:
+        return False
+    fails = (
+        ev.ssim < policy.min_ssim - _CAP_FAIL_SSIM_MARGIN
+        or (ev.ssim_min_channel is not None
+            and ev.ssim_min_channel < policy.min_ssim_channel - _CAP_FAIL_CHANNEL_MARGIN)
+        or (ev.colour_shift is not None
+            and ev.colour_shift > policy.max_colour_shift + _CAP_FAIL_COLOUR_MARGIN)
+    )  # fmt: skip
+    phash = ev.hash_distances.get("phash")
+    similar_by_hash = phash is not None and phash <= policy.similar_hash_distance
+    return fails and (similar_by_hash or ev.ssim < policy.similar_ssim - _CAP_SIMILAR_MARGIN)
 
 
 def _measure_pair(
@@ -779,19 +811,30 @@ def _looks_grey_pixels(pixels: np.ndarray, alpha: np.ndarray | None) -> bool:
     if pixels.ndim == 2:
         return True
     from .align import resize_area
-    from .colour import to_lab
+    from .colour import OPENCV_CHROMA_ERROR, exact_chroma, to_lab
 
     h, w = pixels.shape[:2]
     step = max(1, min(h, w) // 256)  # a strided view first: the check costs the same at 12 MP
     small = pixels[::step, ::step]
     scale = min(1.0, 64 / min(small.shape[:2]))
     size = (max(1, round(small.shape[1] * scale)), max(1, round(small.shape[0] * scale)))
-    lab = to_lab(resize_area(np.ascontiguousarray(small), size).astype(np.float32) / 255.0)
-    chroma = np.hypot(lab[:, :, 1], lab[:, :, 2])
+    thumb = resize_area(np.ascontiguousarray(small), size)
+    shown = None
     if alpha is not None:  # only what shows counts
         shown = resize_area(np.ascontiguousarray(alpha[::step, ::step]), size) > 0
-        chroma = chroma[shown] if shown.any() else chroma
-    return bool(chroma.max() < _GREY_CHROMA)
+        shown = shown if shown.any() else None
+
+    def largest(chroma: np.ndarray) -> float:
+        return float((chroma if shown is None else chroma[shown]).max())
+
+    # The threshold was set on OpenCV's Lab, whose tables take a one-shot compare ~30 ms to
+    # wait for. The exact formula settles every thumbnail whose largest chroma is further from
+    # the threshold than OpenCV's error can reach: the same answer, without the wait.
+    exact = largest(exact_chroma(thumb))
+    if abs(exact - _GREY_CHROMA) > OPENCV_CHROMA_ERROR:
+        return exact < _GREY_CHROMA
+    lab = to_lab(thumb.astype(np.float32) / 255.0)
+    return largest(np.hypot(lab[:, :, 1], lab[:, :, 2])) < _GREY_CHROMA
 
 
 def _premultiply(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
