@@ -219,7 +219,7 @@ def test_a_dry_run_writes_nothing_and_a_new_folder_is_made_by_a_real_run(
 
 def test_replace_better_into_memory_is_refused(store: tuple[Any, str], tmp_path: Path) -> None:
     _, name = store
-    with pytest.raises(UsageError, match="--replace-better into object storage"):
+    with pytest.raises(UsageError, match="--replace-better into memory:// is not supported"):
         sync(f"memory:/{name}", tmp_path / "m.db", ["http://127.0.0.1:9/a.jpg"],
              replace_better=True)  # fmt: skip
 

@@ -11,6 +11,10 @@ seam; a local folder is ``sync._FolderTarget``):
   (``<prefix>/.samepix/sync.lock``, a lease renewed while the sync runs); the sync brings this
   machine's index of the bucket up to date once it holds the lock, so what other machines
   saved is known (by SHA-256 and by picture) and not saved again;
+- **--replace-better**: the object judged worse is kept under ``.samepix/replaced/`` only if
+  it still holds the bytes judged, then replaced (``If-Match`` on its ETag) or, for another
+  format, deleted (``If-Match``) once the better copy is saved under its own name: an object
+  another writer put there meanwhile is never overwritten or removed (S3 only);
 - **local state**: the index of the bucket, with the sync records (which URL stands for which
   object), lives on this machine (``--db``, or the default of
   :func:`samepix.storage.remote_db_path`), and the fetch state (the validators of each URL)
@@ -35,13 +39,23 @@ A dry run reads the folder and writes nothing into it, not even the lock.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import SourceError, UsageError
 from .index import STATE_DIR
-from .storage import ObjectPath, ObjectStat, conditional_writes, in_process, put_new
+from .storage import (
+    ObjectPath,
+    ObjectStat,
+    conditional_writes,
+    delete_if,
+    get_versioned,
+    in_process,
+    put_if,
+    put_new,
+)
 
 if TYPE_CHECKING:
     from .bucket_lock import BucketLock, InProcessLock
@@ -99,10 +113,11 @@ class BucketTarget:
                 f"where the store itself refuses to overwrite an object ({why}); sync into "
                 "s3://, or into a local folder"
             )
-        if replace_better:
+        if replace_better and memory:
             raise UsageError(
-                f"{self.root}: --replace-better into object storage is not supported yet (it "
-                "replaces a file in place); sync into a local folder for it"
+                f"{self.root}: --replace-better into memory:// is not supported (it replaces "
+                "an object only over the version judged, which needs S3's conditional writes); "
+                "sync into s3:// or a local folder for it"
             )
         if self.root.is_dir():  # errors (denied, no credentials) are raised as one line
             return
@@ -143,3 +158,41 @@ class BucketTarget:
     def stat(self, rel: str) -> ObjectStat:
         """As the bucket's listing will show it, so the next update finds it unchanged."""
         return (self.root / rel).stat()
+
+    # --replace-better (S3 only): every step conditional on the object judged worse.
+
+    def holds_same(self, rel: str, other: str) -> bool:
+        """The same ETag (a PUT of the same bytes gets the same one)."""
+        try:
+            mine, theirs = (self.root / rel).stat(), (self.root / other).stat()
+        except SourceError:
+            return False
+        return mine.st_ino != 0 and mine.st_ino == theirs.st_ino
+
+    def keep(self, rel: str, kept_rel: str, sha256: str) -> object | None:
+        """Read the object (bytes and ETag), check that it holds the bytes judged worse, and
+        put a copy at ``kept_rel`` (``If-None-Match: *``); its ETag, or None when it changed
+        (or the kept name was taken meanwhile): then nothing is replaced."""
+        found = get_versioned(self.root / rel)
+        if found is None or hashlib.sha256(found.data).hexdigest() != sha256:
+            return None
+        if self._lock is not None:
+            self._lock.check()
+        if put_if(self.root / kept_rel, found.data, None) is None and not self.holds_same(
+            kept_rel, rel
+        ):
+            return None
+        return found.etag
+
+    def replace(self, rel: str, data: bytes, version: object) -> bool:
+        """One PUT over ``rel``, only while its ETag is the one kept (``If-Match``)."""
+        if self._lock is not None:
+            self._lock.check()
+        return put_if(self.root / rel, data, str(version)) is not None
+
+    def remove(self, rel: str, version: object) -> None:
+        """One DELETE, only while ``rel``'s ETag is the one kept (``If-Match``): an object
+        written there meanwhile stays (and is indexed by the next update)."""
+        if self._lock is not None:
+            self._lock.check()
+        delete_if(self.root / rel, str(version))

@@ -42,6 +42,7 @@ __all__ = [
     "ObjectStat",
     "VersionedObject",
     "conditional_writes",
+    "delete_if",
     "get_versioned",
     "in_process",
     "is_object_url",
@@ -332,6 +333,24 @@ def put_if(target: ObjectPath, data: bytes, etag: str | None) -> str | None:
     finally:
         target.fs.invalidate_cache(target.key)
     return str(answer.get("ETag") or "")
+
+
+def delete_if(target: ObjectPath, etag: str) -> bool:
+    """Delete the object at ``target`` only while its ETag is ``etag`` (``If-Match`` on a
+    DELETE: honoured by moto and S3; a store that ignores it deletes whatever is there). False
+    when the condition did not hold (another writer changed the object: it stays)."""
+    bucket, key = _bucket_and_key(target)
+    try:
+        target.fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=etag)
+    except Exception as exc:
+        if _precondition_failed(exc):
+            return False
+        if isinstance(exc, FileNotFoundError):
+            return False
+        raise _storage_error(str(target), exc) from exc
+    finally:
+        target.fs.invalidate_cache(target.key)
+    return True
 
 
 @dataclass(frozen=True)
