@@ -130,6 +130,10 @@ def _decode(data: bytes, name: str, digest: str | None, limits: Limits) -> Decod
         fast = _decode_jpeg_fast(im, data, name, digest)
         if fast is not None:
             return fast
+    elif im.format == "PNG" and _png_fast_path_ok(im):
+        fast = _decode_png_fast(im, data, name, digest)
+        if fast is not None:
+            return fast
     elif _webp_fast_path_ok(im):
         with foreign_calls(name, "WEBP"):
             header = _WebpHeader(im.size, im.mode, _orientation(im), _metadata(im))
@@ -564,6 +568,53 @@ def _decode_jpeg_fast(
         jpeg_quality=quality,
     )
     return Decoded(info=info, pixels=_readonly(pixels), sha256=digest)
+
+
+# ---------------------------------------------------------------------------------------------
+# PNG fast path (samepix.png_decode: libspng, for the PNGs whose pixels it decodes as Pillow does)
+
+
+def _png_fast_path_ok(im: PILImage.Image) -> bool:
+    if im.mode not in ("L", "LA", "RGB", "RGBA") or "transparency" in im.info:
+        return False  # palettes, 16-bit, colour keys: Pillow's conversions
+    icc = im.info.get("icc_profile")
+    # A grey image's profile is not applied (as on the Pillow path); a colour one must be sRGB.
+    return not (icc and im.mode in ("RGB", "RGBA") and _icc_description(icc) is not None)
+
+
+def _decode_png_fast(
+    im: PILImage.Image, data: bytes, name: str, digest: str | None
+) -> Decoded | None:
+    """libspng straight into numpy; None when the PNG is not one it decodes as Pillow does."""
+    from .png_decode import png_pixels
+
+    with foreign_calls(name, "PNG"):
+        arrays = png_pixels(data)
+        if arrays is None:
+            return None
+        orientation = _orientation(im)  # an eXIf chunk here comes before the image data
+        metadata = _metadata(im)
+    pixels, alpha = arrays
+    if alpha is not None and alpha.min() == 255:
+        alpha = None  # fully opaque: the same picture as without alpha
+    pixels, alpha = _orient(pixels, orientation), _orient_opt(alpha, orientation)
+    info = ImageInfo(
+        source=name,
+        format="PNG",
+        width=pixels.shape[1],
+        height=pixels.shape[0],
+        mode=im.mode,
+        bytes=len(data),
+        orientation=orientation,
+        has_alpha=alpha is not None,
+        metadata=metadata,
+        lossless=True,
+    )
+    return Decoded(info=info, pixels=_readonly(pixels), alpha=_readonly_opt(alpha), sha256=digest)
+
+
+# ---------------------------------------------------------------------------------------------
+# WebP fast path
 
 
 def _webp_fast_path_ok(im: PILImage.Image) -> bool:
