@@ -229,7 +229,7 @@ def test_replace_better_into_memory_is_refused(store: tuple[Any, str], tmp_path:
     [
         ("gs", "gcsfs's create-if-absent, ifGenerationMatch=0, is experimental in gcsfs and "
          "untested here"),
-        ("az", "fsspec offers no conditional write for it"),
+        ("az", "no create-if-absent samepix has tested"),
     ],
     ids=["gs", "az"],
 )  # fmt: skip

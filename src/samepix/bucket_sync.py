@@ -30,8 +30,8 @@ Where this holds:
   vanish with the command, so the CLI refuses it (:func:`refuse_from_a_command`);
 - **gs://, az://** and the rest: refused with one line. gcsfs offers a create-if-absent
   (``pipe_file(mode="create")``: ``ifGenerationMatch=0``) that gcsfs itself calls
-  experimental, and no emulator runs here to test it; adlfs and the others offer none that
-  samepix could rely on.
+  experimental, and no emulator runs here to test it; what adlfs and the other drivers offer
+  was not examined (fsspec's generic ``mode="create"`` checks ``exists`` first: a race).
 
 A dry run reads the folder and writes nothing into it, not even the lock.
 """
@@ -107,7 +107,7 @@ class BucketTarget:
         scheme = self.root.url.split("://", 1)[0]
         memory = in_process(self.root)
         if not (memory or conditional_writes(self.root)):
-            why = _UNSUPPORTED.get(scheme.lower(), "fsspec offers no conditional write for it")
+            why = _UNSUPPORTED.get(scheme.lower(), "no create-if-absent samepix has tested")
             raise UsageError(
                 f"{self.root}: sync into {scheme}:// is not supported: samepix writes only "
                 f"where the store itself refuses to overwrite an object ({why}); sync into "
