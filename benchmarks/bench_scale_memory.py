@@ -6,6 +6,8 @@
     python benchmarks/bench_scale_memory.py --sync 10000,40000 --only-sync --report=--json
     python benchmarks/bench_scale_memory.py ... --src /tmp/old/src   # another checkout's code
     python benchmarks/bench_scale_memory.py --update 100000,300000 --only-sync  # index updates
+    python benchmarks/bench_scale_memory.py --touched 100000,300000 --only-sync  # all touched
+    python benchmarks/bench_scale_memory.py --rewritten 10000,30000 --only-sync  # all rewritten
 
 Each measurement runs in a fresh Python process and reports the growth of its peak RSS
 (``VmHWM``) over the same process with only the imports done:
@@ -27,7 +29,10 @@ to each run (written to /dev/null, or a file in the work folder for ``--html``).
 
 With ``--update N1,N2,...``: whole ``update_index`` runs over a real folder of N tiny files
 whose index rows match them (nothing to hash or decode): the peak RSS growth of the walk and
-the comparison with the index.
+the comparison with the index. With ``--touched N1,...``: the same, but every file's mtime is
+newer than its row's (same bytes): each file is hashed and recognised as itself, as after a
+restore from a backup. With ``--rewritten N1,...``: every file has new bytes (distinct tiny
+PNGs): each is hashed, then described by the shards.
 
 3. The index's own tables during an update: the ``known`` map of (path → size, mtime, inode)
    that :func:`samepix.index.update_index` loads from an index of N rows (synthetic rows in a
@@ -100,6 +105,18 @@ base = hwm()
 summary = update_index(index, workers=1)
 assert summary.unchanged == summary.total == int(sys.argv[2]), summary
 assert summary.decoded == 0
+print((hwm() - base) * 1024)
+"""
+
+
+# Every file rewritten with bytes the index does not know: each one is hashed, then described.
+_REWRITTEN = """
+import sys
+from samepix.index import Index, update_index
+index = Index(sys.argv[1])
+base = hwm()
+summary = update_index(index, workers=1)
+assert summary.updated == summary.decoded == summary.total == int(sys.argv[2]), summary
 print((hwm() - base) * 1024)
 """
 
@@ -190,33 +207,52 @@ def fake_index(root: Path, n: int) -> None:
         conn.execute("COMMIT")
 
 
-def real_folder(root: Path, n: int) -> None:
+def real_folder(root: Path, n: int, *, touched: bool = False, rewritten: bool = False) -> None:
     """N tiny files (1,000 a folder) and an index whose rows match them: an update that finds
-    nothing changed still walks every file and compares it with its row."""
+    nothing changed still walks every file and compares it with its row. ``touched``: every
+    row's mtime is older than its file's and its SHA-256 is the file's (each file is hashed and
+    recognised as itself). ``rewritten``: every file is a distinct tiny PNG and its row is stale
+    (an older mtime, other bytes): each file is hashed, then described."""
+    import hashlib
     import os
 
     from samepix.index import Index
 
     rows = []
+    digest = hashlib.sha256(b"x").digest()
     for i in range(n):
         rel = f"photos/{i // 1000:04}/IMG_{i:08}.jpg"
         path = root / rel
         if i % 1000 == 0:
             path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"x")
+        path.write_bytes(_tiny_png(i) if rewritten else b"x")
         st = os.stat(path)
-        rows.append((rel, st.st_size, st.st_mtime_ns, st.st_ino))
+        mtime = st.st_mtime_ns - 1_000_000_000 if touched or rewritten else st.st_mtime_ns
+        sha = digest if touched else os.urandom(32)
+        rows.append((rel, st.st_size, mtime, st.st_ino, sha))
     with Index(root) as index:
         conn = index.conn
         conn.execute("BEGIN")
         conn.executemany(
             "INSERT INTO files (path, size, mtime_ns, inode, sha256, format, width, height, "
             "mode, lossless, jpeg_quality, ahash, dhash, phash, whash, thumb) "
-            "VALUES (?, ?, ?, ?, randomblob(32), 'JPEG', 640, 480, 'RGB', 0, 90, "
+            "VALUES (?, ?, ?, ?, ?, 'JPEG', 640, 480, 'RGB', 0, 90, "
             "0, 0, 0, 0, zeroblob(256))",
             rows,
         )
         conn.execute("COMMIT")
+
+
+def _tiny_png(i: int) -> bytes:
+    """An 8×8 grey PNG whose pixels spell ``i`` (so every file's bytes differ)."""
+    import io
+
+    from PIL import Image
+
+    pixels = bytes((i >> (8 * (k % 4))) & 0xFF for k in range(64))
+    out = io.BytesIO()
+    Image.frombytes("L", (8, 8), pixels).save(out, "PNG")
+    return out.getvalue()
 
 
 def main() -> int:
@@ -233,6 +269,14 @@ def main() -> int:
         "--update", default="",
         help="file counts of index updates of a real folder (nothing changed): 100000,300000",
     )  # fmt: skip
+    parser.add_argument(
+        "--touched", default="",
+        help="file counts of index updates where every file was touched: 100000,300000",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rewritten", default="",
+        help="file counts of index updates where every file has new bytes: 10000,30000",
+    )  # fmt: skip
     args = parser.parse_args()
     global SRC
     SRC = (args.src or SRC).resolve()
@@ -245,15 +289,24 @@ def main() -> int:
         print(table(["run", "peak RSS MiB"], rows))
         if args.only_sync and not args.update:
             return 0
-    if args.update:
+    if args.update or args.touched or args.rewritten:
         rows = []
-        for n in (int(n) for n in args.update.split(",")):
-            folder = work / f"update-{n}"
+        runs = [(int(n), "same") for n in args.update.split(",") if n]
+        runs += [(int(n), "touched") for n in args.touched.split(",") if n]
+        runs += [(int(n), "rewritten") for n in args.rewritten.split(",") if n]
+        for n, kind in runs:
+            folder = work / f"update-{n}-{kind}"
             folder.mkdir()
-            real_folder(folder, n)
-            grown = run(_UPDATE, str(folder), str(n))
+            real_folder(folder, n, touched=kind == "touched", rewritten=kind == "rewritten")
+            # touched: each hashed, none decoded; rewritten: each hashed and described
+            grown = run(_REWRITTEN if kind == "rewritten" else _UPDATE, str(folder), str(n))
+            what = {
+                "same": "nothing changed",
+                "touched": "every file touched (hashed)",
+                "rewritten": "every file rewritten (hashed, described)",
+            }[kind]
             rows.append(
-                [f"index update, {n:,} files, nothing changed", f"{n:,}",
+                [f"index update, {n:,} files, {what}", f"{n:,}",
                  f"{grown / 2**20:,.0f}", f"{grown / n:,.0f}"]
             )  # fmt: skip
         print(machine())

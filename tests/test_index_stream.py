@@ -93,6 +93,14 @@ def test_two_gone_copies_and_one_new_name_is_one_move_and_one_removal(folder: Pa
     assert s.unreadable == ()
 
 
+def test_a_removal_alone_is_one_removal_and_nothing_is_read(folder: Path) -> None:
+    update(folder)
+    (folder / "b.png").unlink()
+    s = update(folder, limits=NO_DECODING)
+    assert (s.removed, s.moved, s.added, s.updated, s.decoded, s.total) == (1, 0, 0, 0, 0, 4)
+    assert s.moves == () and s.unreadable == ()
+
+
 def test_a_first_build_describes_files_as_they_are_walked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -219,3 +227,78 @@ def test_an_update_adding_copies_of_one_file_costs_linear_steps(
             assert summary.removed == (1 if change == "other-removed" else 0)
         steps[copies] = count
     assert steps[1200] < 6 * steps[300], steps  # 4× the copies: 4× the steps, not 16×
+
+
+def test_an_update_describes_changed_files_as_they_are_walked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update hands the files whose bytes it must describe to the shards as the walk finds
+    them (after their SHA-256, which recognises a move, a copy or a touched file): the changed
+    files walked but not yet described stay bounded (the lookup batch, the hashing window, the
+    read-ahead that tells a small folder, a shard), not all of them (the list of changed files
+    was held whole before any was described). Moves, removals, copies and touched files are
+    told apart as before; the rows of vanished files go once the walk is over. The bounds are
+    made small here so that a few hundred files show it."""
+    import hashlib
+
+    import numpy as np
+
+    from samepix import index as index_module
+
+    monkeypatch.setattr(index_module, "_FEW_FILES", 32)
+    monkeypatch.setattr(index_module, "_LOOKUP_BATCH", 50)
+    monkeypatch.setattr(index_module, "_HASH_AHEAD", 16)
+    root = tmp_path / "many"
+    root.mkdir()
+    rng = np.random.default_rng(5)
+
+    def noise() -> bytes:
+        return encode(rng.integers(0, 255, (8, 8), np.uint8), "PNG")
+
+    for k in range(600):
+        (root / f"{k:05d}.png").write_bytes(noise())
+    update(root)
+    rewritten = {f"{k:05d}.png" for k in range(400)}
+    for rel in sorted(rewritten):
+        (root / rel).write_bytes(noise())  # new bytes: described again
+    for k in range(400, 450):  # renamed: recognised by their bytes, not described
+        os.rename(root / f"{k:05d}.png", root / f"moved-{k:05d}.png")
+    for k in range(450, 470):
+        (root / f"{k:05d}.png").unlink()
+    shutil.copyfile(root / "00470.png", root / "zcopy.png")  # a copy: not described
+    for k in range(480, 500):  # touched: same bytes, a new mtime
+        os.utime(root / f"{k:05d}.png", ns=(1, 10**18 + k))
+
+    walked = described = 0
+    ahead: list[int] = []  # changed files walked but not described, at each shard
+    real_files, real_describe = _FolderWalk.files, index_module.describe_shard
+
+    def counting_files(self: _FolderWalk) -> object:
+        nonlocal walked
+        for item in real_files(self):
+            walked += item[0] in rewritten
+            yield item
+
+    def counting_describe(shard: object) -> object:
+        nonlocal described
+        ahead.append(walked - described)
+        out = real_describe(shard)  # type: ignore[arg-type]
+        described += sum(item.path in rewritten for item in out)
+        return out
+
+    monkeypatch.setattr(_FolderWalk, "files", counting_files)
+    monkeypatch.setattr(index_module, "describe_shard", counting_describe)
+    s = update(root)
+    assert (s.updated, s.moved, s.removed, s.added, s.unchanged, s.decoded, s.total) == (  # type: ignore[attr-defined]
+        400, 50, 20, 1, 130, 400, 581,
+    )  # fmt: skip
+    assert s.moves == tuple(  # type: ignore[attr-defined]
+        (f"{k:05d}.png", f"moved-{k:05d}.png") for k in range(400, 450)
+    )
+    assert walked == described == 400
+    assert max(ahead) <= 32 + 1 + 50 + 2 * 16 + 8, max(ahead)
+    with Index(root) as index:
+        entries = index.entries()
+        assert len(entries) == 581
+        for entry in entries:
+            assert entry.sha256 == hashlib.sha256((root / entry.path).read_bytes()).hexdigest()

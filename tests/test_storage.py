@@ -279,20 +279,6 @@ def test_a_missing_object_is_a_source_error() -> None:
         ObjectPath("memory://nowhere/x.png").read(DEFAULT_LIMITS)
 
 
-def test_sync_into_a_store_without_conditional_writes_is_refused_clearly(tmp_path: Path) -> None:
-    pytest.importorskip("fsspec")
-    urls = tmp_path / "urls.txt"
-    urls.write_text("http://127.0.0.1:9/a.png\n")
-    proc = _cli("sync", str(urls), "memory://somewhere", "--db", str(tmp_path / "m.db"))
-    assert proc.returncode == 2
-    assert proc.stderr.splitlines() == [
-        "error: memory://somewhere: sync into memory:// is not supported: it needs conditional "
-        "writes (S3's If-None-Match / If-Match) to never overwrite an object and to keep two "
-        "machines apart; sync into s3://, or into a local folder"
-    ]
-    assert not (tmp_path / "m.db").exists()
-
-
 def test_index_of_a_bucket_on_dask_workers(bucket: tuple[Any, str], tmp_path: Path) -> None:
     """Shards read the bucket from Dask worker processes (credentials and endpoint from the
     workers' own environment); the coordinator writes the local index."""

@@ -348,7 +348,6 @@ def test_sync_into_a_bucket_on_a_dask_cluster(
         pytest.param("missing-bucket", "no such bucket (samepix does not create", id="no-bucket"),
         pytest.param("no-credentials", "no credentials for object storage (set", id="no-keys"),
         pytest.param("denied", "access denied", id="denied"),
-        pytest.param("replace-better", "--replace-better into object storage", id="replace"),
         pytest.param("dry-run-new-prefix", "no such folder (a dry run creates nothing", id="dry"),
     ],
 )
@@ -369,8 +368,6 @@ def test_bad_targets_are_one_line_without_secrets(
             "AWS_CONFIG_FILE": str(tmp_path / "none"),
             "AWS_EC2_METADATA_DISABLED": "true",
         }
-    elif case == "replace-better":
-        extra = ["--replace-better"]
     elif case == "dry-run-new-prefix":  # the bucket exists, the prefix not yet
         target, extra = f"s3://{name}/not-yet", ["--dry-run"]
     db = tmp_path / "b.db"
@@ -464,3 +461,95 @@ def test_wait_takes_the_lock_once_its_holder_releases_it(
     releaser.join()
     assert 1.0 <= time.monotonic() - started < 15
     assert lock_body(fs, name)["pid"] == os.getpid()
+
+
+# ---------------------------------------------------------------------------------------------
+# --replace-better: every step conditional on the object judged worse
+
+
+def _picture_5(fmt: str, quality: int | None, size: tuple[int, int]) -> bytes:
+    import numpy as np
+    from PIL import Image
+
+    from .helpers import encode
+    from .test_index import picture
+
+    pixels = np.asarray(Image.fromarray(picture(5, (640, 480))).resize(size, Image.LANCZOS))
+    return encode(pixels, fmt, quality=quality) if quality else encode(pixels, fmt)
+
+
+@pytest.mark.parametrize(
+    ("remote", "new_name"),
+    [(("PNG", None, (640, 480)), "p.png"), (("JPEG", 95, (640, 480)), "p.jpg")],
+    ids=["another-format", "same-name"],
+)
+def test_replace_better_into_a_bucket_keeps_the_old_object(
+    bucket: tuple[Any, str], tmp_path: Path, remote: tuple[Any, Any, Any], new_name: str
+) -> None:
+    fs, name = bucket
+    old, new = _picture_5("JPEG", 60, (640, 480)), _picture_5(*remote)
+    fs.pipe(f"{name}/pics/p.jpg", old)
+    url, db = f"s3://{name}/pics", tmp_path / "b.db"
+    with http_server({"/p-best": Response(200, new)}) as server:
+        assert sync(url, db, [server.url("/p-best")]) == {"p-best": "skipped-same-picture"}
+        with Library(url, db=db, workers=1) as lib:
+            summary = lib.sync([server.url("/p-best")], replace_better=True)
+    (item,) = summary.items
+    assert item.decision == "replaced", item.reason
+    assert (
+        str(item.path) == f"{url}/{new_name}" and str(item.kept) == f"{url}/.samepix/replaced/p.jpg"
+    )
+    assert pictures(fs, name) == {f"pics/{new_name}": new}
+    assert objects(fs, name)["pics/.samepix/replaced/p.jpg"] == old
+    with Library(url, db=db, workers=1) as lib:
+        assert [e.path for e in lib.index.entries()] == [new_name]
+        assert not lib.update().changed
+
+
+@pytest.mark.parametrize(
+    ("step", "remote"),
+    [
+        ("keep", ("JPEG", 95, (640, 480))),
+        ("replace", ("JPEG", 95, (640, 480))),
+        ("remove", ("PNG", None, (640, 480))),
+    ],
+    ids=["before-the-copy", "before-the-put", "before-the-delete"],
+)
+def test_an_object_changed_while_being_replaced_is_never_overwritten_or_removed(
+    bucket: tuple[Any, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str,
+    remote: tuple[Any, Any, Any],
+) -> None:  # fmt: skip
+    """Another writer puts other bytes at the object judged worse just before one of the three
+    writes of a replacement: the copy kept (made only of the bytes judged), the PUT over it
+    (If-Match on the ETag read) and the DELETE of the old name (If-Match) each refuse; the other
+    writer's object stays as it wrote it."""
+    from samepix.bucket_sync import BucketTarget
+
+    fs, name = bucket
+    old, new, other = _picture_5("JPEG", 60, (640, 480)), _picture_5(*remote), png(9)
+    fs.pipe(f"{name}/pics/p.jpg", old)
+    real = getattr(BucketTarget, step)
+
+    def racing(self: BucketTarget, *args: Any) -> Any:
+        fs.pipe(f"{name}/pics/p.jpg", other)  # another writer, at this very moment
+        return real(self, *args)
+
+    monkeypatch.setattr(BucketTarget, step, racing)
+    url, db = f"s3://{name}/pics", tmp_path / "b.db"
+    lib = Library(url, db=db, workers=1)
+    with http_server({"/p-best": Response(200, new)}) as server, lib:
+        summary = lib.sync([server.url("/p-best")], replace_better=True)
+    (item,) = summary.items
+    stored = objects(fs, name)
+    assert stored["pics/p.jpg"] == other  # never overwritten, never removed
+    if step == "remove":  # the better copy was saved under its own name; the old name stays
+        assert item.decision == "replaced" and stored["pics/p.png"] == new
+    else:
+        assert item.decision == "failed"
+        assert item.reason == (
+            "p.jpg changed while it was being replaced: nothing was overwritten; run the sync "
+            "again to decide with its new bytes"
+        )
+        assert set(pictures(fs, name)) == {"pics/p.jpg"}
+    kept = stored.get("pics/.samepix/replaced/p.jpg")
+    assert kept == (None if step == "keep" else old)  # only ever the bytes judged worse

@@ -38,7 +38,7 @@ from typing import Any
 from .errors import SyncError, SyncLocked
 from .storage import ObjectPath, get_versioned, put_if
 
-__all__ = ["DEFAULT_LEASE_S", "LEASE_ENV", "BucketLock", "lease_seconds"]
+__all__ = ["DEFAULT_LEASE_S", "LEASE_ENV", "BucketLock", "InProcessLock", "lease_seconds"]
 
 _log = logging.getLogger("samepix.bucket_lock")  # shown by --debug
 
@@ -269,3 +269,49 @@ class BucketLock:
             with contextlib.suppress(Exception):
                 put_if(self.lock, self._body(released=True), self._etag)
             self._etag = None
+
+
+# ---------------------------------------------------------------------------------------------
+# memory://: a store that lives inside this process
+
+
+_IN_PROCESS_HELD: dict[str, tuple[object, str]] = {}  # folder URL -> (token, thread's name)
+_IN_PROCESS_GUARD = threading.Lock()
+_IN_PROCESS_POLL_S = 0.2
+
+
+class InProcessLock:
+    """The sync lock of a folder in fsspec's ``memory://`` store. That store exists only in
+    this process, so no other machine or process can write there: a lock held in this process
+    keeps a second sync (another thread) out. A context manager, like :class:`BucketLock`."""
+
+    def __init__(self, root: ObjectPath, *, wait: float = 0) -> None:
+        self.root = root
+        self.wait = wait
+        self._held = False
+
+    def __enter__(self) -> InProcessLock:
+        me = (object(), threading.current_thread().name)
+        deadline = time.monotonic() + self.wait
+        while True:
+            with _IN_PROCESS_GUARD:
+                holder = _IN_PROCESS_HELD.setdefault(self.root.url, me)
+                if holder is me:
+                    self._held = True
+                    return self
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SyncLocked(
+                    f"another samepix sync is running into {self.root} in this process "
+                    f"(thread {holder[1]}); wait for it to finish"
+                )
+            time.sleep(min(_IN_PROCESS_POLL_S, left))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._held:
+            with _IN_PROCESS_GUARD:
+                _IN_PROCESS_HELD.pop(self.root.url, None)
+            self._held = False
+
+    def check(self) -> None:
+        """Held until released: nothing outside this process can take it over."""

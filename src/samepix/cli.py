@@ -956,6 +956,10 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     for option, value in (("--concurrency", args.concurrency), ("--per-host", args.per_host)):
         if value < 1:
             raise UsageError(f"{option} must be at least 1, got {value}")
+    if args.dir.lower().startswith("memory://"):  # a store that would end with this command
+        from .bucket_sync import refuse_from_a_command
+
+        refuse_from_a_command(args.dir)
     lines = read_url_file(args.urls)
     lib, line = _library(args, with_policy=True)
     interrupted: SyncInterrupted | None = None

@@ -111,6 +111,11 @@ class PreparedImage:
             return hash_image(draft_grey(self.blob, limits=self.limits))
         return hash_image(grey_pil(self.decoded))
 
+    def adopt_hashes(self, hashes: HashSet) -> None:
+        """Use ``hashes`` computed elsewhere from these very bytes (an index's) instead of
+        hashing the pixels again; the caller vouches for the bytes (by their SHA-256)."""
+        self.__dict__["hashes"] = hashes  # what the cached property would have kept
+
     @cached_property
     def looks_grey(self) -> bool:
         """Whether the decoded colour image is grey but for encoder noise; kept, so an image

@@ -162,7 +162,7 @@ class _RecentImages:
                 return kept[0]
         image = load(file.path, limits=limits, lazy=True)
         if image.sha256 == file.sha256:  # the indexed bytes: their hashes are the indexed ones
-            image.__dict__["hashes"] = file.hashes
+            image.adopt_hashes(file.hashes)
         decoded = image.decoded  # decode errors surface here, to the caller
         size = decoded.pixels.nbytes + (0 if decoded.alpha is None else decoded.alpha.nbytes)
         size += 0 if image.blob is None else len(image.blob.data)

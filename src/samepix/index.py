@@ -1241,6 +1241,8 @@ class _Walked:
         self._keyed = False  # the (device, inode) index, made when a second name is first asked
         self.count = 0
         self._pending: list[tuple[str, int, int]] = []
+        self._matching = False  # the matched table, made when a file first takes a description
+        self._matches: list[tuple[str, bytes, int]] = []
 
     def add(self, rel: str, st: os.stat_result) -> None:
         self._pending.append((rel, getattr(st, "st_dev", 0), st.st_ino))
@@ -1272,6 +1274,53 @@ class _Walked:
         marks = ",".join("?" * len(paths))
         rows = self.db.execute(f"SELECT path FROM walked WHERE path IN ({marks})", paths)
         return {from_db(p) for (p,) in rows}
+
+    # Files that took the description of bytes the index held (a move, a copy, or a file now
+    # holding another file's bytes), in walk order: which of them are moves is known only once
+    # the walk has found every file that is gone.
+
+    def matched(self, rel: str, digest: bytes, had_row: bool) -> None:
+        if not self._matching:
+            self.db.execute(
+                "CREATE TABLE matched (seq INTEGER PRIMARY KEY, path TEXT, sha256 BLOB, "
+                "had_row INTEGER)"
+            )
+            self.db.execute("CREATE INDEX matched_sha ON matched (sha256, seq)")
+            self._matching = True
+        self._matches.append((rel, digest, int(had_row)))
+        if len(self._matches) >= self._BATCH:
+            self._flush_matches()
+
+    def _flush_matches(self) -> None:
+        if self._matches:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT INTO matched (path, sha256, had_row) VALUES (?, ?, ?)", self._matches
+            )
+            self.db.execute("COMMIT")
+            self._matches.clear()
+
+    def first_matched(self, digest: bytes, count: int) -> list[tuple[int, str, bool]]:
+        """The first ``count`` matched files holding ``digest``: (walk position, path, had a
+        row)."""
+        if not self._matching:
+            return []
+        self._flush_matches()
+        rows = self.db.execute(
+            "SELECT seq, path, had_row FROM matched WHERE sha256 = ? ORDER BY seq LIMIT ?",
+            (digest, count),
+        )
+        return [(seq, from_db(p), bool(had)) for seq, p, had in rows]
+
+    def matched_counts(self) -> tuple[int, int]:
+        """Matched files without a row of their own before, and with one."""
+        if not self._matching:
+            return 0, 0
+        self._flush_matches()
+        without, with_row = self.db.execute(
+            "SELECT COUNT(*) - COALESCE(SUM(had_row), 0), COALESCE(SUM(had_row), 0) FROM matched"
+        ).fetchone()
+        return int(without), int(with_row)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -1523,6 +1572,252 @@ def _paths(index: Index) -> Iterator[str]:
         raise index.corrupt(exc) from exc
 
 
+# Files hashed ahead of the one being decided (4 threads read them); their results are taken in
+# walk order, so that which file is a move, a copy or new is decided as the sorted list of every
+# file used to decide it.
+_HASH_AHEAD = 64
+
+
+class _Changes:
+    """An update's comparison of the folder with the index, as the walk goes.
+
+    :meth:`to_describe` walks the folder and gives each file that must be described (new, or
+    changed, or lacking crop hashes) as soon as it is known. When the index has rows, a new or
+    changed file is hashed first: one whose bytes the index describes already takes that
+    description at once, without decoding (touched: its own row; else the first other row
+    holding them). Which of those are moves is known only once the walk has found every file
+    that is gone: then the rows of vanished files are paired with the files that took their
+    bytes (walk order against row order, as when every file was listed first) and removed.
+    Held: the files in flight (hashed or described), the rows whose file is gone, and what the
+    summary keeps (moves, unreadable files); the files that took a description wait in the
+    walk's temporary SQLite file (:class:`_Walked`).
+    """
+
+    def __init__(
+        self,
+        index: Index,
+        walk: _Walk,
+        limits: Limits,
+        known_count: int,
+        known_bad: dict[str, tuple[tuple[int, int, int], str]],
+        without_crops: set[str],
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.index = index
+        self.walk = walk
+        self.limits = limits
+        self.known_count = known_count
+        self.known_bad = known_bad
+        self.without_crops = without_crops
+        self.progress = progress
+        self.hashing = known_count > 0  # an index with no rows has no bytes to recognise
+        self.unchanged = self.added = self.updated = self.moved = self.removed = 0
+        self.rows_seen = 0  # walked files the index had a row for
+        self.queued = 0  # files given to the describing shards
+        self.hashed = self.to_hash = 0
+        self.walked_all = False
+        self.still_bad: list[Unreadable] = []
+        self.new_bad: list[Unreadable] = []
+        self.bad_walked: set[str] = set()  # files known to be unreadable that are still there
+        self.moves: list[tuple[str, str]] = []
+        # The files in flight (being hashed or described), and facts about them kept as long:
+        self.stats: dict[str, os.stat_result] = {}
+        self.had_row: set[str] = set()  # the index has a (stale) row for them
+        self.refreshing: set[str] = set()  # unchanged: described again for their crop hashes
+        # Rows whose file now holds other bytes, until the file is described again: never the
+        # source of another file's description meanwhile.
+        self.stale: set[str] = set()
+
+    # -- the walk ------------------------------------------------------------------------------
+
+    def _compared(self) -> Iterator[tuple[str, bool]]:
+        """(file, whether to hash it first) for each walked file that must be read."""
+        index, walk = self.index, self.walk
+        reported = 0
+        # A batch is looked up in one query; with no rows to look up, each file goes on at once.
+        for batch in _batches(walk.files(), _LOOKUP_BATCH if self.known_count else 1):
+            rows = _stat_rows(index, [rel for rel, _ in batch]) if self.known_count else {}
+            for rel, st in batch:
+                row = rows.get(rel)
+                bad = self.known_bad.get(rel)
+                if bad is not None:
+                    self.bad_walked.add(rel)
+                if row is not None:
+                    self.rows_seen += 1
+                    if _same_stat(row, st):
+                        self.unchanged += 1
+                        if rel in self.without_crops:
+                            self.stats[rel] = st
+                            self.refreshing.add(rel)
+                            yield rel, False
+                        continue
+                elif bad is not None and _same_stat(bad[0], st):
+                    self.still_bad.append(Unreadable(rel, bad[1]))  # unchanged, still unreadable
+                    continue
+                self.stats[rel] = st
+                if row is not None:
+                    self.had_row.add(rel)
+                yield rel, self.hashing
+            if self.progress and walk.walked.count - reported >= 4096:
+                reported = walk.walked.count
+                self.progress(Progress("scanning", reported, reported))
+        if self.progress:
+            self.progress(Progress("scanning", walk.walked.count, walk.walked.count))
+
+    def to_describe(self) -> Iterator[str]:
+        """The files to describe, as the walk finds them; the rows of vanished files are
+        removed once it is over. The walk is closed however the iteration ends."""
+        try:
+            if not self.hashing:
+                for rel, _ in self._compared():
+                    self.queued += 1
+                    yield rel
+            else:
+                yield from self._hashed()
+            self._walk_over()
+        finally:
+            self.walk.close()
+
+    def _hashed(self) -> Iterator[str]:
+        from collections import deque
+        from concurrent.futures import Future
+
+        root, limits, stats = self.index.root, self.limits, self.stats
+        listed = _is_object(root)
+
+        def sha(rel: str) -> tuple[str, str | None, Any]:
+            return _sha256_file(root, rel, limits, stats.get(rel) if listed else None)
+
+        pool = ThreadPoolExecutor(max_workers=4)
+        ahead: deque[tuple[str, Future[tuple[str, str | None, Any]] | None]] = deque()
+        try:
+            for rel, must_hash in self._compared():
+                if must_hash:
+                    self.to_hash += 1
+                ahead.append((rel, pool.submit(sha, rel) if must_hash else None))
+                if len(ahead) >= 2 * _HASH_AHEAD:
+                    yield from self._decide(ahead, _HASH_AHEAD)
+            yield from self._decide(ahead, 0)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _decide(self, ahead: Any, keep: int) -> Iterator[str]:
+        """Decide the oldest hashed files (all but ``keep``) in one transaction, then give
+        those that must be described."""
+        if len(ahead) <= keep:
+            return  # (no transaction: an update that changes nothing writes nothing)
+        out: list[str] = []
+        with self.index.transaction() as conn:
+            while len(ahead) > keep:
+                rel, future = ahead.popleft()
+                if future is None or self._take_description(conn, *future.result()):
+                    out.append(rel)
+        for rel in out:
+            self.queued += 1
+            yield rel
+
+    def _take_description(self, conn: sqlite3.Connection, rel: str, digest: str | None,
+                          st: Any) -> bool:  # fmt: skip
+        """Give ``rel`` the description of bytes the index holds; True when there is none (it
+        must be described)."""
+        index = self.index
+        self.hashed += 1
+        if self.progress and self.hashed % 256 == 0:
+            self.progress(Progress("hashing", self.hashed, self.to_hash))
+        had_row = rel in self.had_row
+        if digest is None:
+            self.new_bad.append(Unreadable(rel, st))
+            index.put_unreadable(conn, rel, self.stats.pop(rel, None), st)
+            self.had_row.discard(rel)
+            return False
+        blob = bytes.fromhex(digest)
+        if had_row:
+            old = conn.execute("SELECT sha256 FROM files WHERE path = ?", (rel,)).fetchone()
+            if old is not None and bytes(old[0]) != blob:
+                self.stale.add(rel)  # its stored description no longer matches its bytes
+        source = self._source_for(conn, rel, blob)
+        if source is None:
+            return True
+        entry = index.get(source)
+        if entry is None:  # pragma: no cover - rows change only in this thread
+            return True
+        index.put(conn, IndexEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, entry.descriptor))
+        self.stats.pop(rel, None)
+        self.had_row.discard(rel)
+        self.stale.discard(rel)
+        if source == rel:
+            self.unchanged += 1  # touched: same bytes, new mtime or inode
+        else:  # a move or a copy: told apart once every vanished file is known
+            self.walk.walked.matched(rel, blob, had_row)
+        return False
+
+    def _source_for(self, conn: sqlite3.Connection, rel: str, blob: bytes) -> str | None:
+        """The row whose description ``rel``'s bytes take: its own, else the first other row
+        holding them (a vanished file's row is still there); None when no row holds them.
+        Rows are read only as far as needed (not every copy of the bytes: adding k copies of
+        one file read k²/2 rows)."""
+        if (
+            rel not in self.stale
+            and conn.execute(
+                "SELECT 1 FROM files WHERE sha256 = ? AND path = ?", (blob, rel)
+            ).fetchone()
+        ):
+            return rel
+        rows = conn.execute("SELECT path FROM files WHERE sha256 = ? ORDER BY id", (blob,))
+        return next((p for p in map(from_db, (r[0] for r in rows)) if p not in self.stale), None)
+
+    def _walk_over(self) -> None:
+        """Every file is known: find the rows whose file is gone, pair them with the files that
+        took their bytes (moves), count the rest, and remove those rows."""
+        index, walked = self.index, self.walk.walked
+        vanished: set[str] = set()
+        if self.known_count > self.rows_seen:  # some row has no file any more
+            for paths in _batches(_paths(index), _LOOKUP_BATCH):
+                vanished.update(set(paths) - walked.present(paths))
+        # The rows of vanished files by their bytes, in row order.
+        gone_by_digest: dict[bytes, list[tuple[int, str]]] = {}
+        for gone in vanished:
+            row = index._query("SELECT id, sha256 FROM files WHERE path = ?", (gone,))
+            if row:
+                gone_by_digest.setdefault(bytes(row[0][1]), []).append((row[0][0], gone))
+        pairs: list[tuple[int, str, str, bool]] = []  # (walk position, gone, new path, had row)
+        for blob, holders in gone_by_digest.items():
+            holders.sort()
+            found = walked.first_matched(blob, len(holders))
+            for (seq, rel, had_row), (_, gone) in zip(found, holders, strict=False):
+                pairs.append((seq, gone, rel, had_row))
+        pairs.sort()
+        self.moves = [(gone, rel) for _, gone, rel, _ in pairs]
+        self.moved = len(pairs)
+        without_row, with_row = walked.matched_counts()
+        moved_with_row = sum(1 for *_, had_row in pairs if had_row)
+        self.added += without_row - (self.moved - moved_with_row)  # copies of indexed bytes
+        self.updated += with_row - moved_with_row  # files now holding another file's bytes
+        self.removed = len(vanished) - self.moved
+        if vanished:
+            with index.transaction() as conn:
+                for rel in vanished:
+                    index.delete(conn, rel)
+        self.walked_all = True
+
+    # -- the descriptions ----------------------------------------------------------------------
+
+    def described(self, rel: str) -> None:
+        """``rel``'s description came back (not yet written)."""
+        if rel in self.refreshing:
+            pass  # unchanged: only its crop hashes were missing
+        elif rel in self.had_row:
+            self.updated += 1
+        else:
+            self.added += 1
+
+    def written(self, rel: str) -> None:
+        """``rel``'s description (or its reason to be unreadable) is in the index."""
+        self.had_row.discard(rel)
+        self.refreshing.discard(rel)
+        self.stale.discard(rel)
+
+
 # ---------------------------------------------------------------------------------------------
 # Updating
 
@@ -1578,11 +1873,13 @@ def update_index(
         else _FolderWalk(root, skip, follow_links=follow_links)
     )
 
-    # The folder is walked as it is compared with the index: its rows are looked up a batch
-    # of walked files at a time, the files given so far are in a temporary SQLite file
-    # (_Walked), and the index's paths are read through a cursor. No map of every file or row
-    # is built (330 B a row and about 800 B a file at 1M before); what is kept grows with what
-    # changed: the files to read (and their stat), those of them that had a row, the vanished.
+    # The folder is walked as it is compared with the index, and what changed flows on as it is
+    # found (_Changes): its rows are looked up a batch of walked files at a time, the files
+    # given so far are in a temporary SQLite file (_Walked), a changed file is hashed and, when
+    # its bytes are described already, takes that description at once; the rest go to the
+    # describing shards as they come. No list of every file, row or changed file is built (330 B
+    # a row and about 800 B a file at 1M before, and then every changed file): only the files
+    # in flight are held, and the rows whose file is gone.
     known_count = len(index)
     known_bad = {
         from_db(p): ((s, m, i), from_db(r))
@@ -1604,148 +1901,14 @@ def update_index(
             )
         }
     )
-    unchanged = 0
-    still_bad: list[Unreadable] = []
-    to_read: list[str] = []
-    had_row: set[str] = set()  # files of to_read that the index has a (stale) row for
-    refresh: list[str] = []
-    stats: dict[str, os.stat_result] = {}  # of the files to read or describe again
-    bad_walked: set[str] = set()  # files known to be unreadable that are still there
-    # A first build has nothing to compare or hash: the walk goes straight to the describing
-    # shards, as it is walked (below), and only the files in flight are held.
-    first_build = known_count == 0 and not known_bad
-    for batch in _batches(iter(()) if first_build else walk.files(), _LOOKUP_BATCH):
-        rows = _stat_rows(index, [rel for rel, _ in batch]) if known_count else {}
-        for rel, st in batch:
-            row = rows.get(rel)
-            bad = known_bad.get(rel)
-            if bad is not None:
-                bad_walked.add(rel)
-            if row is not None and _same_stat(row, st):
-                unchanged += 1
-                if rel in without_crops:
-                    refresh.append(rel)
-                    stats[rel] = st
-                continue
-            if row is None and bad is not None and _same_stat(bad[0], st):
-                still_bad.append(Unreadable(rel, bad[1]))  # unchanged and still unreadable
-                continue
-            to_read.append(rel)
-            stats[rel] = st
-            if row is not None:
-                had_row.add(rel)
-    if progress and not first_build:
-        progress(Progress("scanning", walk.walked.count, walk.walked.count))
-    vanished: set[str] = set()
-    if known_count > unchanged + len(had_row):  # some row has no file any more
-        for paths in _batches(_paths(index), _LOOKUP_BATCH):
-            vanished.update(set(paths) - walk.walked.present(paths))
-    if not first_build:
-        walk.close()
+    changes = _Changes(index, walk, limits, known_count, known_bad, without_crops, progress)
+    stats = changes.stats
+    decoded = 0
 
-    added = updated = moved = decoded = 0
-    moves: list[tuple[str, str]] = []
-    new_bad: list[Unreadable] = []
-    need_decode: list[str] = []
-
-    # Phase 1: SHA-256 of every new or changed file, so that content already described (a
-    # rename, a move, a copy, a touched file) is recognised without decoding anything. The
-    # files holding a digest are asked of the index (its sha256 index), in row order; rows
-    # this phase writes are seen at once (the same connection), those whose bytes changed
-    # (``stale``) are left out until phase 2 describes them again.
-    if to_read and known_count:
-        stale: set[str] = set()
-        done = 0
-        with ThreadPoolExecutor(max_workers=4) as pool, index.transaction() as conn:
-            listed = stats if _is_object(root) else {}
-
-            def sha(rel: str) -> tuple[str, str | None, Any]:
-                return _sha256_file(root, rel, limits, listed.get(rel))
-
-            def source_for(rel: str, digest: str) -> str | None:
-                """The row whose description ``rel``'s bytes take: its own, else a file that
-                is gone (a move), else the first other holder (a copy); None when no row holds
-                them. Rows are read only as far as needed (not every copy of the bytes: adding
-                k copies of one file read k²/2 rows)."""
-                blob = bytes.fromhex(digest)
-                if (
-                    rel not in stale
-                    and conn.execute(
-                        "SELECT 1 FROM files WHERE sha256 = ? AND path = ?", (blob, rel)
-                    ).fetchone()
-                ):
-                    return rel
-                for _, path in gone_by_digest.get(blob, ()):
-                    if path in vanished:
-                        return path
-                rows = conn.execute("SELECT path FROM files WHERE sha256 = ? ORDER BY id", (blob,))
-                return next((p for p in map(from_db, (r[0] for r in rows)) if p not in stale), None)
-
-            # The rows of vanished files by their bytes (in row order): what a move is found by.
-            gone_by_digest: dict[bytes, list[tuple[int, str]]] = {}
-            for gone in vanished:
-                found = conn.execute("SELECT id, sha256 FROM files WHERE path = ?", (gone,))
-                row = found.fetchone()
-                if row is not None:
-                    gone_by_digest.setdefault(bytes(row[1]), []).append((row[0], gone))
-            for holders in gone_by_digest.values():
-                holders.sort()
-
-            for rel, digest, st in pool.map(sha, to_read):
-                done += 1
-                if progress and done % 256 == 0:
-                    progress(Progress("hashing", done, len(to_read)))
-                if digest is None:
-                    new_bad.append(Unreadable(rel, st))
-                    index.put_unreadable(conn, rel, stats[rel], st)
-                    continue
-                if rel in had_row:
-                    old = conn.execute("SELECT sha256 FROM files WHERE path = ?", (rel,)).fetchone()
-                    if old is not None and bytes(old[0]).hex() != digest:
-                        # Its stored description no longer matches its bytes: never reuse it.
-                        stale.add(rel)
-                # The file itself (touched), else a file that is gone (a move), else a copy.
-                source = source_for(rel, digest)
-                if source is None:
-                    need_decode.append(rel)
-                    continue
-                entry = index.get(source)
-                if entry is None:  # pragma: no cover - rows change only in this transaction
-                    need_decode.append(rel)
-                    continue
-                fresh = IndexEntry(rel, st.st_size, st.st_mtime_ns, st.st_ino, entry.descriptor)
-                index.put(conn, fresh)
-                stale.discard(rel)
-                if source == rel:
-                    unchanged += 1  # touched: same bytes, new mtime or inode
-                    continue
-                if source in vanished:
-                    index.delete(conn, source)
-                    vanished.discard(source)
-                    moves.append((source, rel))
-                    moved += 1
-                elif rel in had_row:
-                    updated += 1  # now holds bytes another file already had
-                else:
-                    added += 1  # a copy of bytes already indexed
-    else:
-        need_decode = list(to_read)
-
-    need_decode.extend(refresh)
-    refreshing = set(refresh)
-    walked: Iterable[str] = need_decode
-    if first_build:
-        walked = _walked_files(walk, stats, progress)
-
-    # Vanished files are pruned before the long part, in their own transaction.
-    removed = len(vanished)
-    if vanished:
-        with index.transaction() as conn:
-            for rel in vanished:
-                index.delete(conn, rel)
-
-    # Phase 2: decode what is new, in parallel, committing as results arrive.
-    files, total = _counted(walked)
+    # Describe what is new or changed, in parallel, as the walk finds it, committing as results
+    # arrive. (The walk, the hashing and, once the walk is over, the removal of the rows whose
+    # file is gone run as the shards are pulled: in this thread, between two results.)
+    files, total = _counted(changes.to_describe())
     if total != 0:
         done = 0
         last_commit = time.monotonic()
@@ -1763,6 +1926,7 @@ def update_index(
                         index.put_unreadable(
                             conn, item.path, stats.pop(item.path, None), item.reason
                         )
+                    changes.written(item.path)
             pending_rows.clear()
             last_commit = time.monotonic()
 
@@ -1782,21 +1946,16 @@ def update_index(
                     if isinstance(item, IndexEntry):
                         stats.pop(item.path, None)  # kept only while in flight
                         decoded += 1
-                        if item.path in refreshing:
-                            pass  # unchanged: only its crop hashes were missing
-                        elif item.path in had_row:
-                            updated += 1
-                        else:
-                            added += 1
+                        changes.described(item.path)
                     else:
-                        new_bad.append(item)
+                        changes.new_bad.append(item)
                 if (
                     len(pending_rows) >= _COMMIT_EVERY_ROWS
                     or time.monotonic() - last_commit > _COMMIT_EVERY_S
                 ):
                     flush()
                 if progress:
-                    progress(Progress("decoding", done, total or walk.walked.count))
+                    progress(Progress("decoding", done, total or changes.queued))
         except BaseException:
             # Interrupted, or a worker died: keep every shard that finished (the next run
             # resumes after them), unless it is the database that failed.
@@ -1807,29 +1966,33 @@ def update_index(
             if own:
                 runner.close()
         flush()
+    if not changes.walked_all:  # pragma: no cover - the shards are cut until the walk ends
+        raise AssertionError("the walk was not finished")
 
     # Unreadable rows for files that are gone (or now indexed) go too. (Only when there are
     # some: an update that changes nothing writes nothing, so a read-only index can be used.)
-    gone_bad = [rel for rel in known_bad if rel not in bad_walked]
+    gone_bad = [rel for rel in known_bad if rel not in changes.bad_walked]
     if gone_bad:
         with index.transaction() as conn:
             for rel in gone_bad:
                 conn.execute("DELETE FROM unreadable WHERE path = ?", (rel,))
 
     problems = [Unreadable(rel, reason) for rel, reason in walk.problems.items()]
-    unreadable = tuple(sorted([*still_bad, *new_bad, *problems], key=lambda u: u.path))
+    unreadable = tuple(
+        sorted([*changes.still_bad, *changes.new_bad, *problems], key=lambda u: u.path)
+    )
     return IndexSummary(
         root=root,
         db=index.path,
         total=len(index),
-        added=added,
-        updated=updated,
-        moved=moved,
-        removed=removed,
-        unchanged=unchanged,
+        added=changes.added,
+        updated=changes.updated,
+        moved=changes.moved,
+        removed=changes.removed,
+        unchanged=changes.unchanged,
         decoded=decoded,
         unreadable=unreadable,
-        moves=tuple(moves),
+        moves=tuple(changes.moves),
         elapsed_s=time.perf_counter() - started,
         skipped_links=walk.links_out,
     )
@@ -1859,23 +2022,6 @@ def _shards(
 # Files a first build reads ahead of the walk to learn whether the folder is small (then its
 # shards are cut smaller, for every worker to have some): 16 shards a slot of 8 files for 8 slots.
 _FEW_FILES = 16 * 8 * 8
-
-
-def _walked_files(
-    walk: _Walk, stats: dict[str, os.stat_result], progress: ProgressCallback | None
-) -> Iterator[str]:
-    """A first build's files as the walk gives them, their stat kept in ``stats`` (until their
-    description comes back), the scan reported now and then."""
-    try:
-        for rel, st in walk.files():
-            stats[rel] = st
-            if progress and walk.walked.count % 4096 == 0:
-                progress(Progress("scanning", walk.walked.count, walk.walked.count))
-            yield rel
-        if progress:
-            progress(Progress("scanning", walk.walked.count, walk.walked.count))
-    finally:
-        walk.close()  # also when the build stops early (interrupted, a worker lost)
 
 
 def _counted(files: Iterable[str]) -> tuple[Iterator[str], int | None]:

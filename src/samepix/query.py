@@ -35,7 +35,7 @@ def use_descriptor(query: PreparedImage, desc: Descriptor) -> None:
     """Give ``query`` the descriptor :func:`describe_query` would compute for it, made
     elsewhere (a sync shard's worker described the same bytes): nothing is decoded again."""
     query.__dict__["_index_descriptor"] = desc
-    query.__dict__["hashes"] = desc.hashes
+    query.adopt_hashes(desc.hashes)
 
 
 def _describe_query(query: PreparedImage, limits: Limits) -> Descriptor:
@@ -64,5 +64,5 @@ def _describe_query(query: PreparedImage, limits: Limits) -> Descriptor:
             hashes=hash_image(grey),
             thumb=grey.resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BOX).tobytes(),
         )
-    query.__dict__["hashes"] = desc.hashes  # compare() reuses them instead of hashing again
+    query.adopt_hashes(desc.hashes)  # compare() reuses them instead of hashing again
     return desc

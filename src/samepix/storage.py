@@ -15,7 +15,8 @@ recognises by SHA-256 without decoding. The index of a remote folder lives on th
 :func:`remote_db_path`); nothing is written into the bucket by ``index``, ``find`` or ``dupes``.
 
 :func:`put_new` writes an object whole (one PUT: a reader never sees part of it) and never
-over another object: a conditional write (``If-None-Match: *``) where the store supports it.
+over another object: a conditional write (``If-None-Match: *``) where the store supports it,
+an atomic create in this process for ``memory://``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ __all__ = [
     "ObjectStat",
     "VersionedObject",
     "conditional_writes",
+    "delete_if",
     "get_versioned",
+    "in_process",
     "is_object_url",
     "put_if",
     "put_new",
@@ -278,6 +281,24 @@ def conditional_writes(target: ObjectPath) -> bool:
     return type(target.fs).__name__ == "S3FileSystem"
 
 
+def in_process(target: ObjectPath) -> bool:
+    """Whether the store lives inside this Python process (fsspec's ``memory://``): nothing
+    outside it can write there, so an atomic create-if-absent here is a whole guarantee."""
+    return type(target.fs).__name__ == "MemoryFileSystem"
+
+
+def _create_in_memory(target: ObjectPath, data: bytes) -> bool:
+    """Put ``data`` at ``target`` in fsspec's memory store, only where no object is: one
+    ``dict.setdefault`` on the store (atomic under the GIL, so no writer of this process can
+    slip in between a check and the write, as it could with ``pipe_file(mode="create")``,
+    which checks ``exists`` first). The object is complete before it is visible."""
+    memory: Any = importlib.import_module("fsspec.implementations.memory")  # untyped
+    fs = target.fs
+    path = fs._strip_protocol(target.key)
+    new = memory.MemoryFile(fs, path, data)
+    return fs.store.setdefault(path, new) is new
+
+
 def _bucket_and_key(target: ObjectPath) -> tuple[str, str]:
     bucket, _, key = target.key.partition("/")
     return bucket, key
@@ -312,6 +333,24 @@ def put_if(target: ObjectPath, data: bytes, etag: str | None) -> str | None:
     finally:
         target.fs.invalidate_cache(target.key)
     return str(answer.get("ETag") or "")
+
+
+def delete_if(target: ObjectPath, etag: str) -> bool:
+    """Delete the object at ``target`` only while its ETag is ``etag`` (``If-Match`` on a
+    DELETE: honoured by moto and S3; a store that ignores it deletes whatever is there). False
+    when the condition did not hold (another writer changed the object: it stays)."""
+    bucket, key = _bucket_and_key(target)
+    try:
+        target.fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=etag)
+    except Exception as exc:
+        if _precondition_failed(exc):
+            return False
+        if isinstance(exc, FileNotFoundError):
+            return False
+        raise _storage_error(str(target), exc) from exc
+    finally:
+        target.fs.invalidate_cache(target.key)
+    return True
 
 
 @dataclass(frozen=True)
@@ -360,11 +399,14 @@ def put_new(target: ObjectPath, data: bytes) -> bool:
 
     One PUT: object stores make an object visible only once it is complete (no ``.part`` a
     reader could see). Never over another object: a conditional write (``If-None-Match: *``,
-    honoured by S3 since 2024 and by moto) where the filesystem takes it, else an existence
-    check first (a race between two writers is then possible: see docs/scale.md).
+    honoured by S3 since 2024 and by moto) where the filesystem takes it; an atomic
+    create-if-absent for ``memory://``; else an existence check first (a race between two
+    writers is then possible: sync refuses such stores, see docs/scale.md).
     """
     if conditional_writes(target):
         return put_if(target, data, None) is not None
+    if in_process(target):
+        return _create_in_memory(target, data)
     fs, key = target.fs, target.key
     try:
         if fs.exists(key):

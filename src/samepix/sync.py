@@ -631,6 +631,21 @@ class SyncTarget(Protocol):
     def stat(self, rel: str) -> Any:
         """``st_size``, ``st_mtime_ns``, ``st_ino`` of ``rel`` as the index keeps them."""
 
+    # --replace-better: keep the file judged worse, then replace or remove only that version.
+
+    def holds_same(self, rel: str, other: str) -> bool:
+        """Whether ``rel`` is ``other``'s file already (kept by an interrupted run)."""
+
+    def keep(self, rel: str, kept_rel: str, sha256: str) -> object | None:
+        """Keep ``rel``'s file under ``kept_rel`` too; the version kept (for :meth:`replace`
+        and :meth:`remove`), or None when ``rel`` no longer holds the bytes ``sha256``."""
+
+    def replace(self, rel: str, data: bytes, version: object) -> bool:
+        """Put ``data`` over ``rel`` whole, only over ``version``; False if it changed since."""
+
+    def remove(self, rel: str, version: object) -> None:
+        """Remove ``rel``, only while it is ``version`` (left as it is otherwise)."""
+
 
 class _FolderTarget:
     """A local folder: ``DIR/.samepix/`` holds the lock and the fetch state; files are written
@@ -665,6 +680,32 @@ class _FolderTarget:
 
     def stat(self, rel: str) -> Any:
         return os.stat(self.root / rel)
+
+    def holds_same(self, rel: str, other: str) -> bool:
+        try:
+            return os.path.samefile(self.root / rel, self.root / other)
+        except OSError:
+            return False
+
+    def keep(self, rel: str, kept_rel: str, sha256: str) -> object | None:
+        """A second name (a hard link): the path holds the old file or the new at all times.
+        (The sync holds the folder's lock, and the file was just compared: never None here.)"""
+        kept = self.root / kept_rel
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        if not self.holds_same(kept_rel, rel):
+            os.link(self.root / rel, kept)
+        return rel
+
+    def replace(self, rel: str, data: bytes, version: object) -> bool:
+        from .atomic import atomic_writer
+
+        with atomic_writer(self.root / rel, overwrite=True) as handle:
+            handle.write(data)
+        return True
+
+    def remove(self, rel: str, version: object) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / rel).unlink()
 
 
 def _folder_of(rel: str) -> str:
@@ -1482,7 +1523,6 @@ class _Syncer:
         old: IndexEntry,
         verdict: str,
     ) -> SyncItem:
-        from .atomic import atomic_writer
         from .formats import SNIFF_BYTES, sniff_format
 
         fmt = sniff_format(download.data[:SNIFF_BYTES]) or desc.format
@@ -1511,26 +1551,30 @@ class _Syncer:
         kept = self.root / kept_rel
         sha = download.sha256
         try:
-            # 1. keep the old file (a second name for it: the path holds old or new at all times)
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            if not (kept.exists() and os.path.samefile(kept, old_path)):
-                os.link(old_path, kept)
-        except OSError as exc:
+            # 1. keep the old file (locally a second name for it: the path holds old or new
+            # at all times; in a bucket a copy, made only of the very object judged worse)
+            version = self.target.keep(old.path, kept_rel, old.sha256)
+        except (OSError, SourceError) as exc:
             raise self._fatal(kept, exc) from exc
+        if version is None:
+            return self._changed(line, url, download, old.path)
         if new_rel == old.path:
-            # 2. the new bytes over the old name, atomically
+            # 2. the new bytes over the old name, whole, and only over the version kept
             self.store.record(url, new_rel, sha, sha, "replaced", verdict, complete=False)
             try:
-                with atomic_writer(old_path, overwrite=True) as handle:
-                    handle.write(download.data)
+                replaced = self.target.replace(old.path, download.data, version)
             except (OSError, SourceError) as exc:
                 raise self._fatal(old_path, exc) from exc
+            if not replaced:
+                return self._changed(line, url, download, old.path)
         else:
             # 2. the new file under its own name (another format), then the old name goes
             folder = str(old_rel.parent) if str(old_rel.parent) != "." else ""
             new_rel = self._write_new(url, download, old_rel.stem, ext, folder, mode_of=old_path)
-            with contextlib.suppress(FileNotFoundError):
-                old_path.unlink()
+            try:
+                self.target.remove(old.path, version)
+            except SourceError as exc:
+                raise self._fatal(old_path, exc) from exc
         # 3. the index and the record, in one transaction
         self._index_new(url, new_rel, desc, "replaced", verdict, remove=(old.path,))
         return SyncItem(
@@ -1546,16 +1590,24 @@ class _Syncer:
 
     def _kept_name(self, rel: str) -> str:
         base = PurePosixPath(STATE_DIR, REPLACED_DIR, rel)
-        old_path = self.root / rel
         for name in _candidates(base.stem, base.suffix):
             candidate = (base.parent / name).as_posix()
-            path = self.root / candidate
-            if not path.exists():
+            # free, or holding the old file already (kept by an interrupted run)
+            if not self.target.taken(candidate) or self.target.holds_same(candidate, rel):
                 return candidate
-            with contextlib.suppress(OSError):
-                if os.path.samefile(path, old_path):  # kept by an interrupted run already
-                    return candidate
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _changed(self, line: int, url: str, download: Download, rel: str) -> SyncItem:
+        """The file judged worse changed before it could be replaced (another writer of the
+        bucket): nothing is overwritten or removed; the next sync decides again."""
+        return SyncItem(
+            url,
+            "failed",
+            f"{rel} changed while it was being replaced: nothing was overwritten; run the sync "
+            "again to decide with its new bytes",
+            transferred=download.transferred,
+            line=line,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
