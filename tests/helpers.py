@@ -327,3 +327,18 @@ def one_line_error(proc: subprocess.CompletedProcess[Any], *needles: str) -> str
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+def dies_mid_body(body: bytes) -> Callable[[Any], None]:
+    """A handler that promises ``body`` (Content-Length) and sends half of it, then hangs up."""
+
+    def dies(handler: Any) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Content-Type", "image/jpeg")
+        handler.end_headers()
+        handler.wfile.write(body[: len(body) // 2])
+        handler.wfile.flush()
+        handler.close_connection = True
+
+    return dies

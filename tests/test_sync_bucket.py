@@ -21,7 +21,7 @@ from samepix.fetch import Retry
 from samepix.storage import ObjectPath, get_versioned, put_if
 
 from . import test_storage
-from .helpers import Resource, Response, http_server, one_line_error, run_cli
+from .helpers import Resource, Response, dies_mid_body, http_server, one_line_error, run_cli
 from .test_sync import half, jpeg, png
 
 pytestmark = pytest.mark.s3
@@ -154,16 +154,7 @@ def test_the_conditional_write_refuses_a_name_the_existence_check_missed(
 
 def test_a_server_dying_mid_body_leaves_no_object(bucket: tuple[Any, str], tmp_path: Path) -> None:
     fs, name = bucket
-    body = jpeg(4)
-
-    def dies(handler: Any) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.send_header("Content-Type", "image/jpeg")
-        handler.end_headers()
-        handler.wfile.write(body[: len(body) // 2])
-        handler.wfile.flush()
-        handler.close_connection = True
+    dies = dies_mid_body(jpeg(4))
 
     lib = Library(f"s3://{name}/pics", db=tmp_path / "b.db", workers=1)
     with http_server({"/dies.jpg": dies, "/ok.jpg": Resource(jpeg(5))}) as server, lib:

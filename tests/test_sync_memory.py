@@ -20,7 +20,7 @@ from samepix.errors import UsageError
 from samepix.fetch import Retry
 from samepix.storage import ObjectPath, put_new
 
-from .helpers import Resource, Response, http_server, one_line_error, run_cli
+from .helpers import Resource, Response, dies_mid_body, http_server, one_line_error, run_cli
 from .test_sync import half, jpeg, png
 
 fsspec = pytest.importorskip("fsspec", reason="samepix[s3] (fsspec) is not installed")
@@ -147,16 +147,7 @@ def test_the_create_is_atomic_between_threads() -> None:
 
 def test_a_server_dying_mid_body_leaves_no_object(store: tuple[Any, str], tmp_path: Path) -> None:
     fs, name = store
-    body = jpeg(4)
-
-    def dies(handler: Any) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.send_header("Content-Type", "image/jpeg")
-        handler.end_headers()
-        handler.wfile.write(body[: len(body) // 2])
-        handler.wfile.flush()
-        handler.close_connection = True
+    dies = dies_mid_body(jpeg(4))
 
     lib = Library(f"memory:/{name}", db=tmp_path / "m.db", workers=1)
     with http_server({"/dies.jpg": dies, "/ok.jpg": Resource(jpeg(5))}) as server, lib:
