@@ -35,7 +35,7 @@ from .boundary import foreign_calls, quiet_stderr
 from .errors import DecodeError
 from .formats import SNIFF_BYTES, HeifExtraMissing, describe_non_image, open_image, sniff_format
 from .formats import exif_orientation as _orientation
-from .limits import DEFAULT_LIMITS, Limits, MemoryFacts, decode_memory
+from .limits import BASE_MEMORY, DEFAULT_LIMITS, Limits, MemoryFacts, decode_memory
 from .sources import Blob
 
 if TYPE_CHECKING:
@@ -574,12 +574,17 @@ def _decode_jpeg_fast(
 # PNG fast path (samepix.png_decode: libspng, for the PNGs whose pixels it decodes as Pillow does)
 
 
+# Bytes a pixel of libspng's array: grey or RGB, no alpha (an image with alpha would come as one
+# RGBA array split into two more, over the memory budget of Pillow's path).
+_OUT_BPP_PNG = {"L": 1, "RGB": 3}
+
+
 def _png_fast_path_ok(im: PILImage.Image) -> bool:
-    if im.mode not in ("L", "LA", "RGB", "RGBA") or "transparency" in im.info:
-        return False  # palettes, 16-bit, colour keys: Pillow's conversions
+    if im.mode not in _OUT_BPP_PNG or "transparency" in im.info:
+        return False  # alpha, palettes, 16-bit, colour keys: Pillow's conversions
     icc = im.info.get("icc_profile")
     # A grey image's profile is not applied (as on the Pillow path); a colour one must be sRGB.
-    return not (icc and im.mode in ("RGB", "RGBA") and _icc_description(icc) is not None)
+    return not (icc and im.mode == "RGB" and _icc_description(icc) is not None)
 
 
 def _decode_png_fast(
@@ -588,6 +593,12 @@ def _decode_png_fast(
     """libspng straight into numpy; None when the PNG is not one it decodes as Pillow does."""
     from .png_decode import png_pixels
 
+    # Only within the memory checked for Pillow's path (its model, limits.decode_memory):
+    # libspng's array and its copy of the file's bytes.
+    w, h = im.size
+    fast = w * h * (_OUT_BPP_PNG[im.mode] + 1) + len(data)  # and the hashes' grey plane
+    if fast > decode_memory(w, h, im.mode, "PNG", direct=False) - BASE_MEMORY:
+        return None  # bytes bigger than the pixels (huge metadata chunks): Pillow's path
     with foreign_calls(name, "PNG"):
         arrays = png_pixels(data)
         if arrays is None:

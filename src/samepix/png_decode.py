@@ -8,7 +8,9 @@ Only PNGs whose pixels mean the same through both decoders take this path: 8-bit
 grey + alpha, RGB or RGBA; one frame (no APNG); no transparent colour key (``tRNS``); nothing
 after the image data but the end (Pillow reads such chunks — text, EXIF — while decoding, and
 they are part of what samepix reports). Everything else is Pillow's, and so is every PNG that
-libspng refuses: Pillow words the error.
+libspng refuses: Pillow words the error. (:mod:`samepix.decode` sends only grey and RGB PNGs
+here, whose bytes fit the memory budget of Pillow's path: with alpha, libspng's RGBA array and
+the two planes split from it would not.)
 
 libspng as ``pyspng`` drives it checks no chunk CRC and, as measured, decodes an IDAT stream
 with a corrupted byte without an error (rows of garbage, where Pillow reports "broken data
