@@ -585,9 +585,9 @@ _CAP_COLOUR_MARGIN = 2.0  # colour ΔE ≤ 4.5
 # And the margins by which it must fail. Only SSIM, the worst channel and the colour shift
 # settle a failure: local change does not, as JPEG noise at full size can hide an edit that
 # reads clearly at the cap (a watermark + JPEG q80: 0.49 at 512 px, under 0.35 at full size).
-# Luma SSIM at the cap was within 0.20 of full size's on every accuracy pair (either way), so
-# "different" (SSIM under similar_ssim) carries over only beyond that; "similar" by pHash
-# distance does whatever the size (the hashes are of the files).
+# Luma SSIM at the cap was within 0.20 of full size's on every accuracy pair that failed there
+# (either way), so "different" (SSIM under similar_ssim) carries over only beyond that;
+# "similar" by pHash distance does whatever the size (the hashes are of the files).
 _CAP_FAIL_SSIM_MARGIN = 0.10  # luma SSIM < 0.60 with the default policy
 _CAP_FAIL_CHANNEL_MARGIN = 0.10  # worst channel < 0.50
 _CAP_FAIL_COLOUR_MARGIN = 2.0  # colour ΔE > 8.5
