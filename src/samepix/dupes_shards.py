@@ -134,6 +134,17 @@ def confirm_pairs(
             yield from results
     finally:
         _recent.clear()  # run in this process (one worker): nothing kept past the run
+        executor.forget(_forget_recent)  # nor in workers that outlive the run (Dask's)
+
+
+def _forget_recent() -> None:
+    """Drop the images a worker process kept for this run's pairs."""
+    _recent.clear()
+
+
+def recent_images_kept() -> int:
+    """How many decoded images this process keeps (tests ask Dask workers)."""
+    return len(_recent._kept)
 
 
 def _in_worker_process() -> bool:

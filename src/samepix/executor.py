@@ -73,6 +73,11 @@ class Executor(Protocol):
         memory). A shard whose task raises ends the iteration with that exception."""
         ...
 
+    def forget(self, fn: Callable[[], object]) -> None:
+        """Run ``fn()`` once in every worker process that outlives a job (to drop what a job's
+        shards kept there: decoded images); a no-op where workers end with the job."""
+        ...
+
     def close(self) -> None:
         """Release workers and connections (the executor cannot be used afterwards)."""
         ...
@@ -180,6 +185,9 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
+
+    def forget(self, fn: Callable[[], object]) -> None:
+        pass  # the pool's processes end with each map; in-process shards are the caller's
 
     def map_unordered(self, fn: Callable[[T], R], shards: Iterable[T]) -> Iterator[R]:
         queue, pooled = self._peek(shards)
@@ -420,6 +428,10 @@ class DaskExecutor:
             raise
         future.release()
         return result
+
+    def forget(self, fn: Callable[[], object]) -> None:
+        # Dask's workers outlive the job (a running cluster serves the next one too).
+        self.client.run(fn)
 
     def _close_cluster(self) -> None:
         if self._cluster is not None:
