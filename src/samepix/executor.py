@@ -430,8 +430,10 @@ class DaskExecutor:
         return result
 
     def forget(self, fn: Callable[[], object]) -> None:
-        # Dask's workers outlive the job (a running cluster serves the next one too).
-        self.client.run(fn)
+        # Dask's workers outlive the job (a running cluster serves the next one too). Best
+        # effort: a worker lost meanwhile took what it kept with it; the job's result stands.
+        with contextlib.suppress(Exception):
+            self.client.run(fn)
 
     def _close_cluster(self) -> None:
         if self._cluster is not None:
