@@ -60,6 +60,18 @@ def sync(folder: Path, urls: list[str], **options: Any) -> SyncSummary:
         return lib.sync(urls, **options)
 
 
+def sync_decisions(url: str, db: Path, urls: list[str], **options: Any) -> dict[str, str]:
+    """Sync into a store URL (its index in ``db``): each URL's last path part → its decision."""
+    with Library(url, db=db, workers=1) as lib:
+        summary = lib.sync(urls, **options)
+    return {item.url.rsplit("/", 1)[-1]: item.decision for item in summary.items}
+
+
+def stored(fs: Any, name: str) -> dict[str, bytes]:
+    """The objects under ``name`` in an fsspec store, by their path below it."""
+    return {k[len(name) + 1 :]: bytes(fs.cat(k)) for k in fs.find(name)}
+
+
 def pictures_in(folder: Path) -> dict[str, str]:
     """Relative path -> sha256 of every file outside .samepix, temporary ``.part`` files aside
     (hidden, and removed by the next sync)."""

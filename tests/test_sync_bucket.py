@@ -22,7 +22,7 @@ from samepix.storage import ObjectPath, get_versioned, put_if
 
 from . import test_storage
 from .helpers import Resource, Response, dies_mid_body, http_server, one_line_error, run_cli
-from .test_sync import half, jpeg, png
+from .test_sync import half, jpeg, png, sync_decisions
 
 pytestmark = pytest.mark.s3
 # moto's S3 server and a bucket per test: the fixtures of the storage tests.
@@ -49,12 +49,6 @@ def lock_body(fs: Any, name: str) -> dict[str, Any]:
     return dict(json.loads(fs.cat(f"{name}/pics/{LOCK}")))
 
 
-def sync(url: str, db: Path, urls: list[str], **options: Any) -> dict[str, str]:
-    with Library(url, db=db, workers=1) as lib:
-        summary = lib.sync(urls, **options)
-    return {item.url.rsplit("/", 1)[-1]: item.decision for item in summary.items}
-
-
 def test_sync_into_a_bucket_saves_new_pictures_and_skips_copies(
     bucket: tuple[Any, str], tmp_path: Path
 ) -> None:
@@ -69,7 +63,7 @@ def test_sync_into_a_bucket_saves_new_pictures_and_skips_copies(
     url, db = f"s3://{name}/pics", tmp_path / "bucket.db"
     with http_server(routes) as server:
         urls = [server.url(path) for path in routes]
-        first = sync(url, db, urls)
+        first = sync_decisions(url, db, urls)
         assert first == {
             "copy.jpg": "skipped-same-picture",
             "same.png": "skipped-bytes",
@@ -82,7 +76,7 @@ def test_sync_into_a_bucket_saves_new_pictures_and_skips_copies(
             "pics/new2.jpg": jpeg(3),
         }
         sent = server.body_bytes_sent
-        again = sync(url, db, urls)
+        again = sync_decisions(url, db, urls)
         assert set(again.values()) == {"skipped-unchanged"}
         assert server.body_bytes_sent == sent  # all 304: no body sent again
     lock = lock_body(fs, name)
@@ -125,7 +119,7 @@ def test_a_name_taken_meanwhile_is_never_overwritten(
         return Response(200, jpeg(2), {"Content-Type": "image/jpeg"})
 
     with http_server({"/photo.jpg": racing}) as server:
-        got = sync(f"s3://{name}/pics", tmp_path / "b.db", [server.url("/photo.jpg")])
+        got = sync_decisions(f"s3://{name}/pics", tmp_path / "b.db", [server.url("/photo.jpg")])
     assert got == {"photo.jpg": "downloaded"}
     assert pictures(fs, name) == {"pics/photo.jpg": other, "pics/photo-1.jpg": jpeg(2)}
 
@@ -240,9 +234,9 @@ def test_a_live_lock_of_another_machine_refuses_and_a_stale_one_is_taken_over(
     url = f"s3://{name}/pics"
     _foreign_lock(fs, name, lease_s=2)  # renewed "now": live for two seconds
     with pytest.raises(SyncLocked, match=r"\(host elsewhere, pid 1; lock renewed [01] s ago"):
-        sync(url, tmp_path / "b.db", [])
+        sync_decisions(url, tmp_path / "b.db", [])
     time.sleep(3.2)  # the store's clock (Date minus Last-Modified) now says: stale
-    assert sync(url, tmp_path / "b.db", []) == {}
+    assert sync_decisions(url, tmp_path / "b.db", []) == {}
     lock = lock_body(fs, name)
     assert (lock["host"], lock["released"]) != ("elsewhere", False)
     assert lock["pid"] == os.getpid()
@@ -396,7 +390,7 @@ def test_the_lease_is_renewed_while_the_sync_runs_and_a_lost_lock_stops_it(
 
     def run() -> None:
         try:
-            outcome["decisions"] = sync(url, tmp_path / "a.db", [server.url("/held.jpg")])
+            outcome["decisions"] = sync_decisions(url, tmp_path / "a.db", [server.url("/held.jpg")])
         except SyncError as exc:
             outcome["error"] = str(exc)
 
@@ -444,11 +438,11 @@ def test_wait_takes_the_lock_once_its_holder_releases_it(
         assert put_if(lock, json.dumps(body).encode(), seen.etag)
 
     with pytest.raises(SyncLocked):
-        sync(url, tmp_path / "b.db", [], wait=0.5)  # waited half a second, then refused
+        sync_decisions(url, tmp_path / "b.db", [], wait=0.5)  # waited half a second, then refused
     releaser = threading.Thread(target=release_later)
     releaser.start()
     started = time.monotonic()
-    assert sync(url, tmp_path / "b.db", [], wait=20) == {}
+    assert sync_decisions(url, tmp_path / "b.db", [], wait=20) == {}
     releaser.join()
     assert 1.0 <= time.monotonic() - started < 15
     assert lock_body(fs, name)["pid"] == os.getpid()
@@ -482,7 +476,9 @@ def test_replace_better_into_a_bucket_keeps_the_old_object(
     fs.pipe(f"{name}/pics/p.jpg", old)
     url, db = f"s3://{name}/pics", tmp_path / "b.db"
     with http_server({"/p-best": Response(200, new)}) as server:
-        assert sync(url, db, [server.url("/p-best")]) == {"p-best": "skipped-same-picture"}
+        assert sync_decisions(url, db, [server.url("/p-best")]) == {
+            "p-best": "skipped-same-picture"
+        }
         with Library(url, db=db, workers=1) as lib:
             summary = lib.sync([server.url("/p-best")], replace_better=True)
     (item,) = summary.items

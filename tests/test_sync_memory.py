@@ -21,7 +21,7 @@ from samepix.fetch import Retry
 from samepix.storage import ObjectPath, put_new
 
 from .helpers import Resource, Response, dies_mid_body, http_server, one_line_error, run_cli
-from .test_sync import half, jpeg, png
+from .test_sync import half, jpeg, png, stored, sync_decisions
 
 fsspec = pytest.importorskip("fsspec", reason="samepix[s3] (fsspec) is not installed")
 
@@ -38,16 +38,6 @@ def store() -> Iterator[tuple[Any, str]]:
             fs.store.pop(key, None)
 
 
-def pictures(fs: Any, name: str) -> dict[str, bytes]:
-    return {k[len(name) + 1 :]: bytes(fs.cat(k)) for k in fs.find(name)}
-
-
-def sync(url: str, db: Path, urls: list[str], **options: Any) -> dict[str, str]:
-    with Library(url, db=db, workers=1) as lib:
-        summary = lib.sync(urls, **options)
-    return {item.url.rsplit("/", 1)[-1]: item.decision for item in summary.items}
-
-
 def test_sync_into_memory_saves_new_pictures_skips_copies_and_is_incremental(
     store: tuple[Any, str], tmp_path: Path
 ) -> None:
@@ -62,24 +52,24 @@ def test_sync_into_memory_saves_new_pictures_skips_copies_and_is_incremental(
     url, db = f"memory:/{name}", tmp_path / "memory.db"
     with http_server(routes) as server:
         urls = [server.url(path) for path in routes]
-        first = sync(url, db, urls)
+        first = sync_decisions(url, db, urls)
         assert first == {
             "copy.jpg": "skipped-same-picture",
             "same.png": "skipped-bytes",
             "new.jpg": "downloaded",
             "..%2F..%2Fevil%01name.jpg": "downloaded",
         }
-        saved = pictures(fs, name)
+        saved = stored(fs, name)
         assert saved.pop("old.png") == png(1) and saved.pop("new.jpg") == jpeg(2)
         # Sanitised: one object right in the folder, no "..", no control character.
         ((evil, body),) = saved.items()
         assert body == jpeg(3) and "/" not in evil and ".." not in evil and "\x01" not in evil
         sent = server.body_bytes_sent
-        again = sync(url, db, urls)
+        again = sync_decisions(url, db, urls)
         assert set(again.values()) == {"skipped-unchanged"}
         assert server.body_bytes_sent == sent  # all 304: the validators were kept
     # Only pictures in the store: the lock was held in this process, the state is local.
-    assert set(pictures(fs, name)) == {"old.png", "new.jpg", evil}
+    assert set(stored(fs, name)) == {"old.png", "new.jpg", evil}
     assert (tmp_path / "memory.fetch-state.sqlite3").exists()
     with Library(url, db=db, workers=1) as lib:
         update = lib.update()  # the stat kept for a saved object is the listing's
@@ -107,7 +97,7 @@ def test_a_name_taken_meanwhile_is_never_overwritten(
         with lib:
             summary = lib.sync([server.url("/photo.jpg")])
     assert "saved as photo-2.jpg" in summary.items[0].reason
-    assert pictures(fs, name) == {
+    assert stored(fs, name) == {
         "photo.jpg": png(8),
         "photo-1.jpg": other,
         "photo-2.jpg": jpeg(2),
@@ -153,7 +143,7 @@ def test_a_server_dying_mid_body_leaves_no_object(store: tuple[Any, str], tmp_pa
     with http_server({"/dies.jpg": dies, "/ok.jpg": Resource(jpeg(5))}) as server, lib:
         summary = lib.sync([server.url("/dies.jpg"), server.url("/ok.jpg")], retry=Retry(tries=1))
     assert [i.decision for i in summary.items] == ["failed", "downloaded"]
-    assert pictures(fs, name) == {"ok.jpg": jpeg(5)}
+    assert stored(fs, name) == {"ok.jpg": jpeg(5)}
 
 
 def test_a_second_sync_in_this_process_is_refused_while_one_runs_then_waits(
@@ -174,26 +164,28 @@ def test_a_second_sync_in_this_process_is_refused_while_one_runs_then_waits(
     with http_server({"/slow.jpg": slow, "/b.jpg": Resource(jpeg(6))}) as server:
         first: dict[str, str] = {}
         runner = threading.Thread(
-            target=lambda: first.update(sync(url, tmp_path / "a.db", [server.url("/slow.jpg")])),
+            target=lambda: first.update(
+                sync_decisions(url, tmp_path / "a.db", [server.url("/slow.jpg")])
+            ),
             name="first-sync",
         )
         runner.start()
         try:
             assert started.wait(30)
             with pytest.raises(SyncLocked) as info:
-                sync(url, tmp_path / "b.db", [server.url("/b.jpg")])
+                sync_decisions(url, tmp_path / "b.db", [server.url("/b.jpg")])
             assert str(info.value) == (
                 f"another samepix sync is running into {url} in this process (thread "
                 "first-sync); wait for it to finish"
             )
             threading.Timer(0.5, release.set).start()
-            second = sync(url, tmp_path / "b.db", [server.url("/b.jpg")], wait=30)
+            second = sync_decisions(url, tmp_path / "b.db", [server.url("/b.jpg")], wait=30)
         finally:
             release.set()
             runner.join(30)
     assert first == {"slow.jpg": "downloaded"}
     assert second == {"b.jpg": "skipped-bytes"}
-    assert pictures(fs, name) == {"slow.jpg": jpeg(6)}
+    assert stored(fs, name) == {"slow.jpg": jpeg(6)}
 
 
 def test_a_dry_run_writes_nothing_and_a_new_folder_is_made_by_a_real_run(
@@ -203,15 +195,17 @@ def test_a_dry_run_writes_nothing_and_a_new_folder_is_made_by_a_real_run(
     url = f"memory:/{name}/new"
     with http_server({"/n.jpg": Resource(jpeg(2))}) as server:
         with pytest.raises(Exception, match="no such folder"):
-            sync(url, tmp_path / "d.db", [server.url("/n.jpg")], dry_run=True)
-        assert sync(url, tmp_path / "m.db", [server.url("/n.jpg")]) == {"n.jpg": "downloaded"}
-    assert pictures(fs, name) == {"new/n.jpg": jpeg(2)}
+            sync_decisions(url, tmp_path / "d.db", [server.url("/n.jpg")], dry_run=True)
+        assert sync_decisions(url, tmp_path / "m.db", [server.url("/n.jpg")]) == {
+            "n.jpg": "downloaded"
+        }
+    assert stored(fs, name) == {"new/n.jpg": jpeg(2)}
 
 
 def test_replace_better_into_memory_is_refused(store: tuple[Any, str], tmp_path: Path) -> None:
     _, name = store
     with pytest.raises(UsageError, match="--replace-better into memory:// is not supported"):
-        sync(f"memory:/{name}", tmp_path / "m.db", ["http://127.0.0.1:9/a.jpg"],
+        sync_decisions(f"memory:/{name}", tmp_path / "m.db", ["http://127.0.0.1:9/a.jpg"],
              replace_better=True)  # fmt: skip
 
 
@@ -235,7 +229,7 @@ def test_stores_without_a_tested_create_if_absent_are_refused(
     stand_in = type("StandIn", (MemoryFileSystem,), {"protocol": scheme})
     monkeypatch.setitem(_registry, scheme, stand_in)  # undone after the test
     with pytest.raises(UsageError) as info:
-        sync(f"{scheme}://bucket/pics", tmp_path / "x.db", ["http://127.0.0.1:9/a.jpg"])
+        sync_decisions(f"{scheme}://bucket/pics", tmp_path / "x.db", ["http://127.0.0.1:9/a.jpg"])
     assert str(info.value) == (
         f"{scheme}://bucket/pics: sync into {scheme}:// is not supported: samepix writes only "
         f"where the store itself refuses to overwrite an object ({why}); sync into s3://, or "
