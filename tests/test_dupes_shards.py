@@ -71,6 +71,13 @@ def test_dupes_on_local_worker_processes_groups_as_a_plain_run(
 
 
 @pytest.mark.dask
+def _images_kept() -> int:
+    """How many decoded images the process it runs in keeps for dupes' pairs."""
+    from samepix import dupes_shards
+
+    return len(dupes_shards._recent._kept)
+
+
 def test_dupes_on_dask_groups_as_a_plain_run(
     cluster: Any,
     dupes_folder: Path,
@@ -87,9 +94,7 @@ def test_dupes_on_dask_groups_as_a_plain_run(
     try:
         assert _groups(other, executor) == plain
         # The workers outlive the job: each dropped the images it decoded for it.
-        from samepix.dupes_shards import recent_images_kept
-
-        kept = executor.client.run(recent_images_kept)
+        kept = executor.client.run(_images_kept)
         assert kept and set(kept.values()) == {0}
     finally:
         executor.close()

@@ -142,11 +142,6 @@ def _forget_recent() -> None:
     _recent.clear()
 
 
-def recent_images_kept() -> int:
-    """How many decoded images this process keeps (tests ask Dask workers)."""
-    return len(_recent._kept)
-
-
 def _in_worker_process() -> bool:
     """Whether this process was started by another (a local pool's or a Dask nanny's worker)."""
     return multiprocessing.parent_process() is not None
